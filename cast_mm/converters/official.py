@@ -1,0 +1,240 @@
+"""Map the official CAST checkpoint layouts onto cast_mm's module names.
+
+Supported layouts (spec §3.6):
+
+* ``deit``: supervised DeiT training (``deit/main_suppix.py``): ``{'model': ..., 'args':
+  argparse.Namespace, ...}`` with ``cast_deit`` keys; also the MoCo ``convert_to_deit.py``
+  output ``{'model': ...}`` with ``cast`` keys.
+* ``moco``: MoCo-v3 pre-training (``moco-v3/main_moco_suppix.py``): ``{'state_dict': ...}`` with
+  ``module.base_encoder.`` keys (``cast`` for ImageNet, ``cast_seg`` for COCO); the momentum
+  encoder, the predictor and the projector MLP are dropped.
+* ``moco_lincls``: MoCo-v3 linear probing (``main_lincls_suppix.py``): ``{'state_dict': ...}``
+  with ``module.`` keys and a linear head.
+* ``segmenter``: Segmenter fine-tuning (``segmenter/segm/train_cast.py``): ``{'model': ...}``
+  with ``encoder.`` (``cast_seg_deit``) and ``decoder.`` keys.
+
+The result is an MMEngine checkpoint: ``state_dict`` with ``backbone.*`` (and ``head.fc.*`` for
+a linear classifier, ``decode_head.*`` for a Segmenter decoder) and ``meta`` describing the
+source.
+"""
+import argparse
+import dataclasses
+import pickle
+import re
+from collections import OrderedDict
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+from torch import Tensor
+
+LAYOUTS = ('deit', 'moco', 'moco_lincls', 'segmenter')
+
+
+class UnknownCheckpointLayout(ValueError):
+    """The file is not one of the official CAST checkpoint layouts."""
+
+
+@dataclasses.dataclass
+class ConvertedCheckpoint:
+    """An official checkpoint in cast_mm names.
+
+    Attributes:
+        layout: which official layout the file had (one of ``LAYOUTS``).
+        family: which official model file the encoder came from (``cast``, ``cast_deit``,
+            ``cast_seg`` or ``cast_seg_deit``).
+        backbone: state dict of :class:`cast_mm.models.CAST`.
+        arch: backbone settings read off the weights (``embed_dims``, ``depths``,
+            ``mlp_ratio``, ``pos_embed``, ``mode``, ``img_size``).
+        head: ``weight``/``bias`` of a linear classifier, if the file has one.
+        decoder: Segmenter decoder weights (official names, ``decoder.`` stripped), if any.
+    """
+    layout: str
+    family: str
+    backbone: 'OrderedDict[str, Tensor]'
+    arch: Dict[str, Any]
+    head: Optional[Dict[str, Tensor]] = None
+    decoder: Optional['OrderedDict[str, Tensor]'] = None
+
+    def state_dict(self) -> 'OrderedDict[str, Tensor]':
+        """Whole-model state dict (``backbone.``, ``head.fc.``, ``decode_head.`` prefixes)."""
+        out = OrderedDict(('backbone.' + k, v) for k, v in self.backbone.items())
+        if self.head is not None:
+            out.update(('head.fc.' + k, v) for k, v in self.head.items())
+        if self.decoder is not None:
+            out.update(('decode_head.' + k, v) for k, v in self.decoder.items())
+        return out
+
+    def to_mmengine(self, dataset_meta: Optional[Dict] = None) -> Dict[str, Any]:
+        """MMEngine checkpoint dict (``state_dict`` + ``meta``, as ``init_model`` needs)."""
+        meta: Dict[str, Any] = dict(
+            cast_mm=dict(source_layout=self.layout, official_family=self.family,
+                         arch=self.arch))
+        if dataset_meta is not None:
+            meta['dataset_meta'] = dataset_meta
+        return dict(state_dict=self.state_dict(), meta=meta)
+
+
+def load_official_checkpoint(path: str, trust_pickle: bool = False) -> Dict[str, Any]:
+    """Load an official checkpoint file.
+
+    Official DeiT checkpoints hold an ``argparse.Namespace`` (``args``), which torch's safe
+    ``weights_only`` loader refuses. ``argparse.Namespace`` is allow-listed here; any other
+    pickled object needs ``trust_pickle=True`` (full unpickling: only for files you trust).
+    """
+    if trust_pickle:
+        return torch.load(path, map_location='cpu', weights_only=False)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise pickle.UnpicklingError(
+            f'{path} holds pickled Python objects that the safe loader refuses ({err}). '
+            'Official CAST checkpoints are plain dicts of tensors plus training state; if you '
+            'trust this file, convert it with full unpickling: --trust-pickle on the command '
+            'line, trust_pickle=True from Python.') from err
+
+
+def detect_layout(checkpoint: Mapping[str, Any]) -> str:
+    """Name the official layout of a loaded checkpoint, or raise ``UnknownCheckpointLayout``."""
+    if not isinstance(checkpoint, Mapping):
+        raise UnknownCheckpointLayout(
+            f'expected a dict checkpoint, got {type(checkpoint).__name__}')
+    state = checkpoint.get('state_dict')
+    if isinstance(state, Mapping):
+        keys = list(state)
+        if any(k.startswith('module.base_encoder.') for k in keys):
+            return 'moco'
+        if 'module.cls_token' in state and 'module.head.weight' in state:
+            return 'moco_lincls'
+        if any(k.startswith('backbone.') for k in keys):
+            raise UnknownCheckpointLayout(
+                'this is already a cast_mm (MMEngine) checkpoint: its state_dict has '
+                "'backbone.' keys; load it directly")
+    model = checkpoint.get('model')
+    if isinstance(model, Mapping):
+        keys = list(model)
+        if any(k.startswith('encoder.') for k in keys) and any(
+                k.startswith('decoder.') for k in keys):
+            return 'segmenter'
+        if 'cls_token' in model and 'patch_embed.proj.0.weight' in model:
+            return 'deit'
+    raise UnknownCheckpointLayout(
+        'unknown checkpoint layout: expected an official CAST checkpoint (DeiT '
+        "{'model'}, MoCo-v3 {'state_dict': module.base_encoder.*}, linear probe "
+        "{'state_dict': module.*}, or Segmenter {'model': encoder.*/decoder.*}); the file's "
+        f'top-level keys are {sorted(map(str, checkpoint))}')
+
+
+def _strip(state: Mapping[str, Tensor], prefix: str) -> 'OrderedDict[str, Tensor]':
+    return OrderedDict((k[len(prefix):], v) for k, v in state.items() if k.startswith(prefix))
+
+
+def _encoder_family(encoder: Mapping[str, Tensor]) -> str:
+    has_fusion = any(k.startswith('block_fusion.') for k in encoder)
+    has_global_blocks = any(k.startswith('blocks.') for k in encoder)
+    if has_fusion:
+        return 'cast_seg_deit' if has_global_blocks else 'cast_seg'
+    learned = encoder['pos_embed'].shape[1] != _grid_tokens(encoder)
+    return 'cast_deit' if learned and 'pe_token' not in encoder else 'cast'
+
+
+def _grid_tokens(encoder: Mapping[str, Tensor]) -> int:
+    """Number of grid positions in the position table (without a class position)."""
+    length = encoder['pos_embed'].shape[1]
+    side = int(round(length**0.5))
+    return length if side * side == length else length - 1
+
+
+def _stage_depths(encoder: Mapping[str, Tensor]) -> list:
+    depths = []
+    for stage in range(1, 5):
+        pattern = re.compile(rf'^blocks{stage}\.(\d+)\.')
+        ids = {int(m.group(1)) for k in encoder for m in [pattern.match(k)] if m}
+        if not ids:
+            raise UnknownCheckpointLayout(f'encoder has no blocks{stage}.* keys: not a CAST model')
+        depths.append(len(ids))
+    return depths
+
+
+def convert_encoder(encoder: Mapping[str, Tensor]) -> ConvertedCheckpoint:
+    """Convert an official encoder state dict (no wrapper prefixes) to cast_mm names."""
+    family = _encoder_family(encoder)
+    depths = _stage_depths(encoder)
+    starts = [sum(depths[:i]) for i in range(4)]
+    embed_dims = encoder['cls_token'].shape[-1]
+    grid_tokens = _grid_tokens(encoder)
+    side = int(round(grid_tokens**0.5))
+    learned = family in ('cast_deit', 'cast_seg_deit')
+    segmentation = family in ('cast_seg', 'cast_seg_deit')
+
+    out: 'OrderedDict[str, Tensor]' = OrderedDict()
+    head: Dict[str, Tensor] = {}
+    cls_token = encoder['cls_token'].clone()
+    if 'pe_token' in encoder:  # a fixed additive term of the class token: fold it in, exactly
+        cls_token = cls_token + encoder['pe_token']
+    out['cls_token'] = cls_token
+    out['pos_embed'] = encoder['pos_embed']
+    for key, value in encoder.items():
+        if key.startswith('patch_embed.proj.'):
+            out['stem.' + key[len('patch_embed.'):]] = value
+        elif key.startswith('blocks.'):
+            out[key] = value
+        elif family == 'cast_seg' and re.match(r'^blocks[1-4]\.', key):
+            stage, local, rest = re.match(r'^blocks([1-4])\.(\d+)\.(.*)$', key).groups()
+            out[f'blocks.{starts[int(stage) - 1] + int(local)}.{rest}'] = value
+        elif key.startswith('pool'):
+            stage, rest = re.match(r'^pool([1-4])\.pool_block\.(.*)$', key).groups()
+            out[f'pools.{int(stage) - 1}.{rest}'] = value
+        elif key.startswith('norm.') and not segmentation:
+            out[key] = value
+        elif key.startswith('block_fusion.proj_blocks.0.norm.'):
+            out['fusion.norm.' + key[len('block_fusion.proj_blocks.0.norm.'):]] = value
+        elif key.startswith('block_fusion.proj_blocks.2.'):
+            out['fusion.proj.' + key[len('block_fusion.proj_blocks.2.'):]] = value
+        elif key in ('head.weight', 'head.bias') and encoder['head.weight'].dim() == 2:
+            head[key[len('head.'):]] = value
+        # Remaining keys: blocks1-4 aliases of blocks.* (same tensors), the MoCo projector
+        # (head.N.*), zero pe_token (folded), the unused final norm of segmentation models.
+    arch = dict(
+        embed_dims=embed_dims,
+        depths=depths,
+        mlp_ratio=encoder['blocks.0.mlp.fc1.weight'].shape[0] / embed_dims
+        if 'blocks.0.mlp.fc1.weight' in encoder else
+        encoder['blocks1.0.mlp.fc1.weight'].shape[0] / embed_dims,
+        pos_embed='learned' if learned else 'sincos',
+        mode='segmentation' if segmentation else 'classification',
+        img_size=side * 8,
+    )
+    return ConvertedCheckpoint(layout='', family=family, backbone=out, arch=arch,
+                               head=head or None)
+
+
+def convert_official_checkpoint(checkpoint: Mapping[str, Any],
+                                layout: Optional[str] = None) -> ConvertedCheckpoint:
+    """Convert a loaded official checkpoint (any supported layout) to cast_mm names.
+
+    Args:
+        checkpoint: the dict ``torch.load`` returned.
+        layout: force a layout instead of detecting it (one of ``LAYOUTS``).
+    """
+    if layout is None:
+        layout = detect_layout(checkpoint)
+    elif layout not in LAYOUTS:
+        raise ValueError(f'unknown layout {layout!r}; choose one of {LAYOUTS}')
+    decoder = None
+    if layout == 'moco':
+        encoder = _strip(checkpoint['state_dict'], 'module.base_encoder.')
+    elif layout == 'moco_lincls':
+        encoder = _strip(checkpoint['state_dict'], 'module.')
+    elif layout == 'segmenter':
+        encoder = _strip(checkpoint['model'], 'encoder.')
+        decoder = _strip(checkpoint['model'], 'decoder.')
+    else:
+        encoder = OrderedDict(checkpoint['model'])
+    converted = convert_encoder(encoder)
+    converted.layout = layout
+    if layout == 'segmenter':
+        converted.head = None  # the encoder's ImageNet head is dead weight in Segmenter
+        converted.decoder = decoder
+        converted.arch['num_classes'] = int(checkpoint.get('n_cls', decoder['cls_emb'].shape[1]))
+    return converted

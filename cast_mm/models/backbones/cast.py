@@ -1,0 +1,371 @@
+"""CAST backbone: a ViT over superpixel tokens with graph pooling after each stage.
+
+One implementation serves the four official model families:
+
+============================  ===============  ============  ==========================
+official file                 ``mode``         ``pos_embed`` notes
+============================  ===============  ============  ==========================
+``cast.py`` (MoCo)            classification   ``'sincos'``  ``cls_feature`` output
+``cast_deit.py`` (DeiT)       classification   ``'learned'`` ``cls_feature`` output
+``cast_seg.py`` (MoCo COCO)   segmentation     ``'sincos'``  ``token_resolution`` chooses
+                                                             pretrain (``'feature'``) or
+                                                             fine-tune (``'superpixel'``)
+``cast_seg_deit.py`` (Segm.)  segmentation     ``'learned'`` fused segment tokens
+============================  ===============  ============  ==========================
+"""
+import dataclasses
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+from torch import Tensor
+
+from cast_mm.ops import segment_mean, segment_padding_mask
+from cast_mm.registry import MODELS
+from ..layers import (BlockFusion, ConvStem, GraphPooling, TransformerBlock, resize_pos_grid,
+                      sincos_pos_embed_2d)
+
+#: Stride of the convolutional stem.
+STEM_STRIDE = 8
+
+
+@dataclasses.dataclass
+class CASTFeatures:
+    """Everything one CAST forward pass produces.
+
+    Lists have one entry per stage ``k = 1..4``. ``N_1`` is the number of superpixel token
+    slots (largest superpixel id + 1 over the batch), ``N_{k+1} = K_k``.
+
+    Attributes:
+        token_labels: ``(B, h, w)`` superpixel ids at the resolution where tokens were pooled
+            (the stem-feature grid in classification mode, the input in segmentation mode).
+        stage_tokens: ``(B, N_k, C)`` tokens after the blocks of stage k (before pooling).
+        stage_cls: ``(B, 1, C)`` class token after the blocks of stage k.
+        padding_masks: ``(B, N_k)`` bool, padded tokens entering stage k.
+        pool_logits: ``(B, N_k, K_k)`` assignment logits of pooling k.
+        pool_tokens: ``(B, K_k, C)`` tokens produced by pooling k.
+        pool_cls: ``(B, 1, C)`` class token updated by pooling k.
+        sampled_inds: ``(B, K_k)`` farthest-point-sampled centre indices of pooling k.
+        pool_padding_masks: ``(B, K_k)`` clusters of pooling k that found no distinct centre.
+        cls_feature: ``(B, C)`` normalised stage-4 class token (classification mode).
+        fused_tokens: ``(B, N_1, C)`` block-fusion output (segmentation mode).
+        fused_cls: ``(B, 1, C)`` fused class token (segmentation mode).
+    """
+    token_labels: Tensor
+    stage_tokens: List[Tensor]
+    stage_cls: List[Tensor]
+    padding_masks: List[Tensor]
+    pool_logits: List[Tensor]
+    pool_tokens: List[Tensor]
+    pool_cls: List[Tensor]
+    sampled_inds: List[Tensor]
+    pool_padding_masks: List[Tensor]
+    cls_feature: Optional[Tensor] = None
+    fused_tokens: Optional[Tensor] = None
+    fused_cls: Optional[Tensor] = None
+
+
+def check_superpixels(inputs: Tensor, superpixels: Tensor, check_values: bool = True) -> None:
+    """Raise ``ValueError`` unless ``superpixels`` is a valid ``(B, H, W)`` integer id map."""
+    if not isinstance(inputs, Tensor) or inputs.dim() != 4:
+        shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
+        raise ValueError(f'CAST expects images of shape (B, C, H, W), got {shape}')
+    batch, _, height, width = inputs.shape
+    expected = (batch, height, width)
+    if not isinstance(superpixels, Tensor):
+        raise ValueError(f'superpixels must be an integer tensor of shape (B, H, W) = '
+                         f'{expected}, got {type(superpixels).__name__}')
+    if tuple(superpixels.shape) != expected:
+        raise ValueError(f'superpixel map must have shape (B, H, W) = {expected} to match the '
+                         f'images, got {tuple(superpixels.shape)}')
+    if superpixels.dtype.is_floating_point or superpixels.dtype.is_complex \
+            or superpixels.dtype == torch.bool:
+        raise ValueError(f'superpixel map must hold integer ids (e.g. torch.int64), got '
+                         f'{superpixels.dtype}')
+    if check_values and superpixels.numel() and int(superpixels.min()) < 0:
+        raise ValueError(f'superpixel ids must be >= 0, got min {int(superpixels.min())}')
+
+
+def resize_labels(labels: Tensor, size: Tuple[int, int]) -> Tensor:
+    """Nearest-neighbour resize of an id map ``(B, H, W)`` (legacy ``nearest``: ``floor``)."""
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels.long()
+    # Floats represent ids exactly up to 2**24, far beyond any superpixel budget.
+    out = F.interpolate(labels[:, None].float(), size=size, mode='nearest')
+    return out[:, 0].long()
+
+
+@MODELS.register_module()
+class CAST(BaseModule):
+    """CAST backbone (Ke, Mo, Yu, ICLR 2024).
+
+    Pixels go through a stride-8 conv stem, are averaged inside superpixels into tokens, and
+    four stages of transformer blocks each end with a graph pooling that merges the tokens into
+    fewer segments (``num_clusters``). Classification mode reads the class token after the last
+    blocks; segmentation mode fuses the four levels back onto the superpixel tokens.
+
+    Args:
+        arch (str | dict): ``'small'``, ``'small-deep'``, ``'base'``, ``'base-deep'`` (short
+            names ``s``, ``sd``, ``b``, ``bd``) or a dict with ``embed_dims``, ``depths`` (4
+            stage depths), ``num_heads`` and optionally ``mlp_ratio``.
+        mode (str): ``'classification'`` or ``'segmentation'``.
+        num_clusters (Sequence[int], optional): tokens after each pooling. Defaults to
+            (64, 32, 16, 8) for classification and (320, 160, 80, 40) for segmentation.
+        img_size (int | tuple): training image size; the position grid is ``img_size // 8``.
+        in_channels (int): image channels. Defaults to 3.
+        pos_embed (str): ``'learned'`` (DeiT: a learned table with a class-token position) or
+            ``'sincos'`` (MoCo-v3: a fixed 2-D sin-cos table).
+        token_resolution (str, optional): where superpixel tokens are averaged: ``'feature'``
+            (superpixels nearest-resized to the stem grid, classification / MoCo pre-training)
+            or ``'superpixel'`` (stem features bilinearly and positions bicubically resized to
+            the superpixel map, segmentation). Defaults by mode.
+        out_type (str, optional): what ``forward`` returns: ``'cls_token'`` (``(B, C)``
+            normalised stage-4 class token), ``'fused_tokens'`` (``(B, N, C)``),
+            ``'fused_tokens_with_cls'`` (``(B, 1 + N, C)``) or ``'fused_mean'`` (``(B, C)``,
+            the official MoCo COCO pre-training output). Defaults by mode.
+        freeze_last_pool (bool, optional): freeze the last pooling (official classification
+            models do; its logits still give the coarsest hierarchy level). Defaults by mode.
+        drop_rate (float): dropout after the position embedding and in blocks. Defaults to 0.
+        drop_path_rate (float): stochastic depth, linearly increasing over all blocks.
+        mask_padding (bool): batch-invariant mode. Padded tokens (ids an image does not use,
+            batch padding) are masked out of attention, centring and cluster averages, so an
+            image gives the same output alone and in any batch. Defaults to False, the official
+            behaviour, in which zero padded tokens take part in attention.
+        fps_backend (str): ``'native'`` or ``'dgl'`` farthest point sampling.
+        fused_attn (bool): fused scaled-dot-product attention. Defaults to False (literal).
+        pool_num_heads (int): heads of the pooling attention. Defaults to 12 (official).
+        init_cfg (dict, optional): MMEngine init config, e.g.
+            ``dict(type='Pretrained', checkpoint='cast-s_deit_in1k.pth', prefix='backbone.')``.
+    """
+
+    arch_zoo: Dict[str, Dict] = {
+        **dict.fromkeys(['s', 'small'], dict(embed_dims=384, depths=(3, 3, 3, 2), num_heads=12)),
+        **dict.fromkeys(['sd', 'small-deep'],
+                        dict(embed_dims=384, depths=(6, 3, 3, 3), num_heads=12)),
+        **dict.fromkeys(['b', 'base'], dict(embed_dims=768, depths=(3, 3, 3, 2), num_heads=12)),
+        **dict.fromkeys(['bd', 'base-deep'],
+                        dict(embed_dims=768, depths=(6, 3, 3, 3), num_heads=12)),
+    }
+    default_num_clusters = dict(classification=(64, 32, 16, 8),
+                                segmentation=(320, 160, 80, 40))
+    out_types = ('cls_token', 'fused_tokens', 'fused_tokens_with_cls', 'fused_mean')
+
+    def __init__(self,
+                 arch: Union[str, Dict] = 'small',
+                 mode: str = 'classification',
+                 num_clusters: Optional[Sequence[int]] = None,
+                 img_size: Union[int, Tuple[int, int]] = 224,
+                 in_channels: int = 3,
+                 pos_embed: str = 'learned',
+                 token_resolution: Optional[str] = None,
+                 out_type: Optional[str] = None,
+                 freeze_last_pool: Optional[bool] = None,
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 mask_padding: bool = False,
+                 fps_backend: str = 'native',
+                 fused_attn: bool = False,
+                 pool_num_heads: int = 12,
+                 init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        arch_cfg = self._parse_arch(arch)
+        if mode not in self.default_num_clusters:
+            raise ValueError(f"mode must be 'classification' or 'segmentation', got {mode!r}")
+        self.mode = mode
+        self.embed_dims = arch_cfg['embed_dims']
+        self.depths = tuple(arch_cfg['depths'])
+        self.num_clusters = tuple(num_clusters or self.default_num_clusters[mode])
+        if len(self.num_clusters) != len(self.depths):
+            raise ValueError(f'num_clusters needs one entry per stage ({len(self.depths)}), '
+                             f'got {self.num_clusters}')
+        self.token_resolution = token_resolution or (
+            'feature' if mode == 'classification' else 'superpixel')
+        if self.token_resolution not in ('feature', 'superpixel'):
+            raise ValueError("token_resolution must be 'feature' or 'superpixel', got "
+                             f'{self.token_resolution!r}')
+        self.out_type = out_type or ('cls_token' if mode == 'classification' else 'fused_tokens')
+        if self.out_type not in self.out_types:
+            raise ValueError(f'out_type must be one of {self.out_types}, got {self.out_type!r}')
+        if self.out_type == 'cls_token' and mode != 'classification':
+            raise ValueError("out_type 'cls_token' needs mode='classification'")
+        if self.out_type != 'cls_token' and mode != 'segmentation':
+            raise ValueError(f"out_type {self.out_type!r} needs mode='segmentation'")
+        if pos_embed not in ('learned', 'sincos'):
+            raise ValueError(f"pos_embed must be 'learned' or 'sincos', got {pos_embed!r}")
+        self.pos_embed_type = pos_embed
+        self.mask_padding = mask_padding
+        img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.pos_grid_size = (img_size[0] // STEM_STRIDE, img_size[1] // STEM_STRIDE)
+
+        dims = self.embed_dims
+        self.stem = ConvStem(in_channels, dims)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dims))
+        num_pos = self.pos_grid_size[0] * self.pos_grid_size[1]
+        if pos_embed == 'learned':
+            self.pos_embed = nn.Parameter(torch.zeros(1, 1 + num_pos, dims))
+        else:
+            self.register_buffer('pos_embed', sincos_pos_embed_2d(self.pos_grid_size, dims))
+        self.pos_drop = nn.Dropout(drop_rate)
+
+        dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        self.blocks = nn.ModuleList([
+            TransformerBlock(dims, arch_cfg['num_heads'], arch_cfg.get('mlp_ratio', 4.),
+                             qkv_bias=True, drop_rate=drop_rate, drop_path_rate=rate,
+                             fused_attn=fused_attn) for rate in dpr
+        ])
+        self.pools = nn.ModuleList([
+            GraphPooling(dims, k, pool_num_heads, fps_backend=fps_backend, fused_attn=fused_attn)
+            for k in self.num_clusters
+        ])
+        if mode == 'classification':
+            self.norm = nn.LayerNorm(dims, eps=1e-6)
+        else:
+            self.fusion = BlockFusion(dims, num_levels=len(self.depths))
+
+        if freeze_last_pool is None:
+            freeze_last_pool = mode == 'classification'
+        self.freeze_last_pool = freeze_last_pool
+        if freeze_last_pool:
+            self.pools[-1].requires_grad_(False)
+
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, Dict]) -> Dict:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_zoo:
+                raise ValueError(f'unknown CAST arch {arch!r}; choose one of '
+                                 f'{sorted(set(cls.arch_zoo))} or pass a dict')
+            return dict(cls.arch_zoo[key])
+        missing = {'embed_dims', 'depths', 'num_heads'} - set(arch)
+        if missing:
+            raise ValueError(f'a custom CAST arch needs the keys {sorted(missing)}')
+        return dict(arch)
+
+    @property
+    def stage_ranges(self) -> List[Tuple[int, int]]:
+        """``(first, last + 1)`` block index of each stage."""
+        ends = torch.tensor(self.depths).cumsum(0).tolist()
+        return list(zip([0] + ends[:-1], ends))
+
+    def init_weights(self) -> None:
+        """Truncated-normal init (DeiT style), unless ``init_cfg`` loads a checkpoint."""
+        super().init_weights()
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            return
+        trunc_normal_(self.cls_token, std=.02)
+        if self.pos_embed_type == 'learned':
+            trunc_normal_(self.pos_embed, std=.02)
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_(module.weight, std=.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def train(self, mode: bool = True) -> 'CAST':
+        super().train(mode)
+        if self.freeze_last_pool:
+            self.pools[-1].eval()
+        return self
+
+    # ----------------------------------------------------------------------------- tokens
+    def _pos_grid(self) -> Tensor:
+        """Position table of the patch grid, ``(1, gh, gw, C)``."""
+        table = self.pos_embed[:, 1:] if self.pos_embed_type == 'learned' else self.pos_embed
+        return table.reshape(1, *self.pos_grid_size, self.embed_dims)
+
+    def initial_cls_token(self) -> Tensor:
+        """Class token entering stage 1 (with its position in the learned variant)."""
+        if self.pos_embed_type == 'learned':
+            return self.cls_token + self.pos_embed[:, :1]
+        return self.cls_token
+
+    def segment_tokens(self, feats: Tensor, superpixels: Tensor) -> Tuple[Tensor, Tensor]:
+        """Average stem features and positions inside each superpixel.
+
+        Args:
+            feats (Tensor): stem output ``(B, C, h, w)``.
+            superpixels (Tensor): ``(B, H, W)`` ids at image resolution.
+
+        Returns:
+            ``(tokens (B, N, C), token_labels)`` with ``token_labels`` the id map at the
+            resolution the means were taken at.
+        """
+        batch = feats.shape[0]
+        if self.token_resolution == 'feature':
+            labels = resize_labels(superpixels, feats.shape[-2:])
+            pixel_feats = feats.permute(0, 2, 3, 1)
+            pos = resize_pos_grid(self._pos_grid(), feats.shape[-2:])
+        else:
+            labels = superpixels.long()
+            height, width = labels.shape[-2:]
+            # Resize onto the stride-8 padded extent, then crop: for sides that are multiples
+            # of 8 this is exactly the official resize to the superpixel map, and otherwise it
+            # keeps features aligned with the pixels they were computed from.
+            full = (feats.shape[-2] * STEM_STRIDE, feats.shape[-1] * STEM_STRIDE)
+            pixel_feats = F.interpolate(feats, size=full, mode='bilinear', align_corners=False)
+            pixel_feats = pixel_feats[..., :height, :width].permute(0, 2, 3, 1)
+            pos = resize_pos_grid(self._pos_grid(), full)[:, :height, :width]
+        num_slots = int(labels.max()) + 1
+        tokens = segment_mean(pixel_feats, labels, num_slots)
+        tokens = tokens + segment_mean(pos.expand(batch, -1, -1, -1), labels, num_slots)
+        return tokens, labels
+
+    # ---------------------------------------------------------------------------- forward
+    def forward_features(self, inputs: Tensor, superpixels: Tensor) -> CASTFeatures:
+        """Run CAST and return every intermediate (see :class:`CASTFeatures`).
+
+        Args:
+            inputs (Tensor): normalised images ``(B, 3, H, W)``.
+            superpixels (Tensor): integer superpixel ids ``(B, H, W)``, ``>= 0``.
+        """
+        check_superpixels(inputs, superpixels, check_values=not torch.compiler.is_compiling())
+        feats = self.stem(inputs)
+        tokens, token_labels = self.segment_tokens(feats, superpixels)
+        padding_mask = segment_padding_mask(token_labels, tokens.shape[1])
+        x = self.pos_drop(tokens)
+        cls = self.initial_cls_token().expand(x.shape[0], -1, -1).to(x.dtype)
+
+        out = CASTFeatures(token_labels, [], [], [], [], [], [], [], [])
+        for (start, end), pool in zip(self.stage_ranges, self.pools):
+            key_mask = None
+            if self.mask_padding:
+                key_mask = F.pad(padding_mask, (1, 0), value=False)
+            y = torch.cat([cls, x], dim=1)
+            for block in self.blocks[start:end]:
+                y = block(y, key_mask)
+            y = y.type_as(x)
+            stage_cls, stage_tokens = y[:, :1], y[:, 1:]
+            pooled = pool(stage_cls, stage_tokens, padding_mask, self.mask_padding)
+            out.stage_tokens.append(stage_tokens)
+            out.stage_cls.append(stage_cls)
+            out.padding_masks.append(padding_mask)
+            out.pool_logits.append(pooled.logits)
+            out.pool_tokens.append(pooled.tokens)
+            out.pool_cls.append(pooled.cls_token)
+            out.sampled_inds.append(pooled.sampled_inds)
+            out.pool_padding_masks.append(pooled.padding_mask)
+            cls, x, padding_mask = pooled.cls_token, pooled.tokens, pooled.padding_mask
+
+        if self.mode == 'classification':
+            out.cls_feature = self.norm(out.stage_cls[-1][:, 0])
+        else:
+            out.fused_tokens, out.fused_cls = self.fusion(out.stage_tokens, out.pool_cls,
+                                                          out.pool_logits)
+        return out
+
+    def forward(self, inputs: Tensor, superpixels: Tensor) -> Tuple[Tensor]:
+        """Return a one-element tuple with the output selected by ``out_type``."""
+        feats = self.forward_features(inputs, superpixels)
+        if self.out_type == 'cls_token':
+            return (feats.cls_feature, )
+        if self.out_type == 'fused_tokens':
+            return (feats.fused_tokens, )
+        if self.out_type == 'fused_tokens_with_cls':
+            return (torch.cat([feats.fused_cls, feats.fused_tokens], dim=1), )
+        return (feats.fused_tokens.mean(dim=1), )

@@ -1,0 +1,3 @@
+from .mask_transformer import SuperpixelMaskTransformer
+
+__all__ = ['SuperpixelMaskTransformer']

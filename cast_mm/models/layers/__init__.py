@@ -1,0 +1,12 @@
+"""Building blocks of CAST (plain torch modules)."""
+from .attention import Attention, TransformerBlock
+from .block_fusion import BlockFusion, level_assignments
+from .conv_stem import ConvStem
+from .graph_pooling import CentroidProjection, GraphPooling, PoolingOutput
+from .pos_embed import resize_pos_grid, sincos_pos_embed_2d
+
+__all__ = [
+    'Attention', 'TransformerBlock', 'BlockFusion', 'level_assignments', 'ConvStem',
+    'CentroidProjection', 'GraphPooling', 'PoolingOutput', 'resize_pos_grid',
+    'sincos_pos_embed_2d'
+]

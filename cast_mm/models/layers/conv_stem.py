@@ -1,0 +1,36 @@
+"""Convolutional stem: four 3x3 conv-BN-ReLU stages (total stride 8) and a 1x1 projection."""
+import torch.nn as nn
+from torch import Tensor
+
+
+class ConvStem(nn.Module):
+    """Stride-8 convolutional stem of CAST, with the official layer layout.
+
+    Channels grow ``C/8 -> C/4 -> C/2 -> C`` over three stride-2 convs and one stride-1 conv
+    (no bias, each followed by BatchNorm and ReLU), then a 1x1 conv with bias. ``proj`` keeps
+    the official ``nn.Sequential`` indices (0..12) so checkpoints map one to one.
+
+    Args:
+        in_channels (int): image channels. Defaults to 3.
+        embed_dims (int): output channels ``C``; must be divisible by 8.
+    """
+
+    def __init__(self, in_channels: int = 3, embed_dims: int = 384) -> None:
+        super().__init__()
+        if embed_dims % 8 != 0:
+            raise ValueError(f'ConvStem needs embed_dims divisible by 8, got {embed_dims}')
+        layers = []
+        channels = [in_channels, embed_dims // 8, embed_dims // 4, embed_dims // 2, embed_dims]
+        for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:])):
+            stride = 1 if i == 3 else 2
+            layers += [
+                nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
+        layers.append(nn.Conv2d(embed_dims, embed_dims, 1))
+        self.proj = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map images ``(B, 3, H, W)`` to features ``(B, C, ceil(H/8), ceil(W/8))``."""
+        return self.proj(x)

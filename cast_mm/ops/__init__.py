@@ -1,0 +1,9 @@
+"""Plain-torch operators of CAST (no OpenMMLab imports)."""
+from .farthest_point_sampling import farthest_point_sampling
+from .segment_ops import (gather_tokens, num_segments, segment_mean, segment_padding_mask,
+                          segment_sum_and_count, segment_to_pixels)
+
+__all__ = [
+    'farthest_point_sampling', 'gather_tokens', 'num_segments', 'segment_mean',
+    'segment_padding_mask', 'segment_sum_and_count', 'segment_to_pixels'
+]

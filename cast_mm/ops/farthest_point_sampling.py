@@ -1,0 +1,95 @@
+"""Farthest point sampling as a torch custom op (``torch.ops.cast_mm.farthest_point_sampling``).
+
+Semantics are those of ``dgl.geometry.farthest_point_sampler`` (what the official CAST code
+calls): distances are squared Euclidean distances accumulated in float64, the first selected
+point is ``start_idx``, every point keeps its minimum distance to the selected set, the next
+point is the one with the largest such distance and ties go to the lowest index. When every
+remaining distance is zero (fewer distinct points than samples) the scan returns index 0 again,
+exactly as DGL does.
+
+Two backends sit behind the one op:
+
+* ``'native'`` (default): a vectorised torch loop over the samples that runs on any device
+  (CPU, CUDA, ...) without host round trips;
+* ``'dgl'``: DGL's own kernel (CPU tensors only with the PyPI DGL build), kept as the reference
+  that the native backend is tested against.
+
+A fake (meta) kernel lets ``torch.compile`` and ``torch.export`` trace models that call it.
+"""
+import torch
+from torch import Tensor
+
+BACKENDS = ('native', 'dgl')
+
+
+def _check_inputs(points: Tensor, num_samples: int, start_idx: int, backend: str) -> None:
+    if points.dim() != 3:
+        raise ValueError('farthest_point_sampling expects points of shape (B, N, C), '
+                         f'got {tuple(points.shape)}')
+    if num_samples < 1:
+        raise ValueError(f'num_samples must be >= 1, got {num_samples}')
+    if not 0 <= start_idx < points.shape[1]:
+        raise ValueError(f'start_idx {start_idx} is outside [0, {points.shape[1]})')
+    if backend not in BACKENDS:
+        raise ValueError(f'unknown FPS backend {backend!r}; choose one of {BACKENDS}')
+
+
+def _native_fps(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
+    points = points.to(torch.float64)
+    batch = points.shape[0]
+    selected = points.new_empty((batch, num_samples), dtype=torch.long)
+    current = torch.full((batch, ), start_idx, dtype=torch.long, device=points.device)
+    min_dist = None
+    for i in range(num_samples):
+        selected[:, i] = current
+        anchor = points.gather(1, current.view(batch, 1, 1).expand(-1, 1, points.shape[2]))
+        dist = (points - anchor).square().sum(dim=2)
+        min_dist = dist if min_dist is None else torch.minimum(min_dist, dist)
+        # torch.argmax returns the first maximal index, DGL's strict '>' scan does the same.
+        current = min_dist.argmax(dim=1)
+    return selected
+
+
+def _dgl_fps(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
+    try:
+        from dgl.geometry import farthest_point_sampler
+    except ImportError as err:  # pragma: no cover - dgl is a declared dependency
+        raise ImportError("FPS backend 'dgl' needs the dgl package (pip install dgl==1.1.3)") \
+            from err
+    device = points.device
+    if device.type != 'cpu':
+        # The PyPI DGL build has CPU kernels only.
+        points = points.cpu()
+    return farthest_point_sampler(
+        points.to(torch.float64).contiguous(), num_samples, start_idx=start_idx).to(device)
+
+
+@torch.library.custom_op('cast_mm::farthest_point_sampling', mutates_args=())
+def _fps_op(points: Tensor, num_samples: int, start_idx: int, backend: str) -> Tensor:
+    if backend == 'dgl':
+        return _dgl_fps(points, num_samples, start_idx)
+    return _native_fps(points, num_samples, start_idx)
+
+
+@_fps_op.register_fake
+def _fps_fake(points: Tensor, num_samples: int, start_idx: int, backend: str) -> Tensor:
+    return points.new_empty((points.shape[0], num_samples), dtype=torch.long)
+
+
+def farthest_point_sampling(points: Tensor,
+                            num_samples: int,
+                            start_idx: int = 0,
+                            backend: str = 'native') -> Tensor:
+    """Sample ``num_samples`` points per batch item by farthest point sampling.
+
+    Args:
+        points (Tensor): ``(B, N, C)`` point features (any float dtype; computed in float64).
+        num_samples (int): number of points to select per item, first one included.
+        start_idx (int): index of the first selected point. Defaults to 0.
+        backend (str): ``'native'`` (torch, any device) or ``'dgl'`` (DGL's CPU kernel).
+
+    Returns:
+        Tensor: ``(B, num_samples)`` int64 indices into ``N``.
+    """
+    _check_inputs(points, num_samples, start_idx, backend)
+    return _fps_op(points.detach(), int(num_samples), int(start_idx), backend)

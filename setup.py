@@ -1,0 +1,70 @@
+import os
+import os.path as osp
+import shutil
+
+from setuptools import find_packages, setup
+from setuptools.command.develop import develop
+
+ROOT = osp.dirname(osp.abspath(__file__))
+
+
+def read_version() -> str:
+    scope = {}
+    with open(osp.join(ROOT, 'cast_mm', 'version.py')) as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+def read_requirements(name: str) -> list:
+    with open(osp.join(ROOT, 'requirements', name)) as f:
+        return [line.split('#')[0].strip() for line in f if line.split('#')[0].strip()]
+
+
+def add_mim_extension() -> None:
+    """Expose configs/ and model-index.yml as ``cast_mm/.mim`` (what ``cast_mm::`` bases need).
+
+    Editable installs get symlinks, regular builds get copies.
+    """
+    mim_dir = osp.join(ROOT, 'cast_mm', '.mim')
+    os.makedirs(mim_dir, exist_ok=True)
+    for name in ('configs', 'tools', 'model-index.yml'):
+        src = osp.join(ROOT, name)
+        dst = osp.join(mim_dir, name)
+        if not osp.exists(src):
+            continue
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        try:
+            os.symlink(osp.relpath(src, mim_dir), dst)
+        except OSError:
+            (shutil.copytree if osp.isdir(src) else shutil.copyfile)(src, dst)
+
+
+class Develop(develop):
+
+    def run(self):
+        add_mim_extension()
+        super().run()
+
+
+add_mim_extension()
+
+setup(
+    name='cast_mm',
+    version=read_version(),
+    description='CAST: hierarchical image segmentation for and by recognition, in OpenMMLab',
+    long_description=open(osp.join(ROOT, 'README.md')).read() if osp.exists(
+        osp.join(ROOT, 'README.md')) else '',
+    long_description_content_type='text/markdown',
+    packages=find_packages(exclude=('configs', 'tools', 'tests')),
+    include_package_data=True,
+    package_data={'cast_mm': ['.mim/configs/**/*', '.mim/model-index.yml', '.mim/tools/**/*']},
+    python_requires='>=3.9',
+    install_requires=read_requirements('runtime.txt'),
+    extras_require={'tests': read_requirements('tests.txt')},
+    cmdclass={'develop': Develop},
+    license='Apache License 2.0',
+    zip_safe=False,
+)

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Install the pinned cast_mm stack into the active Python environment.
+#
+#   bash tools/install.sh            # stack + cast_mm (editable) + self-check
+#   bash tools/install.sh --tests    # also the test requirements
+#
+# Safe to re-run: every step is skipped when its result is already there. mmcv 2.1.0 has no
+# wheel on PyPI, so it is built once from the sdist (with ops, C++20 for torch 2.14 headers)
+# and the wheel is kept in $CAST_MM_CACHE (default ~/.cache/cast_mm/wheels); later runs
+# install that wheel in seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-python3}"
+CACHE="${CAST_MM_CACHE:-$HOME/.cache/cast_mm/wheels}"
+WITH_TESTS=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) WITH_TESTS=1 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option '$arg' (use --tests or --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '[cast_mm install] %s\n' "$*"; }
+pip_install() { "$PY" -m pip install --disable-pip-version-check --no-input "$@"; }
+mkdir -p "$CACHE"
+
+log "python: $("$PY" --version 2>&1) at $(command -v "$PY")"
+
+# 1. Build tools and torch (torch 2.14.1 + torchvision 0.29.1 are what timm and mmcv build against).
+pip_install -q "setuptools>=65,<82" wheel packaging ninja
+pip_install -q torch==2.14.1 torchvision==0.29.1
+
+# 2. OpenMMLab stack, DGL, timm and the undeclared imports of mmseg.
+pip_install -q -r "$ROOT/requirements/runtime.txt"
+
+# 3. mmcv 2.1.0 with compiled ops (mmseg imports mmcv.ops unconditionally).
+if "$PY" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '2.1.0')" 2>/dev/null; then
+  log "mmcv 2.1.0 with ops already installed"
+else
+  WHEEL="$(ls "$CACHE"/mmcv-2.1.0-*.whl 2>/dev/null | head -n 1 || true)"
+  if [ -z "$WHEEL" ]; then
+    log "building mmcv 2.1.0 with ops from the PyPI sdist (about 15 minutes on 2 cores, once)"
+    BUILD="$(mktemp -d)"
+    "$PY" -m pip download -q --no-deps --no-binary :all: mmcv==2.1.0 -d "$BUILD"
+    tar -xzf "$BUILD"/mmcv-2.1.0.tar.gz -C "$BUILD"
+    # torch 2.14 headers need C++20; the sdist hard-codes C++14/17.
+    sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$BUILD"/mmcv-2.1.0/setup.py
+    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" FORCE_CUDA="${FORCE_CUDA:-0}" \
+      "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$CACHE" "$BUILD"/mmcv-2.1.0
+    rm -rf "$BUILD"
+    WHEEL="$(ls "$CACHE"/mmcv-2.1.0-*.whl | head -n 1)"
+  else
+    log "using cached mmcv wheel $WHEEL"
+  fi
+  pip_install -q --no-deps "$WHEEL"
+fi
+
+# 4. OpenCV contrib (SEEDS lives in cv2.ximgproc). mmengine pulls opencv-python, which owns the
+#    same cv2 package; put the contrib build's files last so they are the ones imported.
+if ! "$PY" -c "import cv2, sys; sys.exit(not hasattr(cv2, 'ximgproc'))" 2>/dev/null; then
+  log "installing the OpenCV contrib build over cv2"
+  CV_SPEC="$(grep -E '^opencv-contrib-python-headless' "$ROOT/requirements/runtime.txt")"
+  pip_install -q --force-reinstall --no-deps "$CV_SPEC"
+fi
+
+# 5. cast_mm itself (editable, so configs/ and tools/ stay where they are).
+pip_install -q --no-deps --no-build-isolation -e "$ROOT"
+if [ "$WITH_TESTS" = 1 ]; then
+  pip_install -q -r "$ROOT/requirements/tests.txt"
+fi
+
+# 6. Self-check.
+"$PY" - <<'PY'
+import cv2
+import dgl.geometry  # noqa: F401
+import mmseg.models  # noqa: F401
+import mmpretrain.models  # noqa: F401
+import mmcv, mmcv.ops  # noqa: F401,E401
+import torch
+import cast_mm
+assert hasattr(cv2, 'ximgproc'), 'cv2 is not the contrib build: cv2.ximgproc (SEEDS) is missing'
+print(f'[cast_mm install] ok: torch {torch.__version__}, mmcv {mmcv.__version__}, '
+      f'cv2 {cv2.__version__} (ximgproc), cast_mm {cast_mm.__version__}')
+PY
