@@ -1,6 +1,10 @@
 """cast_mm: CAST (superpixel-token ViT with graph pooling) for OpenMMLab."""
 from . import registry  # noqa: F401  (the cast_mm scope)
-from . import converters, models, ops  # noqa: F401
+from .utils import allow_mmengine_checkpoint_globals
+from . import converters, datasets, models, ops  # noqa: F401,E402
 from .version import __version__
+
+# MMEngine checkpoints (resume, load_from) hold objects torch's safe loader refuses by default.
+allow_mmengine_checkpoint_globals()
 
 __all__ = ['__version__']

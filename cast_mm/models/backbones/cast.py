@@ -368,4 +368,7 @@ class CAST(BaseModule):
             return (feats.fused_tokens, )
         if self.out_type == 'fused_tokens_with_cls':
             return (torch.cat([feats.fused_cls, feats.fused_tokens], dim=1), )
+        if self.mask_padding:
+            valid = (~feats.padding_masks[0]).unsqueeze(-1).to(feats.fused_tokens.dtype)
+            return ((feats.fused_tokens * valid).sum(1) / valid.sum(1).clamp(min=1), )
         return (feats.fused_tokens.mean(dim=1), )

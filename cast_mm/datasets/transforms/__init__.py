@@ -1,0 +1,3 @@
+from .superpixels import PRESETS, SEEDSSuperpixels, seeds_superpixels
+
+__all__ = ['PRESETS', 'SEEDSSuperpixels', 'seeds_superpixels']

@@ -1,0 +1,36 @@
+"""Let torch's safe checkpoint loader read MMEngine checkpoints.
+
+torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7 calls
+``torch.load`` without the argument, so ``resume=True`` and ``load_from`` fail on the objects
+MMEngine itself saves (``HistoryBuffer`` in the message hub, numpy arrays and scalars in logs
+and metadata). :func:`allow_mmengine_checkpoint_globals` allow-lists exactly those classes for
+the safe unpickler, which keeps refusing anything else. ``import cast_mm`` calls it.
+"""
+from typing import List
+
+import numpy as np
+import torch
+
+
+def _numpy_globals() -> List:
+    """numpy classes and reconstructors that pickled arrays and scalars refer to."""
+    try:  # numpy >= 2
+        from numpy._core import multiarray
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray
+    found = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        found += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
+    found += [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
+              np.uint64, np.float16, np.float32, np.float64]
+    return found
+
+
+def allow_mmengine_checkpoint_globals() -> None:
+    """Allow-list MMEngine's checkpoint objects for ``torch.load(weights_only=True)``."""
+    if not hasattr(torch.serialization, 'add_safe_globals'):  # pragma: no cover - torch < 2.4
+        return
+    from mmengine.logging import HistoryBuffer
+    from mmengine.config import ConfigDict
+    torch.serialization.add_safe_globals([HistoryBuffer, ConfigDict] + _numpy_globals())
