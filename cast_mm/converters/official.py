@@ -17,7 +17,6 @@ The result is an MMEngine checkpoint: ``state_dict`` with ``backbone.*`` (and ``
 a linear classifier, ``decode_head.*`` for a Segmenter decoder) and ``meta`` describing the
 source.
 """
-import argparse
 import dataclasses
 import pickle
 import re
@@ -77,28 +76,29 @@ class ConvertedCheckpoint:
 def load_official_checkpoint(path: str, trust_pickle: bool = False) -> Dict[str, Any]:
     """Load an official checkpoint file.
 
-    Official DeiT checkpoints hold an ``argparse.Namespace`` (``args``), which torch's safe
-    ``weights_only`` loader refuses. ``argparse.Namespace`` is allow-listed here; any other
-    pickled object needs ``trust_pickle=True`` (full unpickling: only for files you trust).
+    Tensors-only files load with torch's safe ``weights_only`` loader. Official DeiT
+    checkpoints also pickle an ``argparse.Namespace`` (``args``), which the safe loader refuses:
+    those need ``trust_pickle=True`` (full unpickling, which can run code: only for files you
+    trust), and the error says so.
     """
     if trust_pickle:
         return torch.load(path, map_location='cpu', weights_only=False)
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location='cpu', weights_only=True)
+        return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         raise pickle.UnpicklingError(
-            f'{path} holds pickled Python objects that the safe loader refuses ({err}). '
-            'Official CAST checkpoints are plain dicts of tensors plus training state; if you '
-            'trust this file, convert it with full unpickling: --trust-pickle on the command '
-            'line, trust_pickle=True from Python.') from err
+            f'{path} needs full unpickling: besides tensors it pickles Python objects that '
+            "torch's safe loader refuses (official DeiT checkpoints hold an argparse.Namespace "
+            "under 'args'). Full unpickling can run arbitrary code; if you trust this file, "
+            'pass --trust-pickle on the command line (trust_pickle=True from Python). '
+            f'Loader message: {str(err).splitlines()[0]}') from err
 
 
 def detect_layout(checkpoint: Mapping[str, Any]) -> str:
     """Name the official layout of a loaded checkpoint, or raise ``UnknownCheckpointLayout``."""
     if not isinstance(checkpoint, Mapping):
         raise UnknownCheckpointLayout(
-            f'expected a dict checkpoint, got {type(checkpoint).__name__}')
+            f'unknown checkpoint layout: expected a dict, got {type(checkpoint).__name__}')
     state = checkpoint.get('state_dict')
     if isinstance(state, Mapping):
         keys = list(state)
@@ -134,15 +134,8 @@ def _encoder_family(encoder: Mapping[str, Tensor]) -> str:
     has_global_blocks = any(k.startswith('blocks.') for k in encoder)
     if has_fusion:
         return 'cast_seg_deit' if has_global_blocks else 'cast_seg'
-    learned = encoder['pos_embed'].shape[1] != _grid_tokens(encoder)
-    return 'cast_deit' if learned and 'pe_token' not in encoder else 'cast'
-
-
-def _grid_tokens(encoder: Mapping[str, Tensor]) -> int:
-    """Number of grid positions in the position table (without a class position)."""
-    length = encoder['pos_embed'].shape[1]
-    side = int(round(length**0.5))
-    return length if side * side == length else length - 1
+    # MoCo-convention files (fixed sin-cos table) carry a pe_token; DeiT-convention ones do not.
+    return 'cast' if 'pe_token' in encoder else 'cast_deit'
 
 
 def _stage_depths(encoder: Mapping[str, Tensor]) -> list:
@@ -162,9 +155,9 @@ def convert_encoder(encoder: Mapping[str, Tensor]) -> ConvertedCheckpoint:
     depths = _stage_depths(encoder)
     starts = [sum(depths[:i]) for i in range(4)]
     embed_dims = encoder['cls_token'].shape[-1]
-    grid_tokens = _grid_tokens(encoder)
-    side = int(round(grid_tokens**0.5))
     learned = family in ('cast_deit', 'cast_seg_deit')
+    grid_tokens = encoder['pos_embed'].shape[1] - (1 if learned else 0)
+    side = int(round(grid_tokens**0.5))
     segmentation = family in ('cast_seg', 'cast_seg_deit')
 
     out: 'OrderedDict[str, Tensor]' = OrderedDict()
@@ -203,8 +196,9 @@ def convert_encoder(encoder: Mapping[str, Tensor]) -> ConvertedCheckpoint:
         encoder['blocks1.0.mlp.fc1.weight'].shape[0] / embed_dims,
         pos_embed='learned' if learned else 'sincos',
         mode='segmentation' if segmentation else 'classification',
-        img_size=side * 8,
     )
+    if side * side == grid_tokens:  # a square grid tells the training size
+        arch['img_size'] = side * 8
     return ConvertedCheckpoint(layout='', family=family, backbone=out, arch=arch,
                                head=head or None)
 

@@ -5,6 +5,12 @@ torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7 ca
 MMEngine itself saves (``HistoryBuffer`` in the message hub, numpy arrays and scalars in logs
 and metadata). :func:`allow_mmengine_checkpoint_globals` allow-lists exactly those classes for
 the safe unpickler, which keeps refusing anything else. ``import cast_mm`` calls it.
+
+``HistoryBuffer`` also pickles its class-level registry of statistics functions, which the
+safe loader can only read by allow-listing ``getattr`` (that would let a file call anything).
+:func:`pickle_history_buffers_without_functions` stops writing those functions: they live on the
+class and are registered again by whatever code defines them when it is imported, so
+checkpoints written with cast_mm imported load safely.
 """
 from typing import List
 
@@ -27,6 +33,17 @@ def _numpy_globals() -> List:
     return found
 
 
+def _history_buffer_state(buffer) -> dict:
+    """Pickled state of a ``HistoryBuffer``: its data, not the class's function registry."""
+    return dict(buffer.__dict__)
+
+
+def pickle_history_buffers_without_functions() -> None:
+    """Make ``HistoryBuffer`` pickle without function references (safe-loadable)."""
+    from mmengine.logging import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_state
+
+
 def allow_mmengine_checkpoint_globals() -> None:
     """Allow-list MMEngine's checkpoint objects for ``torch.load(weights_only=True)``."""
     if not hasattr(torch.serialization, 'add_safe_globals'):  # pragma: no cover - torch < 2.4
@@ -34,3 +51,4 @@ def allow_mmengine_checkpoint_globals() -> None:
     from mmengine.logging import HistoryBuffer
     from mmengine.config import ConfigDict
     torch.serialization.add_safe_globals([HistoryBuffer, ConfigDict] + _numpy_globals())
+    pickle_history_buffers_without_functions()

@@ -68,8 +68,18 @@ class CASTFeatures:
     fused_cls: Optional[Tensor] = None
 
 
-def check_superpixels(inputs: Tensor, superpixels: Tensor, check_values: bool = True) -> None:
-    """Raise ``ValueError`` unless ``superpixels`` is a valid ``(B, H, W)`` integer id map."""
+def check_superpixels(inputs: Tensor,
+                      superpixels: Tensor,
+                      num_segments: Optional[int] = None,
+                      check_values: bool = True) -> None:
+    """Raise ``ValueError`` unless ``superpixels`` is a valid ``(B, H, W)`` integer id map.
+
+    Args:
+        inputs (Tensor): the images ``(B, C, H, W)`` the map belongs to.
+        superpixels (Tensor): the id map.
+        num_segments (int, optional): ids must be below it when given.
+        check_values (bool): also check the id range (a device sync). Defaults to True.
+    """
     if not isinstance(inputs, Tensor) or inputs.dim() != 4:
         shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
         raise ValueError(f'CAST expects images of shape (B, C, H, W), got {shape}')
@@ -85,8 +95,13 @@ def check_superpixels(inputs: Tensor, superpixels: Tensor, check_values: bool = 
             or superpixels.dtype == torch.bool:
         raise ValueError(f'superpixel map must hold integer ids (e.g. torch.int64), got '
                          f'{superpixels.dtype}')
-    if check_values and superpixels.numel() and int(superpixels.min()) < 0:
-        raise ValueError(f'superpixel ids must be >= 0, got min {int(superpixels.min())}')
+    if not check_values or superpixels.numel() == 0:
+        return
+    low, high = int(superpixels.min()), int(superpixels.max())
+    if low < 0:
+        raise ValueError(f'superpixel ids must be >= 0, got min {low}')
+    if num_segments is not None and high >= num_segments:
+        raise ValueError(f'num_segments={num_segments} leaves no token for superpixel id {high}')
 
 
 def resize_labels(labels: Tensor, size: Tuple[int, int]) -> Tensor:
@@ -247,7 +262,7 @@ class CAST(BaseModule):
     @property
     def stage_ranges(self) -> List[Tuple[int, int]]:
         """``(first, last + 1)`` block index of each stage."""
-        ends = torch.tensor(self.depths).cumsum(0).tolist()
+        ends = [sum(self.depths[:i + 1]) for i in range(len(self.depths))]
         return list(zip([0] + ends[:-1], ends))
 
     def init_weights(self) -> None:
@@ -285,12 +300,17 @@ class CAST(BaseModule):
             return self.cls_token + self.pos_embed[:, :1]
         return self.cls_token
 
-    def segment_tokens(self, feats: Tensor, superpixels: Tensor) -> Tuple[Tensor, Tensor]:
+    def segment_tokens(self,
+                       feats: Tensor,
+                       superpixels: Tensor,
+                       num_segments: Optional[int] = None) -> Tuple[Tensor, Tensor]:
         """Average stem features and positions inside each superpixel.
 
         Args:
             feats (Tensor): stem output ``(B, C, h, w)``.
             superpixels (Tensor): ``(B, H, W)`` ids at image resolution.
+            num_segments (int, optional): number of token slots; defaults to the largest id
+                (at token resolution) + 1 over the batch.
 
         Returns:
             ``(tokens (B, N, C), token_labels)`` with ``token_labels`` the id map at the
@@ -311,22 +331,29 @@ class CAST(BaseModule):
             pixel_feats = F.interpolate(feats, size=full, mode='bilinear', align_corners=False)
             pixel_feats = pixel_feats[..., :height, :width].permute(0, 2, 3, 1)
             pos = resize_pos_grid(self._pos_grid(), full)[:, :height, :width]
-        num_slots = int(labels.max()) + 1
+        num_slots = int(labels.max()) + 1 if num_segments is None else num_segments
         tokens = segment_mean(pixel_feats, labels, num_slots)
         tokens = tokens + segment_mean(pos.expand(batch, -1, -1, -1), labels, num_slots)
         return tokens, labels
 
     # ---------------------------------------------------------------------------- forward
-    def forward_features(self, inputs: Tensor, superpixels: Tensor) -> CASTFeatures:
+    def forward_features(self,
+                         inputs: Tensor,
+                         superpixels: Tensor,
+                         num_segments: Optional[int] = None) -> CASTFeatures:
         """Run CAST and return every intermediate (see :class:`CASTFeatures`).
 
         Args:
             inputs (Tensor): normalised images ``(B, 3, H, W)``.
             superpixels (Tensor): integer superpixel ids ``(B, H, W)``, ``>= 0``.
+            num_segments (int, optional): fixed number of stage-1 token slots (larger than
+                every id). By default it is the largest id + 1 over the batch, a data-dependent
+                size; ``torch.export`` needs it fixed.
         """
-        check_superpixels(inputs, superpixels, check_values=not torch.compiler.is_compiling())
+        check_superpixels(inputs, superpixels, num_segments,
+                          check_values=not torch.compiler.is_compiling())
         feats = self.stem(inputs)
-        tokens, token_labels = self.segment_tokens(feats, superpixels)
+        tokens, token_labels = self.segment_tokens(feats, superpixels, num_segments)
         padding_mask = segment_padding_mask(token_labels, tokens.shape[1])
         x = self.pos_drop(tokens)
         cls = self.initial_cls_token().expand(x.shape[0], -1, -1).to(x.dtype)
@@ -359,9 +386,15 @@ class CAST(BaseModule):
                                                           out.pool_logits)
         return out
 
-    def forward(self, inputs: Tensor, superpixels: Tensor) -> Tuple[Tensor]:
-        """Return a one-element tuple with the output selected by ``out_type``."""
-        feats = self.forward_features(inputs, superpixels)
+    def forward(self,
+                inputs: Tensor,
+                superpixels: Tensor,
+                num_segments: Optional[int] = None) -> Tuple[Tensor]:
+        """Return a one-element tuple with the output selected by ``out_type``.
+
+        Args are those of :meth:`forward_features`.
+        """
+        feats = self.forward_features(inputs, superpixels, num_segments)
         if self.out_type == 'cls_token':
             return (feats.cls_feature, )
         if self.out_type == 'fused_tokens':

@@ -1,0 +1,28 @@
+import os.path as osp
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: The shared folder sits beside the repository (CI clones main with shared/ next to it).
+SHARED = osp.join(osp.dirname(REPO), 'shared')
+PUBLIC_FIXTURE = osp.join(SHARED, 'fixtures', 'official_parity_public.pt')
+
+#: A CAST small enough for CPU tests.
+TINY_ARCH = dict(embed_dims=48, depths=(1, 1, 1, 1), num_heads=4)
+TINY_CLUSTERS = (16, 8, 4, 2)
+
+
+def grid_superpixels(batch: int, height: int, width: int, cell: int = 8) -> torch.Tensor:
+    """Square-cell superpixel maps ``(B, H, W)``: ids row-major over ``cell x cell`` blocks."""
+    rows = torch.arange(height).div(cell, rounding_mode='floor')
+    cols = torch.arange(width).div(cell, rounding_mode='floor')
+    ids = rows[:, None] * ((width + cell - 1) // cell) + cols[None, :]
+    return ids.expand(batch, height, width).clone()
+
+
+@pytest.fixture(scope='session')
+def public_fixture():
+    if not osp.exists(PUBLIC_FIXTURE):
+        pytest.fail(f'parity fixture missing: {PUBLIC_FIXTURE}')
+    return torch.load(PUBLIC_FIXTURE, map_location='cpu', weights_only=False)
