@@ -9,6 +9,7 @@
 # and the wheel is kept in $CAST_MM_CACHE (default ~/.cache/cast_mm/wheels); later runs
 # install that wheel in seconds.
 set -euo pipefail
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"

@@ -267,8 +267,8 @@ class CAST(BaseModule):
 
     def init_weights(self) -> None:
         """Truncated-normal init (DeiT style), unless ``init_cfg`` loads a checkpoint."""
-        super().init_weights()
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            super().init_weights()
             return
         trunc_normal_(self.cls_token, std=.02)
         if self.pos_embed_type == 'learned':
