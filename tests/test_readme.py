@@ -22,3 +22,11 @@ def test_readme_backbone_example_runs(tmp_path):
                               cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
     assert 'stage 4: 16 tokens -> 8 segments' in done.stdout
+
+
+def test_demo_command_runs_on_bundled_photographs():
+    done = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--arch', 'small'],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if 'SEEDS superpixels' in line]
+    assert len(lines) == 3 and all('segments per level [64, 32, 16, 8]' in l for l in lines)
