@@ -1,0 +1,286 @@
+"""Part-to-whole segmentation hierarchy of images, read out of a CAST backbone.
+
+CAST merges superpixel tokens four times; the argmax of each pooling's assignment logits sends
+every token to one token of the next level (spec §7.2). Composing these argmax maps from the
+superpixels upwards gives, for every image, five nested segmentations: the superpixels (level 0)
+and the groups of the four poolings (levels 1-4).
+
+Superpixel ids that vanish at the stem resolution. In classification mode tokens are averaged
+on the stride-8 feature grid, so a small superpixel may own no feature cell and hence no token.
+The official notebook pads the label list with copies of its last entry, which is right only for
+trailing ids. Here every full-resolution superpixel that owns a token keeps that token, and one
+that owns none inherits the token of the feature cells it overlaps most (each pixel lies in
+exactly one stride-8 cell; ties go to the lowest token id). Superpixels keep their own features
+in the same way: a vanished superpixel carries the features of the token it inherited.
+"""
+import dataclasses
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from cast_mm.datasets.transforms import SEEDSSuperpixels
+from cast_mm.models.backbones.cast import CAST, CASTFeatures
+from cast_mm.models.layers import level_assignments
+
+ImageLike = Union[str, np.ndarray]
+
+#: ImageNet mean / std on the 0-255 scale (the OpenMMLab data-preprocessor convention).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+#: SEEDS preset used for each backbone mode when superpixels are not given.
+DEFAULT_SEEDS_PRESET = dict(classification='moco', segmentation='seg')
+
+
+@dataclasses.dataclass
+class SegmentHierarchy:
+    """Nested segmentations of one image.
+
+    Level 0 is the superpixels, level ``k = 1..4`` the groups made by pooling ``k``. Segment
+    ids of every level are compact: ``0 .. num_segments[k] - 1``.
+
+    Attributes:
+        label_maps: per level, an ``(H, W)`` int64 map of segment ids at image resolution.
+        parents: per level but the last, ``(num_segments[k],)`` int64: the id at level
+            ``k + 1`` of the segment containing each level-``k`` segment.
+        features: per level, ``(num_segments[k], C)`` features. Level 0: the stage-1 token of
+            the superpixel; levels 1-3: the token of the group after the blocks of the next
+            stage; level 4: the token produced by the last pooling.
+        token_index: per level, ``(num_segments[k],)`` int64: the backbone token each segment
+            is (stage-1 token slot for level 0, pooling cluster index for levels 1-4).
+        superpixel_ids: ``(num_segments[0],)`` the original superpixel id of each level-0
+            segment.
+    """
+    label_maps: List[Tensor]
+    parents: List[Tensor]
+    features: List[Tensor]
+    token_index: List[Tensor]
+    superpixel_ids: Tensor
+
+    @property
+    def num_levels(self) -> int:
+        """Number of levels (superpixels included)."""
+        return len(self.label_maps)
+
+    @property
+    def num_segments(self) -> List[int]:
+        """Number of segments of each level."""
+        return [int(index.numel()) for index in self.token_index]
+
+
+def get_cast_backbone(model: nn.Module) -> CAST:
+    """The :class:`CAST` backbone of ``model`` (itself, or its ``.backbone``).
+
+    Raises:
+        TypeError: when ``model`` holds no CAST backbone.
+    """
+    if isinstance(model, CAST):
+        return model
+    backbone = getattr(model, 'backbone', None)
+    if isinstance(backbone, CAST):
+        return backbone
+    raise TypeError(f'expected a cast_mm CAST backbone or a model whose .backbone is one, got '
+                    f'{type(model).__name__} (backbone: {type(backbone).__name__})')
+
+
+def load_rgb_image(image: ImageLike) -> np.ndarray:
+    """An ``H x W x 3`` uint8 RGB array from a file path or an array.
+
+    Arrays are taken as RGB. Grayscale ``H x W`` arrays are replicated to three channels.
+    """
+    if isinstance(image, str):
+        array = cv2.imread(image, cv2.IMREAD_COLOR)
+        if array is None:
+            raise FileNotFoundError(f'cannot read image {image!r}')
+        return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f'image must be a path or a numpy array, got {type(image).__name__}')
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'image must be H x W x 3 (RGB), got shape {image.shape}')
+    if image.dtype != np.uint8:
+        raise ValueError(f'image must be uint8, got {image.dtype}')
+    return image
+
+
+def superpixels_to_tokens(superpixels: Tensor, token_labels: Tensor) -> Tuple[Tensor, Tensor]:
+    """Token of every superpixel of one image, including ids that vanished at token resolution.
+
+    Args:
+        superpixels (Tensor): ``(H, W)`` ids at image resolution.
+        token_labels (Tensor): ``(h, w)`` ids at the resolution tokens were averaged at (token
+            ``j`` is the mean over the cells whose id is ``j``).
+
+    Returns:
+        ``(superpixel_ids (S,), tokens (S,))``: the sorted ids present in ``superpixels`` and the
+        token of each: the id itself when it owns a token, otherwise the token that owns most
+        of its pixels (pixel ``(y, x)`` lies in cell ``(y * h // H, x * w // W)``).
+    """
+    ids, compact = torch.unique(superpixels, return_inverse=True)
+    if token_labels.shape == superpixels.shape and torch.equal(token_labels, superpixels):
+        return ids, ids.clone()
+    cells = F.interpolate(token_labels[None, None].float(), size=superpixels.shape,
+                          mode='nearest')[0, 0].long()
+    owned = torch.zeros(max(int(ids.max()), int(token_labels.max())) + 1, dtype=torch.bool,
+                        device=ids.device)
+    owned[token_labels.reshape(-1)] = True
+    num_tokens = int(token_labels.max()) + 1
+    pairs = compact.reshape(-1) * num_tokens + cells.reshape(-1)
+    counts = torch.bincount(pairs, minlength=ids.numel() * num_tokens)
+    # argmax returns the first maximum: ties go to the lowest token id.
+    majority = counts.view(ids.numel(), num_tokens).argmax(dim=1)
+    tokens = torch.where(owned[ids], ids, majority)
+    return ids, tokens
+
+
+def hierarchy_from_features(feats: CASTFeatures, superpixels: Tensor) -> List[SegmentHierarchy]:
+    """Read the hierarchy of every image of a batch out of a CAST forward pass.
+
+    Args:
+        feats (CASTFeatures): output of :meth:`CAST.forward_features`.
+        superpixels (Tensor): ``(B, H, W)`` superpixel ids the pass was run with.
+
+    Returns:
+        list[SegmentHierarchy]: one per image.
+    """
+    chains = level_assignments(feats.pool_logits)  # (B, N_1) cluster per stage-1 token
+    level_feats = feats.stage_tokens + [feats.pool_tokens[-1]]
+    results = []
+    for b in range(superpixels.shape[0]):
+        ids, tokens = superpixels_to_tokens(superpixels[b], feats.token_labels[b])
+        pixel_segment = torch.searchsorted(ids, superpixels[b].contiguous())
+        token_index = [tokens] + [chain[b][tokens] for chain in chains]
+        label_maps, parents, features, segments = [], [], [], []
+        previous = None
+        for level, clusters in enumerate(token_index):
+            present, per_superpixel = torch.unique(clusters, return_inverse=True)
+            label_maps.append(per_superpixel[pixel_segment])
+            features.append(level_feats[level][b][present])
+            segments.append(present)
+            if previous is not None:
+                parent = torch.empty(int(previous.max()) + 1, dtype=torch.long,
+                                     device=per_superpixel.device)
+                parent[previous] = per_superpixel
+                parents.append(parent)
+            previous = per_superpixel
+        results.append(SegmentHierarchy(label_maps, parents, features, segments, ids))
+    return results
+
+
+class HierarchyExtractor:
+    """Compute superpixels, run a CAST backbone and return each image's hierarchy.
+
+    Args:
+        model (nn.Module): a :class:`CAST` backbone or a model holding one as ``.backbone``
+            (mmpretrain classifier, mmseg segmentor), classification or segmentation mode.
+        mean (Sequence[float]): per-channel RGB mean on the 0-255 scale. Defaults to ImageNet.
+        std (Sequence[float]): per-channel RGB std on the 0-255 scale. Defaults to ImageNet.
+        superpixel_cfg (dict, optional): arguments of :class:`SEEDSSuperpixels` (e.g.
+            ``dict(preset='deit')``); the default preset follows the backbone mode (``'moco'``
+            for classification, ``'seg'`` for segmentation). Images are RGB.
+    """
+
+    def __init__(self,
+                 model: nn.Module,
+                 mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD,
+                 superpixel_cfg: Optional[Dict] = None) -> None:
+        self.backbone = get_cast_backbone(model)
+        if len(mean) != 3 or len(std) != 3:
+            raise ValueError(f'mean and std need 3 values (RGB), got {mean} and {std}')
+        if min(std) <= 0:
+            raise ValueError(f'std must be positive, got {std}')
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        cfg = dict(preset=DEFAULT_SEEDS_PRESET[self.backbone.mode])
+        cfg.update(superpixel_cfg or {})
+        cfg['channel_order'] = 'rgb'
+        self.seeds = SEEDSSuperpixels(**cfg)
+
+    def superpixels(self, image: np.ndarray) -> np.ndarray:
+        """SEEDS superpixels ``(H, W)`` of one RGB uint8 image with the configured preset."""
+        return self.seeds.compute(image)
+
+    def __call__(
+        self,
+        images: Union[ImageLike, Sequence[ImageLike]],
+        superpixels: Optional[Union[np.ndarray, Tensor, Sequence]] = None,
+    ) -> Union[SegmentHierarchy, List[SegmentHierarchy]]:
+        """Hierarchy of one image or of a list of images.
+
+        Args:
+            images: a path or ``H x W x 3`` uint8 RGB array, or a list of them. Images of equal
+                size are run as one batch.
+            superpixels: ``(H, W)`` integer ids per image (a list for a list of images);
+                computed with SEEDS when omitted.
+
+        Returns:
+            a :class:`SegmentHierarchy` for a single image, a list of them for a list.
+        """
+        single = isinstance(images, (str, np.ndarray))
+        arrays = [load_rgb_image(img) for img in ([images] if single else images)]
+        if superpixels is None:
+            maps = [self.superpixels(img) for img in arrays]
+        else:
+            maps = [superpixels] if single else list(superpixels)
+            if len(maps) != len(arrays):
+                raise ValueError(f'got {len(arrays)} images but {len(maps)} superpixel maps')
+        maps = [torch.as_tensor(np.asarray(m) if not isinstance(m, Tensor) else m).long()
+                for m in maps]
+        for img, spx in zip(arrays, maps):
+            if tuple(spx.shape) != img.shape[:2]:
+                raise ValueError(f'superpixel map of shape {tuple(spx.shape)} does not match '
+                                 f'image of shape {img.shape[:2]}')
+        results: List[Optional[SegmentHierarchy]] = [None] * len(arrays)
+        groups: Dict[Tuple[int, int], List[int]] = {}
+        for i, img in enumerate(arrays):
+            groups.setdefault(img.shape[:2], []).append(i)
+        for indices in groups.values():
+            batch = self._run([arrays[i] for i in indices], [maps[i] for i in indices])
+            for i, hierarchy in zip(indices, batch):
+                results[i] = hierarchy
+        return results[0] if single else results
+
+    @torch.no_grad()
+    def _run(self, images: List[np.ndarray], superpixels: List[Tensor]) -> List[SegmentHierarchy]:
+        device = next(self.backbone.parameters()).device
+        pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
+        inputs = ((pixels - self.mean) / self.std).to(device)
+        spx = torch.stack(superpixels).to(device)
+        was_training = self.backbone.training
+        self.backbone.eval()
+        try:
+            feats = self.backbone.forward_features(inputs, spx)
+        finally:
+            self.backbone.train(was_training)
+        return [_to_cpu(h) for h in hierarchy_from_features(feats, spx)]
+
+
+def _to_cpu(hierarchy: SegmentHierarchy) -> SegmentHierarchy:
+    values = {}
+    for field in dataclasses.fields(hierarchy):
+        value = getattr(hierarchy, field.name)
+        values[field.name] = ([t.cpu() for t in value] if isinstance(value, list)
+                              else value.cpu())
+    return SegmentHierarchy(**values)
+
+
+def extract_hierarchy(model: nn.Module,
+                      images: Union[ImageLike, Sequence[ImageLike]],
+                      superpixels: Optional[Union[np.ndarray, Tensor, Sequence]] = None,
+                      **kwargs) -> Union[SegmentHierarchy, List[SegmentHierarchy]]:
+    """One-call form of :class:`HierarchyExtractor`: ``extract_hierarchy(model, 'cat.jpg')``.
+
+    Args:
+        model (nn.Module): a CAST backbone or a model holding one as ``.backbone``.
+        images: a path or RGB uint8 array, or a list of them.
+        superpixels: optional superpixel maps (see :meth:`HierarchyExtractor.__call__`).
+        **kwargs: ``mean``, ``std``, ``superpixel_cfg`` of :class:`HierarchyExtractor`.
+    """
+    return HierarchyExtractor(model, **kwargs)(images, superpixels)

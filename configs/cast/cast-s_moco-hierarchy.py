@@ -1,0 +1,3 @@
+_base_ = ['./cast-b_moco-hierarchy.py']
+# CAST-S (MoCo-v3 ImageNet-1k convention).
+model = dict(arch='small')
