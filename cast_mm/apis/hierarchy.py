@@ -155,21 +155,21 @@ def hierarchy_from_features(feats: CASTFeatures, superpixels: Tensor) -> List[Se
     for b in range(superpixels.shape[0]):
         ids, tokens = superpixels_to_tokens(superpixels[b], feats.token_labels[b])
         pixel_segment = torch.searchsorted(ids, superpixels[b].contiguous())
-        token_index = [tokens] + [chain[b][tokens] for chain in chains]
-        label_maps, parents, features, segments = [], [], [], []
-        previous = None
-        for level, clusters in enumerate(token_index):
+        level_clusters = [chain[b][tokens] for chain in chains]
+        label_maps, parents = [pixel_segment], []
+        features, token_index = [level_feats[0][b][tokens]], [tokens]
+        previous = torch.arange(ids.numel(), device=ids.device)
+        for level, clusters in enumerate(level_clusters, start=1):
             present, per_superpixel = torch.unique(clusters, return_inverse=True)
             label_maps.append(per_superpixel[pixel_segment])
             features.append(level_feats[level][b][present])
-            segments.append(present)
-            if previous is not None:
-                parent = torch.empty(int(previous.max()) + 1, dtype=torch.long,
-                                     device=per_superpixel.device)
-                parent[previous] = per_superpixel
-                parents.append(parent)
+            token_index.append(present)
+            parent = torch.empty(int(previous.max()) + 1, dtype=torch.long,
+                                 device=ids.device)
+            parent[previous] = per_superpixel
+            parents.append(parent)
             previous = per_superpixel
-        results.append(SegmentHierarchy(label_maps, parents, features, segments, ids))
+        results.append(SegmentHierarchy(label_maps, parents, features, token_index, ids))
     return results
 
 

@@ -28,10 +28,13 @@ class HierarchyDrawing:
 
 
 def segment_palette(num_colors: int, seed: int = 0) -> np.ndarray:
-    """``num_colors x 3`` uint8 RGB colours, saturated and reproducible for a ``seed``."""
-    rng = np.random.RandomState(seed)
-    hsv = np.stack([rng.randint(0, 180, num_colors), rng.randint(150, 256, num_colors),
-                    rng.randint(170, 256, num_colors)], axis=1).astype(np.uint8)
+    """``num_colors x 3`` uint8 RGB colours, saturated and reproducible for a ``seed``.
+
+    Colour ``i`` does not depend on ``num_colors`` (the palettes of a seed share prefixes).
+    """
+    draws = np.random.RandomState(seed).randint(0, 256, (num_colors, 3)).astype(np.int64)
+    hsv = np.stack([draws[:, 0] * 180 // 256, 150 + draws[:, 1] * 106 // 256,
+                    170 + draws[:, 2] * 86 // 256], axis=1).astype(np.uint8)
     return cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0]
 
 

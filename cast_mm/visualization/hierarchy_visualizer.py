@@ -47,14 +47,14 @@ class HierarchyVisualizer(Visualizer):
         """Draw ``hierarchy`` over ``image``, log the panel and optionally save every picture.
 
         Args:
-            name (str): image identifier (backend key, file stem).
+            name (str): image identifier (backend key, file stem; no ``/``).
             image (np.ndarray): ``H x W x 3`` uint8 RGB image.
             hierarchy (SegmentHierarchy): its hierarchy.
             step (int): global step for the backends. Defaults to 0.
             show (bool): display the panel in a window. Defaults to False.
             wait_time (float): display time in seconds. Defaults to 0.
-            out_dir (str, optional): also write ``{stem}_level{k}.png`` and
-                ``{stem}_panel.png`` there, ``stem`` being the last ``/`` part of ``name``.
+            out_dir (str, optional): also write ``{name}_level{k}.png`` and
+                ``{name}_panel.png`` there.
 
         Returns:
             HierarchyDrawing: the pictures.
@@ -66,5 +66,5 @@ class HierarchyVisualizer(Visualizer):
             self.show(drawing.panel, win_name=name, wait_time=wait_time)
         self.add_image(name, drawing.panel, step)
         if out_dir is not None:
-            save_drawing(drawing, out_dir, name.rsplit('/', 1)[-1])
+            save_drawing(drawing, out_dir, name)
         return drawing

@@ -17,7 +17,7 @@ class HierarchyVisualizationHook(Hook):
 
     The runner's visualizer must be a :class:`HierarchyVisualizer`, e.g.
     ``visualizer=dict(type='cast_mm.HierarchyVisualizer', vis_backends=[...])``. Panels go to
-    the visualizer's backends (key ``hierarchy/<image stem>``, step = training iteration) and,
+    the visualizer's backends (key: the image file stem, step = training iteration) and,
     with ``out_dir``, every picture is also written under ``work_dir/out_dir/<stage>_<step>``.
 
     Args:
@@ -67,8 +67,8 @@ class HierarchyVisualizationHook(Hook):
             out_dir = osp.join(runner.work_dir, self.out_dir, f'{stage}_{runner.iter}')
         for path, image, hierarchy in zip(self.image_paths, self._images, hierarchies):
             stem = osp.splitext(osp.basename(path))[0]
-            runner.visualizer.add_hierarchy(f'hierarchy/{stem}', image, hierarchy,
-                                            step=runner.iter, out_dir=out_dir)
+            runner.visualizer.add_hierarchy(stem, image, hierarchy, step=runner.iter,
+                                            out_dir=out_dir)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.interval and self.every_n_train_iters(runner, self.interval):

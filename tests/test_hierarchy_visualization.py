@@ -1,0 +1,131 @@
+"""Hierarchy pictures: drawing functions, the MMEngine visualizer, the hook and the tool."""
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
+from mmengine.registry import VISUALIZERS
+
+from cast_mm.apis import SegmentHierarchy, extract_hierarchy
+from cast_mm.engine import HierarchyVisualizationHook
+from cast_mm.models import CAST
+from cast_mm.visualization import (HierarchyVisualizer, draw_hierarchy, draw_segments,
+                                   segment_palette)
+
+
+def toy_hierarchy():
+    """Four 4 x 4 superpixels of an 8 x 8 image, grouped 2 + 2, then 1."""
+    level0 = torch.arange(4).view(2, 2).repeat_interleave(4, 0).repeat_interleave(4, 1)
+    level1 = level0 % 2
+    level2 = torch.zeros_like(level0)
+    return SegmentHierarchy(
+        label_maps=[level0, level1, level2],
+        parents=[torch.tensor([0, 1, 0, 1]), torch.tensor([0, 0])],
+        features=[torch.zeros(4, 2), torch.zeros(2, 2), torch.zeros(1, 2)],
+        token_index=[torch.arange(4), torch.arange(2), torch.arange(1)],
+        superpixel_ids=torch.arange(4))
+
+
+def test_draw_segments_colours_and_boundaries():
+    image = np.full((8, 8, 3), 100, np.uint8)
+    labels = toy_hierarchy().label_maps[0].numpy()
+    out = draw_segments(image, labels, alpha=1.0, boundary_color=(1, 2, 3))
+    palette = segment_palette(4)
+    assert (segment_palette(9)[:4] == palette).all()
+    assert (out[0, 0] == palette[0]).all() and (out[7, 7] == palette[3]).all()
+    # skimage 'inner' boundaries of a label map: the first pixels after a label change.
+    assert (out[4, 0] == (1, 2, 3)).all() and (out[0, 4] == (1, 2, 3)).all()
+    assert (out[0, 3] == palette[0]).all()
+    half = draw_segments(image, np.zeros((8, 8), np.int64), alpha=0.5)
+    expected = np.round(100 * 0.5 + palette[0].astype(np.float32) * 0.5)
+    assert (half == expected.astype(np.uint8)).all()
+    with pytest.raises(ValueError, match='does not match'):
+        draw_segments(image, labels[:4])
+
+
+def test_draw_hierarchy_panel_layout():
+    drawing = draw_hierarchy(np.zeros((8, 8, 3), np.uint8), toy_hierarchy())
+    assert drawing.names == ['superpixels (4)', 'level 1 (2)', 'level 2 (1)']
+    assert len(drawing.levels) == 3 and drawing.levels[0].shape == (8, 8, 3)
+    # image + 3 levels of width 8, three 4-pixel gaps, a 14-pixel caption bar.
+    assert drawing.panel.shape == (8 + 14, 4 * 8 + 3 * 4, 3)
+
+
+def test_visualizer_logs_panel_and_writes_files(tmp_path):
+    visualizer = VISUALIZERS.build(dict(
+        type='cast_mm.HierarchyVisualizer', name='test_vis_files',
+        vis_backends=[dict(type='LocalVisBackend')], save_dir=str(tmp_path / 'vis')))
+    assert isinstance(visualizer, HierarchyVisualizer)
+    visualizer.add_hierarchy('toy', np.zeros((8, 8, 3), np.uint8), toy_hierarchy(),
+                             out_dir=str(tmp_path / 'out'))
+    names = sorted(p.name for p in (tmp_path / 'out').iterdir())
+    assert names == ['toy_level0.png', 'toy_level1.png', 'toy_level2.png', 'toy_panel.png']
+    logged = list((tmp_path / 'vis').rglob('*.png'))
+    assert len(logged) == 1 and cv2.imread(str(logged[0])).shape == (22, 44, 3)
+
+
+class _Runner:
+    """The parts of an MMEngine runner the hook uses."""
+
+    def __init__(self, model, visualizer, work_dir):
+        self.model, self.visualizer, self.work_dir = model, visualizer, work_dir
+        self.iter = 3
+
+
+def test_hook_draws_after_test_and_every_interval(tmp_path):
+    torch.manual_seed(0)
+    model = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS, img_size=64, pos_embed='sincos')
+    image = np.random.RandomState(0).randint(0, 255, (64, 64, 3), dtype=np.uint8)
+    path = str(tmp_path / 'probe.png')
+    cv2.imwrite(path, image)
+    visualizer = HierarchyVisualizer(name='test_vis_hook')
+    runner = _Runner(model, visualizer, str(tmp_path))
+    hook = HierarchyVisualizationHook([path], interval=2, draw_after=('test', ),
+                                      out_dir='hierarchy')
+    hook.before_run(runner)
+    hook.after_test_epoch(runner)
+    assert osp.exists(tmp_path / 'hierarchy' / 'test_3' / 'probe_panel.png')
+    hook.after_train_iter(runner, batch_idx=0)  # iteration 4: 4 % 2 == 0
+    assert osp.exists(tmp_path / 'hierarchy' / 'train_3' / 'probe_level4.png')
+    hook.after_val_epoch(runner)  # 'val' not requested
+    assert not osp.exists(tmp_path / 'hierarchy' / 'val_3')
+    with pytest.raises(TypeError, match='HierarchyVisualizer'):
+        hook.before_run(_Runner(model, object(), str(tmp_path)))
+    with pytest.raises(ValueError, match='draw_after'):
+        HierarchyVisualizationHook([path], draw_after=('train', ))
+
+
+def test_tool_writes_levels_and_panels_for_a_folder(tmp_path):
+    rng = np.random.RandomState(0)
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    for name in ('a.png', 'b.jpg'):
+        cv2.imwrite(str(folder / name), rng.randint(0, 255, (70, 90, 3), dtype=np.uint8))
+    config = tmp_path / 'tiny.py'
+    config.write_text(f"model = dict(type='cast_mm.CAST', arch={TINY_ARCH!r}, "
+                      f"num_clusters={TINY_CLUSTERS!r}, img_size=64, pos_embed='sincos', mask_padding=True)\n")
+    torch.manual_seed(0)
+    model = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS, img_size=64, pos_embed='sincos',
+                 mask_padding=True)
+    ckpt = tmp_path / 'tiny.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in model.state_dict().items()}}, ckpt)
+    out = tmp_path / 'out'
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'visualize_hierarchy.py'), str(folder),
+         str(config), str(ckpt), '--out', str(out), '--short-side', '64', '--batch-size', '2'],
+        capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    for stem in ('a', 'b'):
+        panel = cv2.imread(str(out / f'{stem}_panel.png'))
+        assert panel is not None and panel.shape[1] > 6 * 82
+        for level in range(5):
+            assert cv2.imread(str(out / f'{stem}_level{level}.png')).shape == (64, 82, 3)
+    # The checkpoint was loaded (and batching is invariant): the tool's level-4 picture matches the in-process hierarchy.
+    image = cv2.cvtColor(cv2.imread(str(folder / 'a.png')), cv2.COLOR_BGR2RGB)
+    image = cv2.resize(image, (82, 64), interpolation=cv2.INTER_AREA)
+    expected = draw_hierarchy(image, extract_hierarchy(model.eval(), image)).levels[4]
+    assert (cv2.imread(str(out / 'a_level4.png'))[..., ::-1] == expected).all()
