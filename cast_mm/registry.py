@@ -4,7 +4,18 @@ Every registry here is a child of MMEngine's root registry of the same kind, so 
 OpenMMLab scope (``default_scope='mmseg'`` or ``'mmpretrain'``) can name our modules as
 ``type='cast_mm.CAST'``: MMEngine imports ``cast_mm.registry`` (and with it the package, which
 registers every module) when it meets the ``cast_mm.`` prefix, no ``custom_imports`` needed.
+
+Configs inherited as ``_base_ = 'cast_mm::cast/...'`` are built in the ``cast_mm`` scope (MMEngine
+tags them with ``_scope_='cast_mm'``), yet they name mmseg / mmpretrain modules without a prefix
+(``LoadAnnotations``, ``ADE20KDataset``). A name this scope does not register is therefore looked
+up in the scope around it first: the most recent default scope other than ``cast_mm`` (the
+runner's ``default_scope``), so one config works inherited both ways.
 """
+import os.path as osp
+from typing import Optional, Type
+
+import mmengine.config.config as mmengine_config_module
+from mmengine.config.utils import MODULE2PACKAGE
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
@@ -14,34 +25,80 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
-from mmengine.registry import Registry
+from mmengine.registry import DefaultScope, Registry
+from mmengine.utils import get_installed_path
 
+SCOPE = 'cast_mm'
 # Importing the package registers every module of every kind.
 _LOCATIONS = ['cast_mm']
+# ``_base_ = 'cast_mm::...'`` needs MMEngine to know the distribution behind the scope.
+MODULE2PACKAGE.setdefault(SCOPE, 'cast_mm')
+
+
+def _installed_path(package: str) -> str:
+    """MMEngine's ``get_installed_path`` that also finds an editable install of cast_mm.
+
+    MMEngine joins the distribution's location with the package name, which for a PEP 660
+    editable install points into site-packages where no ``cast_mm`` folder exists.
+    """
+    if package == 'cast_mm':
+        return osp.dirname(osp.abspath(__file__))
+    return get_installed_path(package)
+
+
+mmengine_config_module.get_installed_path = _installed_path
+
+
+def surrounding_scope() -> Optional[str]:
+    """The most recent default scope that is not ``cast_mm`` (None if there is none)."""
+    for instance in reversed(list(DefaultScope._instance_dict.values())):
+        if instance.scope_name != SCOPE:
+            return instance.scope_name
+    return None
+
+
+class CastRegistry(Registry):
+    """A registry of the ``cast_mm`` scope that defers unknown names to the surrounding scope.
+
+    A name cast_mm does not register is looked up in the surrounding task scope first (so
+    ``LoadAnnotations`` is mmseg's, not MMCV's root one), then in the parents as usual.
+    """
+
+    def get(self, key: str) -> Optional[Type]:
+        if '.' not in key:
+            self.import_from_location()
+            scope = surrounding_scope()
+            if key not in self._module_dict and scope is not None:
+                registry = self._get_root_registry()._search_child(scope)
+                obj = None if registry is None or registry is self else registry.get(key)
+                if obj is not None:
+                    return obj
+        return super().get(key)
+
 
 #: Backbones, layers, heads, segmentors, classifiers, data preprocessors.
-MODELS = Registry('model', parent=MMENGINE_MODELS, scope='cast_mm',
-                  locations=_LOCATIONS)
-#: Data transforms (superpixel computation and packing).
-TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='cast_mm',
+MODELS = CastRegistry('model', parent=MMENGINE_MODELS, scope=SCOPE,
                       locations=_LOCATIONS)
+#: Data transforms (superpixel computation and packing).
+TRANSFORMS = CastRegistry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
+                          locations=_LOCATIONS)
 #: Datasets.
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='cast_mm',
-                    locations=_LOCATIONS)
+DATASETS = CastRegistry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
+                        locations=_LOCATIONS)
 #: Samplers.
-DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, scope='cast_mm',
-                         locations=_LOCATIONS)
+DATA_SAMPLERS = CastRegistry('data sampler', parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE,
+                             locations=_LOCATIONS)
 #: Metrics.
-METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='cast_mm',
-                   locations=_LOCATIONS)
+METRICS = CastRegistry('metric', parent=MMENGINE_METRICS, scope=SCOPE,
+                       locations=_LOCATIONS)
 #: Evaluators.
-EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, scope='cast_mm',
-                     locations=_LOCATIONS)
+EVALUATOR = CastRegistry('evaluator', parent=MMENGINE_EVALUATOR, scope=SCOPE,
+                         locations=_LOCATIONS)
 #: Hooks.
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='cast_mm', locations=_LOCATIONS)
+HOOKS = CastRegistry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=_LOCATIONS)
 #: Visualizers.
-VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope='cast_mm',
-                       locations=_LOCATIONS)
+VISUALIZERS = CastRegistry('visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,
+                           locations=_LOCATIONS)
 #: Visualization backends.
-VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope='cast_mm',
-                       locations=_LOCATIONS)
+VISBACKENDS = CastRegistry('vis_backend', parent=MMENGINE_VISBACKENDS, scope=SCOPE,
+                           locations=_LOCATIONS)

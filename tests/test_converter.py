@@ -30,7 +30,7 @@ def test_layouts_are_detected_and_load_strictly(public_fixture, case, layout, fa
     model.load_state_dict(converted.backbone, strict=True)
     assert converted.arch['depths'] == list(cfg['depth'])
     keys = converted.state_dict().keys()
-    assert all(k.startswith(('backbone.', 'head.fc.', 'decode_head.')) for k in keys)
+    assert all(k.startswith(('backbone.', 'head.fc.', 'decode_head.decoder.')) for k in keys)
     assert (converted.decoder is not None) == (layout == 'segmenter')
 
 

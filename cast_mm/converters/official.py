@@ -14,8 +14,8 @@ Supported layouts (spec §3.6):
   with ``encoder.`` (``cast_seg_deit``) and ``decoder.`` keys.
 
 The result is an MMEngine checkpoint: ``state_dict`` with ``backbone.*`` (and ``head.fc.*`` for
-a linear classifier, ``decode_head.*`` for a Segmenter decoder) and ``meta`` describing the
-source.
+a linear classifier, ``decode_head.decoder.*`` for a Segmenter decoder) and ``meta``
+describing the source.
 """
 import dataclasses
 import pickle
@@ -55,12 +55,12 @@ class ConvertedCheckpoint:
     decoder: Optional['OrderedDict[str, Tensor]'] = None
 
     def state_dict(self) -> 'OrderedDict[str, Tensor]':
-        """Whole-model state dict (``backbone.``, ``head.fc.``, ``decode_head.`` prefixes)."""
+        """Whole-model state dict (``backbone.*``, ``head.fc.*``, ``decode_head.decoder.*``)."""
         out = OrderedDict(('backbone.' + k, v) for k, v in self.backbone.items())
         if self.head is not None:
             out.update(('head.fc.' + k, v) for k, v in self.head.items())
         if self.decoder is not None:
-            out.update(('decode_head.' + k, v) for k, v in self.decoder.items())
+            out.update(('decode_head.decoder.' + k, v) for k, v in self.decoder.items())
         return out
 
     def to_mmengine(self, dataset_meta: Optional[Dict] = None) -> Dict[str, Any]:

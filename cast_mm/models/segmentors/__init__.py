@@ -1,0 +1,3 @@
+from .superpixel_encoder_decoder import SuperpixelEncoderDecoder, window_starts
+
+__all__ = ['SuperpixelEncoderDecoder', 'window_starts']

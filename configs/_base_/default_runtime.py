@@ -1,0 +1,20 @@
+# Runtime shared by the cast_mm segmentation configs (MMSegmentation conventions).
+default_scope = 'mmseg'
+# Registers the cast_mm modules for tools that do not import cast_mm themselves.
+custom_imports = dict(imports=['cast_mm'], allow_failed_imports=False)
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),  # tools/train.py switches to gloo on machines without CUDA
+)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=False)
+log_level = 'INFO'
+load_from = None
+resume = False
+# Every parameter of CAST + mask transformer gets a gradient, so DDP need not search for unused
+# ones (the official code set find_unused_parameters=True); heads that skip the backbone's
+# level fusion set it back to True.
+find_unused_parameters = False
+tta_model = dict(type='SegTTAModel')

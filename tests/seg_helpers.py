@@ -1,0 +1,97 @@
+"""Shrinking the segmentation configs for CPU tests, and tiny datasets in mmseg layouts."""
+import os
+import os.path as osp
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+from mmengine.config import Config
+
+from cast_mm.datasets import generate_demo_ade20k
+from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
+
+CONFIGS = osp.join(REPO, 'configs', 'cast')
+#: Every segmentation config shipped in configs/cast.
+SEG_CONFIGS = sorted(
+    name for name in os.listdir(CONFIGS)
+    if name.endswith('.py') and ('ade20k' in name or 'pascal-context' in name or 'demo' in name))
+CROP = 64
+
+
+def make_ade20k(root: str) -> str:
+    """A tiny ADE20K-layout dataset (64 x 80 images, 4 train / 2 val)."""
+    return generate_demo_ade20k(root, num_train=4, num_val=2, size=(64, 80), seed=1)
+
+
+def make_pascal_context(root: str, num_train: int = 4, num_val: int = 2) -> str:
+    """A tiny dataset in Pascal Context's on-disk layout (labels 0..59, 255 ignored)."""
+    rng = np.random.default_rng(2)
+    for sub in ('JPEGImages', 'SegmentationClassContext', 'ImageSets/SegmentationContext'):
+        os.makedirs(osp.join(root, sub), exist_ok=True)
+    names = {'train': [], 'val': []}
+    for split, count in (('train', num_train), ('val', num_val)):
+        for i in range(count):
+            name = f'2008_{split}{i:04d}'
+            labels = np.zeros((64, 80), np.uint8)
+            labels[:, 40:] = rng.integers(1, 60)
+            labels[20:40, 10:30] = rng.integers(1, 60)
+            image = (labels[..., None] * np.array([3, 7, 11]) % 256).astype(np.uint8)
+            image = cv2.add(image, rng.integers(0, 20, image.shape, dtype=np.uint8))
+            cv2.imwrite(osp.join(root, 'JPEGImages', name + '.jpg'), image)
+            cv2.imwrite(osp.join(root, 'SegmentationClassContext', name + '.png'), labels)
+            names[split].append(name)
+    for split, split_names in names.items():
+        with open(osp.join(root, 'ImageSets/SegmentationContext', split + '.txt'), 'w') as f:
+            f.write('\n'.join(split_names) + '\n')
+    return root
+
+
+def _shrink_pipeline(pipeline: List[Dict]) -> None:
+    for transform in pipeline:
+        kind = transform['type']
+        if kind == 'RandomResize':
+            transform.update(scale=(80, 64), ratio_range=(0.9, 1.1))
+        elif kind == 'Resize' and 'scale' in transform:
+            transform['scale'] = (80, 64)
+        elif kind == 'RandomCrop':
+            transform['crop_size'] = (CROP, CROP)
+        elif kind == 'Pad':
+            transform['size'] = (CROP, CROP)
+
+
+def shrink_seg_config(cfg: Config, work_dir: str, data_root: Optional[str] = None,
+                      iters: int = 2) -> Config:
+    """Reduce a segmentation config to a tiny CAST and 64-pixel crops, in place."""
+    cfg.work_dir = work_dir
+    model = cfg.model
+    model.backbone.update(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS, init_cfg=None,
+                          pool_num_heads=4, img_size=CROP)
+    head = model.decode_head
+    head.update(in_channels=TINY_ARCH['embed_dims'], channels=TINY_ARCH['embed_dims'])
+    if 'num_heads' in head:
+        head.num_heads = 4
+    model.data_preprocessor.size = (CROP, CROP)
+    model.test_cfg.update(crop_size=(CROP, CROP), stride=(48, 48))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader_cfg = cfg[loader]
+        loader_cfg.update(num_workers=0, persistent_workers=False)
+        if data_root is not None:
+            loader_cfg.dataset.data_root = data_root
+        _shrink_pipeline(loader_cfg.dataset.pipeline)
+    cfg.train_dataloader.batch_size = 2
+    cfg.train_cfg.update(max_iters=iters, val_interval=iters)
+    cfg.param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=iters,
+                                by_epoch=False)]
+    cfg.default_hooks.checkpoint.update(interval=iters, save_best=None)
+    cfg.default_hooks.logger.interval = 1
+    cfg.env_cfg.cudnn_benchmark = False
+    return cfg
+
+
+def dataset_root_for(config_name: str, tmp_path) -> Optional[str]:
+    """Write the tiny dataset a config needs; None for the self-generating demo config."""
+    if 'demo' in config_name:
+        return str(tmp_path / 'demo_ade20k')
+    if 'pascal-context' in config_name:
+        return make_pascal_context(str(tmp_path / 'VOC2010'))
+    return make_ade20k(str(tmp_path / 'ade'))

@@ -1,0 +1,189 @@
+"""Segmentor inference: whole vs slide, TTA, mmseg APIs, the converted Segmenter, bad inputs."""
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from mmengine.structures import PixelData
+from mmseg.apis import MMSegInferencer, inference_model, init_model
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from cast_mm.converters import convert_official_checkpoint
+from cast_mm.converters.parity import compare_outputs
+from cast_mm.datasets import PackSuperpixelSegInputs, SEEDSSuperpixels
+from cast_mm.models.segmentors import window_starts
+from seg_helpers import CONFIGS, make_ade20k, shrink_seg_config
+
+
+@pytest.fixture(scope='module')
+def tiny_cfg(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('seg')
+    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
+    return shrink_seg_config(cfg, str(tmp / 'work'), make_ade20k(str(tmp / 'ade')))
+
+
+@pytest.fixture(scope='module')
+def tiny_model(tiny_cfg):
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_cfg.model)
+    model.init_weights()
+    return model.eval()
+
+
+def _batch(image_bgr: np.ndarray, superpixels: bool = True):
+    results = dict(img=image_bgr, img_shape=image_bgr.shape[:2], ori_shape=image_bgr.shape[:2])
+    if superpixels:
+        results = SEEDSSuperpixels(preset='seg').transform(results)
+    packed = PackSuperpixelSegInputs(meta_keys=('img_shape', 'ori_shape')).transform(results)
+    return dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']])
+
+
+def _photo(height: int = 64, width: int = 64) -> np.ndarray:
+    from skimage import data
+    import cv2
+    return cv2.resize(data.astronaut()[..., ::-1], (width, height))
+
+
+def test_window_starts_cover_the_image():
+    assert window_starts(64, 64, 48) == [0]
+    assert window_starts(100, 64, 48) == [0, 36]
+    assert window_starts(512, 512, 512) == [0]
+    assert window_starts(683, 512, 341) == [0, 171]
+    with pytest.raises(ValueError, match='positive'):
+        window_starts(10, 0, 1)
+
+
+def test_slide_with_one_window_equals_whole(tiny_model):
+    data = tiny_model.data_preprocessor(_batch(_photo()), False)
+    tiny_model.test_cfg.mode = 'whole'
+    whole = tiny_model.predict(**data)[0].seg_logits.data
+    tiny_model.test_cfg.mode = 'slide'  # crop 64 covers the 64 x 64 image: one window
+    slide = tiny_model.predict(**data)[0].seg_logits.data
+    torch.testing.assert_close(slide, whole)
+
+
+def test_slide_gives_each_window_its_own_superpixels(tiny_model, monkeypatch):
+    seen = []
+    compute = tiny_model.window_superpixels.compute
+    monkeypatch.setattr(tiny_model.window_superpixels, 'compute',
+                        lambda image: seen.append(image.shape) or compute(image))
+    data = tiny_model.data_preprocessor(_batch(_photo(64, 100), superpixels=False), False)
+    tiny_model.test_cfg.mode = 'slide'
+    out = tiny_model.predict(**data)
+    assert seen == [(64, 64, 3), (64, 64, 3)]  # windows at x = 0 and x = 36
+    assert out[0].pred_sem_seg.data.shape == (1, 64, 100)
+
+
+def test_batch_of_two_is_batch_invariant(tiny_model):
+    first, second = _batch(_photo()), _batch(_photo()[::-1].copy())
+    batch = dict(inputs=first['inputs'] + second['inputs'],
+                 data_samples=first['data_samples'] + second['data_samples'])
+    tiny_model.test_cfg.mode = 'whole'
+    together = tiny_model.predict(**tiny_model.data_preprocessor(batch, False))
+    alone = tiny_model.predict(**tiny_model.data_preprocessor(first, False))
+    torch.testing.assert_close(together[0].seg_logits.data, alone[0].seg_logits.data,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_missing_superpixels_name_the_transform(tiny_model):
+    data = tiny_model.data_preprocessor(_batch(_photo(), superpixels=False), False)
+    tiny_model.test_cfg.mode = 'whole'
+    with pytest.raises(ValueError, match=r"cast_mm\.SEEDSSuperpixels"):
+        tiny_model.predict(**data)
+    with pytest.raises(ValueError, match=r"cast_mm\.SEEDSSuperpixels"):
+        tiny_model.loss(data['inputs'], data['data_samples'])
+
+
+def test_mis_sized_superpixels_are_refused(tiny_model):
+    results = dict(img=_photo(), superpixels=np.zeros((32, 32), np.int64))
+    with pytest.raises(ValueError, match='SEEDSSuperpixels must come after'):
+        PackSuperpixelSegInputs().transform(results)
+    batch = _batch(_photo())
+    batch['data_samples'][0].superpixels = PixelData(data=torch.zeros(1, 60, 64).long())
+    with pytest.raises(ValueError, match='does not match its image'):
+        tiny_model.data_preprocessor(batch, False)
+
+
+def test_no_cast_backbone_is_refused(tiny_cfg):
+    cfg = tiny_cfg.model.copy()
+    cfg.backbone = dict(cfg.backbone, mode='classification')
+    init_default_scope('mmseg')
+    with pytest.raises(ValueError, match="mode='segmentation'"):
+        MODELS.build(cfg)
+
+
+def test_mmseg_apis_and_inferencer(tiny_cfg, tmp_path):
+    cfg = tiny_cfg.copy()
+    cfg.train_cfg.max_iters = 1
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    checkpoint = osp.join(cfg.work_dir, 'iter_1.pth')
+    model = init_model(cfg, checkpoint, device='cpu')
+    image_path = runner.val_dataloader.dataset.get_data_info(0)['img_path']
+    result = inference_model(model, image_path)
+    assert result.pred_sem_seg.data.shape == (1, 64, 80)
+    odd = np.random.default_rng(0).integers(0, 255, (57, 91, 3), dtype=np.uint8)
+    assert inference_model(model, odd).pred_sem_seg.data.shape == (1, 57, 91)
+    results = inference_model(model, [odd, odd])
+    assert len(results) == 2
+    inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device='cpu')
+    out = inferencer([image_path, odd], out_dir=str(tmp_path / 'vis'))
+    assert len(out['predictions']) == 2
+    assert len(list((tmp_path / 'vis' / 'vis').iterdir())) >= 1
+
+
+def test_test_time_augmentation(tiny_cfg):
+    cfg = tiny_cfg.copy()
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    tta = cfg.test_dataloader.dataset.pipeline[1].transforms
+    tta[0] = [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in (0.75, 1.0)]
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+    cfg.model.module.test_cfg.mode = 'whole'
+    metrics = Runner.from_cfg(cfg).test()
+    assert 0 <= metrics['mIoU'] <= 100
+
+
+def test_converted_segmenter_checkpoint_matches_the_official_outputs(public_fixture):
+    """uint8 images -> data preprocessor -> segmentor, against the official Segmenter."""
+    case = public_fixture['cases']['segmenter_seg']
+    config, converted = case['config'], convert_official_checkpoint(case['checkpoint'])
+    mean = [255 * m for m in public_fixture['image_mean']]
+    std = [255 * s for s in public_fixture['image_std']]
+    model_cfg = dict(
+        type='cast_mm.SuperpixelEncoderDecoder',
+        data_preprocessor=dict(type='cast_mm.SuperpixelSegDataPreProcessor', mean=mean,
+                               std=std, bgr_to_rgb=False),
+        backbone=dict(type='cast_mm.CAST', mode='segmentation', pos_embed='learned',
+                      arch=dict(embed_dims=config['embed_dim'], depths=config['depth'],
+                                num_heads=config['num_heads']),
+                      num_clusters=config['num_clusters'], img_size=config['img_size']),
+        decode_head=dict(type='cast_mm.SuperpixelMaskTransformerHead',
+                         in_channels=config['embed_dim'],
+                         channels=config['decoder']['d_model'],
+                         num_classes=config['num_classes'],
+                         num_layers=config['decoder']['n_layers'],
+                         num_heads=config['decoder']['n_heads'],
+                         ffn_dims=config['decoder']['d_ff']),
+        test_cfg=dict(mode='whole'))
+    init_default_scope('mmseg')
+    model = MODELS.build(model_cfg)
+    model.load_state_dict(converted.state_dict(), strict=True)
+    model.eval()
+    samples = []
+    for sp in case['superpixels']:
+        sample = SegDataSample()
+        sample.superpixels = PixelData(data=sp[None])
+        samples.append(sample)
+    data = model.data_preprocessor(dict(inputs=list(case['images_uint8']),
+                                        data_samples=samples), False)
+    with torch.no_grad():
+        logits = model._forward(**data)
+    rows = compare_outputs('segmenter_seg', dict(seg_logits=logits),
+                           dict(seg_logits=case['outputs']['seg_logits']))
+    assert rows and all(row.ok for row in rows), [row.format() for row in rows]

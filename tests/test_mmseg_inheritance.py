@@ -1,0 +1,112 @@
+"""Downstream configs inherit ours: relative paths, ``cast_mm::`` and mmseg bases."""
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import Config
+
+from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
+from seg_helpers import CONFIGS, make_ade20k
+
+# What every downstream config below adds to shrink the model and data for a CPU test.
+SHRINK = f"""
+crop = (64, 64)
+model = dict(
+    data_preprocessor=dict(size=crop),
+    backbone=dict(arch=dict(_delete_=True, **{TINY_ARCH!r}), num_clusters={TINY_CLUSTERS!r}, init_cfg=None,
+                  pool_num_heads=4, img_size=64),
+    decode_head=dict(num_classes=3, in_channels=48, channels=48, num_heads=4),
+    test_cfg=dict(mode='slide', crop_size=crop, stride=(48, 48)))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomCrop', crop_size=crop),
+    dict(type='Pad', size=crop, pad_val=dict(img=0, seg=255)),
+    dict(type='cast_mm.SEEDSSuperpixels', preset='seg'),
+    dict(type='cast_mm.PackSuperpixelSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='cast_mm.PackSuperpixelSegInputs'),
+]
+metainfo = dict(classes=('building', 'sky', 'floor'))
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=DATA_ROOT, metainfo=metainfo,
+                                     pipeline=train_pipeline))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=DATA_ROOT, metainfo=metainfo,
+                                   pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters=2, val_interval=2)
+param_scheduler = [dict(type='PolyLR', power=0.9, begin=0, end=2, by_epoch=False)]
+default_hooks = dict(checkpoint=dict(interval=2, save_best=None), logger=dict(interval=1))
+"""
+
+MMSEG_BASES = """
+_base_ = ['mmseg::_base_/datasets/ade20k.py', 'mmseg::_base_/default_runtime.py',
+          'mmseg::_base_/schedules/schedule_160k.py']
+custom_imports = dict(imports=['cast_mm'], allow_failed_imports=False)
+model = dict(
+    type='cast_mm.SuperpixelEncoderDecoder',
+    data_preprocessor=dict(type='cast_mm.SuperpixelSegDataPreProcessor',
+                           mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255),
+    backbone=dict(type='cast_mm.CAST', mode='segmentation', mask_padding=True),
+    decode_head=dict(type='cast_mm.SuperpixelMaskTransformerHead', dropout=0.1,
+                     loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
+    train_cfg=dict(), test_cfg=dict(mode='slide'))
+"""
+
+
+def _downstream(tmp_path, base_line: str) -> str:
+    root = make_ade20k(str(tmp_path / 'my_data'))
+    path = tmp_path / 'configs' / 'my_cast.py'
+    path.parent.mkdir()
+    path.write_text(f'{base_line}\nDATA_ROOT = {root!r}\n{SHRINK}')
+    return str(path)
+
+
+def _train(config: str, tmp_path):
+    done = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'train.py'), config, '--work-dir',
+         str(tmp_path / 'work')], capture_output=True, text=True, cwd=str(tmp_path),
+        timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert (tmp_path / 'work' / 'iter_2.pth').exists()
+    return (tmp_path / 'work')
+
+
+def test_relative_base_inherits_and_trains(tmp_path):
+    relative = osp.relpath(osp.join(CONFIGS, 'cast-s_ade20k.py'), tmp_path / 'configs')
+    config = _downstream(tmp_path, f'_base_ = [{relative!r}]')
+    cfg = Config.fromfile(config)
+    assert cfg.model.decode_head.num_classes == 3
+    assert cfg.train_dataloader.dataset.data_root.endswith('my_data')
+    assert cfg.optim_wrapper.optimizer.nesterov  # the rest of the recipe is inherited
+    _train(config, tmp_path)
+
+
+def test_package_base_inherits_and_trains(tmp_path):
+    config = _downstream(tmp_path, "_base_ = ['cast_mm::cast/cast-s_ade20k.py']")
+    cfg = Config.fromfile(config)
+    assert cfg.model.type == 'cast_mm.SuperpixelEncoderDecoder'
+    assert cfg.param_scheduler[0].end == 2
+    _train(config, tmp_path)
+
+
+def test_mmseg_bases_with_cast_mm_types_train(tmp_path):
+    config = _downstream(tmp_path, "_base_ = ['./cast_on_mmseg_bases.py']")
+    (tmp_path / 'configs' / 'cast_on_mmseg_bases.py').write_text(MMSEG_BASES)
+    cfg = Config.fromfile(config)
+    assert cfg.model.backbone.type == 'cast_mm.CAST' and cfg.model.backbone.mask_padding
+    assert cfg.train_dataloader.dataset.type == 'ADE20KDataset'
+    _train(config, tmp_path)
+
+
+def test_unknown_package_base_is_a_clear_error(tmp_path):
+    path = tmp_path / 'bad.py'
+    path.write_text("_base_ = ['cast_mm::cast/no-such-config.py']\n")
+    with pytest.raises(FileNotFoundError, match='no-such-config'):
+        Config.fromfile(str(path))

@@ -1,0 +1,84 @@
+"""Every segmentation config trains, evaluates, resumes and runs distributed (tiny CAST, CPU)."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from conftest import REPO
+from seg_helpers import CONFIGS, SEG_CONFIGS, dataset_root_for, make_ade20k, shrink_seg_config
+
+
+def test_all_segmentation_configs_are_covered():
+    expected = {
+        'cast-s_ade20k.py', 'cast-s_pascal-context.py', 'cast-s_segformer-head_ade20k.py',
+        'cast-s_segformer-head_pascal-context.py', 'cast-b_ade20k.py', 'cast-b_pascal-context.py',
+        'cast-b_segformer-head_ade20k.py', 'cast-b_segformer-head_pascal-context.py',
+        'cast-s_demo.py'
+    }
+    assert expected <= set(SEG_CONFIGS)
+
+
+def test_official_recipe_numbers():
+    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
+    assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=1e-3, momentum=0.9, nesterov=True,
+                                               weight_decay=0.)
+    assert cfg.param_scheduler[0].power == 0.9 and cfg.param_scheduler[0].eta_min == 1e-5
+    assert cfg.train_cfg.max_iters == 160000 and cfg.train_dataloader.batch_size == 1
+    assert cfg.model.test_cfg == dict(mode='slide', crop_size=(512, 512), stride=(512, 512))
+    assert cfg.model.backbone.drop_path_rate == 0.1 and cfg.model.decode_head.dropout == 0.1
+    assert cfg.model.backbone.init_cfg.checkpoint == 'checkpoints/cast-s_deit_in1k.pth'
+    ctx = Config.fromfile(osp.join(CONFIGS, 'cast-s_pascal-context.py'))
+    assert ctx.model.decode_head.num_classes == 60
+    assert ctx.train_cfg.max_iters == 80000 and ctx.train_dataloader.batch_size == 2
+    assert ctx.model.test_cfg == dict(mode='slide', crop_size=(480, 480), stride=(320, 320))
+    assert ctx.train_dataloader.dataset.type == 'PascalContextDataset'
+
+
+@pytest.mark.parametrize('name', SEG_CONFIGS)
+def test_config_trains_two_iterations_and_evaluates(name, tmp_path):
+    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    shrink_seg_config(cfg, str(tmp_path / 'work'), dataset_root_for(name, tmp_path))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 2
+    assert osp.exists(tmp_path / 'work' / 'iter_2.pth')
+    miou = runner.message_hub.get_scalar('val/mIoU').current()
+    assert 0 <= miou <= 100
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path):
+    root = make_ade20k(str(tmp_path / 'ade'))
+    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
+    shrink_seg_config(cfg, str(tmp_path / 'work'), root, iters=2)
+    cfg.train_cfg.val_interval = 100
+    Runner.from_cfg(cfg).train()
+    resumed_cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
+    shrink_seg_config(resumed_cfg, str(tmp_path / 'work'), root, iters=3)
+    resumed_cfg.train_cfg.val_interval = 100
+    resumed_cfg.resume = True
+    runner = Runner.from_cfg(resumed_cfg)
+    runner.train()
+    assert runner.iter == 3
+    logs = sorted((tmp_path / 'work').glob('*/*.log'))
+    assert any('resumed' in p.read_text().lower() for p in logs)
+
+
+def test_dist_train_two_processes_with_gloo(tmp_path):
+    root = make_ade20k(str(tmp_path / 'ade'))
+    config = tmp_path / 'tiny_ade20k.py'
+    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
+    shrink_seg_config(cfg, str(tmp_path / 'work'), root)
+    cfg.train_dataloader.batch_size = 1
+    cfg.dump(str(config))
+    env = dict(os.environ, PORT=str(29500 + os.getpid() % 1000), OMP_NUM_THREADS='1')
+    done = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(config), '2'],
+        capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    log = next((tmp_path / 'work').glob('*/*.log')).read_text()
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    assert osp.exists(tmp_path / 'work' / 'iter_2.pth')
