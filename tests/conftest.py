@@ -26,3 +26,13 @@ def public_fixture():
     if not osp.exists(PUBLIC_FIXTURE):
         pytest.fail(f'parity fixture missing: {PUBLIC_FIXTURE}')
     return torch.load(PUBLIC_FIXTURE, map_location='cpu', weights_only=False)
+
+
+@pytest.fixture(autouse=True)
+def restore_default_scope():
+    """Runners set MMEngine's process-wide default scope; no test leaks its own to the next."""
+    from mmengine.registry import DefaultScope
+    saved = dict(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)

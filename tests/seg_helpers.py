@@ -14,7 +14,8 @@ CONFIGS = osp.join(REPO, 'configs', 'cast')
 #: Every segmentation config shipped in configs/cast.
 SEG_CONFIGS = sorted(
     name for name in os.listdir(CONFIGS)
-    if name.endswith('.py') and ('ade20k' in name or 'pascal-context' in name or 'demo' in name))
+    if name.endswith('.py') and any(key in name for key in ('ade20k', 'pascal-context', 'demo',
+                                                            'voc-finetune')))
 CROP = 64
 
 
@@ -23,27 +24,40 @@ def make_ade20k(root: str) -> str:
     return generate_demo_ade20k(root, num_train=4, num_val=2, size=(64, 80), seed=1)
 
 
-def make_pascal_context(root: str, num_train: int = 4, num_val: int = 2) -> str:
-    """A tiny dataset in Pascal Context's on-disk layout (labels 0..59, 255 ignored)."""
+def _make_voc_style(root: str, label_dirs: Dict[str, str], list_dir: str,
+                    num_classes: int) -> str:
+    """JPEGImages + per-split label folders + split lists, as the VOC family stores data."""
     rng = np.random.default_rng(2)
-    for sub in ('JPEGImages', 'SegmentationClassContext', 'ImageSets/SegmentationContext'):
+    for sub in ['JPEGImages', list_dir, *label_dirs.values()]:
         os.makedirs(osp.join(root, sub), exist_ok=True)
-    names = {'train': [], 'val': []}
-    for split, count in (('train', num_train), ('val', num_val)):
-        for i in range(count):
+    for split, label_dir in label_dirs.items():
+        names = []
+        for i in range(4 if split != 'val' else 2):
             name = f'2008_{split}{i:04d}'
             labels = np.zeros((64, 80), np.uint8)
-            labels[:, 40:] = rng.integers(1, 60)
-            labels[20:40, 10:30] = rng.integers(1, 60)
+            labels[:, 40:] = rng.integers(1, num_classes)
+            labels[20:40, 10:30] = rng.integers(1, num_classes)
             image = (labels[..., None] * np.array([3, 7, 11]) % 256).astype(np.uint8)
             image = cv2.add(image, rng.integers(0, 20, image.shape, dtype=np.uint8))
             cv2.imwrite(osp.join(root, 'JPEGImages', name + '.jpg'), image)
-            cv2.imwrite(osp.join(root, 'SegmentationClassContext', name + '.png'), labels)
-            names[split].append(name)
-    for split, split_names in names.items():
-        with open(osp.join(root, 'ImageSets/SegmentationContext', split + '.txt'), 'w') as f:
-            f.write('\n'.join(split_names) + '\n')
+            cv2.imwrite(osp.join(root, label_dir, name + '.png'), labels)
+            names.append(name)
+        with open(osp.join(root, list_dir, split + '.txt'), 'w') as f:
+            f.write('\n'.join(names) + '\n')
     return root
+
+
+def make_pascal_context(root: str) -> str:
+    """A tiny dataset in Pascal Context's on-disk layout (labels 0..59)."""
+    return _make_voc_style(root, dict(train='SegmentationClassContext',
+                                      val='SegmentationClassContext'),
+                           'ImageSets/SegmentationContext', 60)
+
+
+def make_voc12_aug(root: str) -> str:
+    """A tiny VOC 2012 + SBD-aug layout (train+ in SegmentationClassAug, val in SegmentationClass)."""
+    return _make_voc_style(root, dict(aug='SegmentationClassAug', val='SegmentationClass'),
+                           'ImageSets/Segmentation', 21)
 
 
 def _shrink_pipeline(pipeline: List[Dict]) -> None:
@@ -94,4 +108,6 @@ def dataset_root_for(config_name: str, tmp_path) -> Optional[str]:
         return str(tmp_path / 'demo_ade20k')
     if 'pascal-context' in config_name:
         return make_pascal_context(str(tmp_path / 'VOC2010'))
+    if 'voc' in config_name:
+        return make_voc12_aug(str(tmp_path / 'VOC2012'))
     return make_ade20k(str(tmp_path / 'ade'))

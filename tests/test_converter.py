@@ -34,15 +34,16 @@ def test_layouts_are_detected_and_load_strictly(public_fixture, case, layout, fa
     assert (converted.decoder is not None) == (layout == 'segmenter')
 
 
-def test_moco_drops_momentum_encoder_predictor_and_projector(public_fixture):
+def test_moco_drops_the_momentum_encoder(public_fixture):
     ckpt = public_fixture['cases']['moco_cls']['checkpoint']
     state = dict(ckpt['state_dict'])
-    state['module.predictor.0.weight'] = torch.zeros(8, 4)
+    state['module.momentum_encoder.cls_token'] = torch.zeros(1, 1, 96)
     state['module.base_encoder.head.0.weight'] = torch.zeros(16, 96)  # MoCo projector MLP
     del state['module.base_encoder.head.weight'], state['module.base_encoder.head.bias']
     converted = convert_official_checkpoint(dict(ckpt, state_dict=state))
-    assert converted.head is None
-    assert not any('momentum' in k or 'predictor' in k for k in converted.state_dict())
+    assert converted.head is None and converted.predictor is None
+    assert not any('momentum' in k for k in converted.state_dict())
+    assert not any(k.startswith('backbone.head') for k in converted.state_dict())
 
 
 def test_pe_token_is_folded_into_cls_token(public_fixture):
@@ -93,3 +94,38 @@ def test_command_line_converter(public_fixture, tmp_path):
     bad = subprocess.run([sys.executable, CONVERTER, str(junk), str(dst)], capture_output=True,
                          text=True)
     assert bad.returncode == 1 and "top-level keys are ['foo']" in bad.stderr
+
+
+def test_moco_projector_and_predictor_become_nonlinear_neck_weights(public_fixture):
+    checkpoint = dict(public_fixture['cases']['moco_cls']['checkpoint'])
+    state = {k: v for k, v in checkpoint['state_dict'].items()
+             if not k.startswith('module.base_encoder.head')}
+    dims, hidden, out = 96, 32, 16
+    mlp = {
+        'module.base_encoder.head.0.weight': torch.randn(hidden, dims),
+        'module.base_encoder.head.1.weight': torch.ones(hidden),
+        'module.base_encoder.head.1.bias': torch.zeros(hidden),
+        'module.base_encoder.head.1.running_mean': torch.zeros(hidden),
+        'module.base_encoder.head.1.running_var': torch.ones(hidden),
+        'module.base_encoder.head.1.num_batches_tracked': torch.tensor(0),
+        'module.base_encoder.head.3.weight': torch.randn(out, hidden),
+        'module.base_encoder.head.4.running_mean': torch.zeros(out),
+        'module.base_encoder.head.4.running_var': torch.ones(out),
+        'module.base_encoder.head.4.num_batches_tracked': torch.tensor(0),
+        'module.predictor.0.weight': torch.randn(hidden, out),
+        'module.predictor.1.running_mean': torch.zeros(hidden),
+        'module.predictor.1.running_var': torch.ones(hidden),
+        'module.predictor.3.weight': torch.randn(out, hidden),
+    }
+    checkpoint['state_dict'] = {**state, **mlp}
+    converted = convert_official_checkpoint(checkpoint)
+    assert converted.head is None
+    assert list(converted.neck) == [
+        'fc0.weight', 'bn0.weight', 'bn0.bias', 'bn0.running_mean', 'bn0.running_var',
+        'bn0.num_batches_tracked', 'fc1.weight', 'bn1.running_mean', 'bn1.running_var',
+        'bn1.num_batches_tracked']
+    assert torch.equal(converted.neck['fc1.weight'], mlp['module.base_encoder.head.3.weight'])
+    assert set(converted.predictor) == {'fc0.weight', 'bn0.running_mean', 'bn0.running_var',
+                                        'fc1.weight'}
+    keys = converted.state_dict()
+    assert 'neck.fc0.weight' in keys and 'head.predictor.fc1.weight' in keys

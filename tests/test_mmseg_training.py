@@ -17,7 +17,7 @@ def test_all_segmentation_configs_are_covered():
         'cast-s_ade20k.py', 'cast-s_pascal-context.py', 'cast-s_segformer-head_ade20k.py',
         'cast-s_segformer-head_pascal-context.py', 'cast-b_ade20k.py', 'cast-b_pascal-context.py',
         'cast-b_segformer-head_ade20k.py', 'cast-b_segformer-head_pascal-context.py',
-        'cast-s_demo.py'
+        'cast-s_demo.py', 'cast-s_voc-finetune.py'
     }
     assert expected <= set(SEG_CONFIGS)
 

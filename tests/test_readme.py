@@ -24,9 +24,20 @@ def test_readme_backbone_example_runs(tmp_path):
     assert 'stage 4: 16 tokens -> 8 segments' in done.stdout
 
 
-def test_demo_command_runs_on_bundled_photographs():
-    done = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--arch', 'small'],
-                          capture_output=True, text=True)
+def test_readme_main_command_is_the_demo():
+    with open(osp.join(REPO, 'README.md')) as f:
+        first_block = re.search(r'```bash\n(.*?)```', f.read(), flags=re.S).group(1)
+    assert 'bash tools/install.sh && python3 tools/demo.py' in first_block
+    assert 'bash tools/install.sh --tests && python3 -m pytest -q tests' in first_block
+
+
+def test_demo_trains_evaluates_and_writes_a_picture(tmp_path):
+    """tools/demo.py end to end, shortened to 2 iterations."""
+    done = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'demo.py'), '--iters', '2',
+                           '--work-dir', str(tmp_path / 'work')],
+                          capture_output=True, text=True, cwd=str(tmp_path), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = [line for line in done.stdout.splitlines() if 'SEEDS superpixels' in line]
-    assert len(lines) == 3 and all('segments per level [64, 32, 16, 8]' in l for l in lines)
+    assert 'validation mIoU after 2 iterations:' in done.stdout
+    assert (tmp_path / 'work' / 'iter_2.pth').exists()
+    assert (tmp_path / 'work' / 'demo_prediction.png').stat().st_size > 0
+    assert (tmp_path / 'data' / 'cast_demo_ade20k' / 'images' / 'training').is_dir()

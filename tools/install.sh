@@ -69,7 +69,7 @@ fi
 # 5. cast_mm itself (editable, so configs/ and tools/ stay where they are).
 pip_install -q --no-deps --no-build-isolation -e "$ROOT"
 if [ "$WITH_TESTS" = 1 ]; then
-  pip_install -q -r "$ROOT/requirements/tests.txt"
+  pip_install -q -r "$ROOT/requirements/tests.txt" -c "$ROOT/requirements/runtime.txt"
 fi
 
 # 6. Self-check.

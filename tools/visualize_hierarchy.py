@@ -7,8 +7,8 @@ For every image it writes ``<stem>_level0.png`` (superpixels) .. ``<stem>_level4
 config whose ``model`` is a CAST backbone or holds one as ``.backbone``; optional
 ``hierarchy_cfg`` (``mean``, ``std``, ``superpixel_cfg``) and ``visualizer`` entries are used
 when present. CHECKPOINT is a cast_mm checkpoint (``backbone.*`` keys load into a bare
-backbone), or ``random`` to keep the random initialisation (the hierarchy is still well formed,
-but meaningless).
+backbone), or ``random`` for a seeded random initialisation (the hierarchy is still well
+formed, but not learned).
 """
 import argparse
 import os
@@ -67,7 +67,9 @@ def resize_short_side(image, short_side: int):
 
 
 def build_model(cfg: Config, checkpoint: str, device: str) -> torch.nn.Module:
-    """Build ``cfg.model`` and load ``checkpoint`` (``'random'``: keep the initialisation)."""
+    """Build ``cfg.model`` and load ``checkpoint`` (``'random'``: a seeded initialisation)."""
+    if checkpoint == 'random':
+        torch.manual_seed(0)  # the same random weights, hence the same pictures, every run
     model = MODELS.build(cfg.model)
     if checkpoint == 'random':
         model.init_weights()

@@ -46,6 +46,9 @@ class ConvertedCheckpoint:
             ``mlp_ratio``, ``pos_embed``, ``mode``, ``img_size``).
         head: ``weight``/``bias`` of a linear classifier, if the file has one.
         decoder: Segmenter decoder weights (official names, ``decoder.`` stripped), if any.
+        neck: the MoCo-v3 projector as mmpretrain ``NonLinearNeck`` weights (``fc0``,
+            ``bn0``, ...), if the file has one.
+        predictor: the MoCo-v3 predictor, ``NonLinearNeck`` names, if the file has one.
     """
     layout: str
     family: str
@@ -53,6 +56,8 @@ class ConvertedCheckpoint:
     arch: Dict[str, Any]
     head: Optional[Dict[str, Tensor]] = None
     decoder: Optional['OrderedDict[str, Tensor]'] = None
+    neck: Optional['OrderedDict[str, Tensor]'] = None
+    predictor: Optional['OrderedDict[str, Tensor]'] = None
 
     def state_dict(self) -> 'OrderedDict[str, Tensor]':
         """Whole-model state dict (``backbone.*``, ``head.fc.*``, ``decode_head.decoder.*``)."""
@@ -61,6 +66,10 @@ class ConvertedCheckpoint:
             out.update(('head.fc.' + k, v) for k, v in self.head.items())
         if self.decoder is not None:
             out.update(('decode_head.decoder.' + k, v) for k, v in self.decoder.items())
+        if self.neck is not None:
+            out.update(('neck.' + k, v) for k, v in self.neck.items())
+        if self.predictor is not None:
+            out.update(('head.predictor.' + k, v) for k, v in self.predictor.items())
         return out
 
     def to_mmengine(self, dataset_meta: Optional[Dict] = None) -> Dict[str, Any]:
@@ -203,6 +212,34 @@ def convert_encoder(encoder: Mapping[str, Tensor]) -> ConvertedCheckpoint:
                                head=head or None)
 
 
+def convert_mlp(state: Mapping[str, Tensor],
+                prefix: str) -> Optional['OrderedDict[str, Tensor]']:
+    """An official ``nn.Sequential`` MLP (Linear, BN, ReLU, ...) as ``NonLinearNeck`` weights.
+
+    The ``i``-th linear layer becomes ``fc{i}`` and the BatchNorm right after it ``bn{i}``.
+    Returns None if ``state`` has no such MLP under ``prefix`` (e.g. a linear classifier).
+    """
+    layers: Dict[int, Dict[str, Tensor]] = {}
+    for key, value in state.items():
+        match = re.match(rf'^{re.escape(prefix)}(\d+)\.(.+)$', key)
+        if match:
+            layers.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    if not layers:
+        return None
+    out: 'OrderedDict[str, Tensor]' = OrderedDict()
+    linear = -1
+    for index in sorted(layers):
+        params = layers[index]
+        if 'running_mean' in params:
+            if linear < 0:
+                raise UnknownCheckpointLayout(f'{prefix}{index} is a BatchNorm before any Linear')
+            out.update((f'bn{linear}.{k}', v) for k, v in params.items())
+        else:
+            linear += 1
+            out.update((f'fc{linear}.{k}', v) for k, v in params.items())
+    return out
+
+
 def convert_official_checkpoint(checkpoint: Mapping[str, Any],
                                 layout: Optional[str] = None) -> ConvertedCheckpoint:
     """Convert a loaded official checkpoint (any supported layout) to cast_mm names.
@@ -216,8 +253,11 @@ def convert_official_checkpoint(checkpoint: Mapping[str, Any],
     elif layout not in LAYOUTS:
         raise ValueError(f'unknown layout {layout!r}; choose one of {LAYOUTS}')
     decoder = None
+    neck = predictor = None
     if layout == 'moco':
         encoder = _strip(checkpoint['state_dict'], 'module.base_encoder.')
+        neck = convert_mlp(encoder, 'head.')
+        predictor = convert_mlp(checkpoint['state_dict'], 'module.predictor.')
     elif layout == 'moco_lincls':
         encoder = _strip(checkpoint['state_dict'], 'module.')
     elif layout == 'segmenter':
@@ -227,6 +267,7 @@ def convert_official_checkpoint(checkpoint: Mapping[str, Any],
         encoder = OrderedDict(checkpoint['model'])
     converted = convert_encoder(encoder)
     converted.layout = layout
+    converted.neck, converted.predictor = neck, predictor
     if layout == 'segmenter':
         converted.head = None  # the encoder's ImageNet head is dead weight in Segmenter
         converted.decoder = decoder

@@ -6,7 +6,8 @@ SRC may be any official layout: DeiT (``best_checkpoint.pth``), MoCo-v3 pre-trai
 (``checkpoint_0099.pth.tar``), MoCo-v3 linear probing, or Segmenter fine-tuning
 (``checkpoint.pth``). The layout is detected and printed; unknown files are refused with their
 top-level keys. DST holds ``state_dict`` (``backbone.*``, ``head.fc.*`` for a linear classifier,
-``decode_head.decoder.*`` for a Segmenter decoder) and ``meta``.
+``decode_head.decoder.*`` for a Segmenter decoder, ``neck.*`` / ``head.predictor.*`` for the
+MoCo-v3 projector / predictor) and ``meta``.
 """
 import argparse
 import os
@@ -47,8 +48,8 @@ def main(argv=None) -> int:
           f"{arch['pos_embed']} position embedding")
     dataset_meta = dict(classes=tuple(args.classes)) if args.classes else None
     out = converted.to_mmengine(dataset_meta)
-    parts = ['backbone'] + (['head.fc'] if converted.head else []) + (
-        ['decode_head.decoder'] if converted.decoder else [])
+    parts = sorted({key.split('.')[0] if not key.startswith(('head.', 'decode_head.'))
+                    else '.'.join(key.split('.')[:2]) for key in out['state_dict']})
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     torch.save(out, args.dst)
     print(f'wrote {args.dst}: {len(out["state_dict"])} tensors ({", ".join(parts)})')

@@ -1,0 +1,57 @@
+"""The decode heads read CASTFeatures and give per-pixel scores constant on superpixels."""
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+
+from cast_mm.models import CAST
+from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+
+HEADS = [
+    dict(type='cast_mm.SuperpixelMaskTransformerHead', channels=48, num_heads=4),
+    dict(type='cast_mm.HierarchyMLPHead', channels=32),
+    dict(type='cast_mm.SegmentMLPHead', channels=32),
+]
+
+
+@pytest.fixture(scope='module')
+def features():
+    torch.manual_seed(0)
+    backbone = CAST(arch=TINY_ARCH, mode='segmentation', num_clusters=TINY_CLUSTERS,
+                    img_size=64, pool_num_heads=4)
+    backbone.init_weights()
+    superpixels = grid_superpixels(2, 64, 64, cell=8)
+    with torch.no_grad():  # the heads' own graph is what the tests differentiate
+        feats = backbone.forward_features(torch.randn(2, 3, 64, 64), superpixels)
+    return feats, superpixels
+
+
+@pytest.mark.parametrize('head_cfg', HEADS, ids=lambda cfg: cfg['type'])
+def test_head_scores_are_constant_on_superpixels(head_cfg, features):
+    feats, superpixels = features
+    init_default_scope('mmseg')
+    head = MODELS.build(dict(head_cfg, in_channels=48, num_classes=5))
+    head.init_weights()
+    scores = head(feats)
+    assert scores.shape == (2, 5, 64, 64)
+    cell = scores[0, :, :8, :8].flatten(1)
+    assert torch.allclose(cell, cell[:, :1].expand_as(cell))
+    assert not torch.allclose(scores[0, :, 0, 0], scores[0, :, 0, 8])
+    loss = head.loss_by_feat(scores, [_sample(torch.randint(0, 5, (64, 64)))] * 2)
+    loss['loss_ce'].backward()
+    assert all(p.grad is not None for p in head.parameters() if p.requires_grad)
+
+
+def test_heads_refuse_other_inputs():
+    init_default_scope('mmseg')
+    head = MODELS.build(dict(HEADS[0], in_channels=48, num_classes=5))
+    with pytest.raises(TypeError, match='CASTFeatures'):
+        head([torch.zeros(1, 48, 8, 8)])
+
+
+def _sample(labels):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    sample = SegDataSample()
+    sample.gt_sem_seg = PixelData(data=labels[None])
+    return sample
