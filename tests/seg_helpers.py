@@ -55,7 +55,7 @@ def make_pascal_context(root: str) -> str:
 
 
 def make_voc12_aug(root: str) -> str:
-    """A tiny VOC 2012 + SBD-aug layout (train+ in SegmentationClassAug, val in SegmentationClass)."""
+    """A tiny VOC 2012 + SBD layout: train+ in SegmentationClassAug, val in SegmentationClass."""
     return _make_voc_style(root, dict(aug='SegmentationClassAug', val='SegmentationClass'),
                            'ImageSets/Segmentation', 21)
 

@@ -176,7 +176,7 @@ def test_training_step_has_gradients_and_dropout_paths():
 def test_fused_attention_matches_literal():
     x = torch.randn(2, 3, 64, 64)
     sp = grid_superpixels(2, 64, 64)
-    literal = tiny('segmentation')
+    literal = tiny('segmentation', fused_attn=False)
     fused = tiny('segmentation', fused_attn=True)
     fused.load_state_dict(literal.state_dict())
     with torch.no_grad():

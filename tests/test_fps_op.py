@@ -79,3 +79,36 @@ def test_compiles_without_graph_break():
 
     compiled = torch.compile(pick, fullgraph=True, backend='eager')
     assert torch.equal(compiled(points), pick(points))
+
+
+def cast_like_points(batch, num_tokens, channels, num_padded, seed=0):
+    """[mean token, tokens] with the last ``num_padded`` tokens replaced by the mean (padding)."""
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randn(batch, num_tokens, channels, generator=gen)
+    mean = tokens[:, :num_tokens - num_padded].mean(dim=1, keepdim=True)
+    tokens[:, num_tokens - num_padded:] = mean
+    return torch.cat([mean, tokens], dim=1)
+
+
+@pytest.mark.parametrize('batch,num_tokens,k,num_padded', [(8, 196, 65, 20), (2, 1024, 321, 100),
+                                                           (3, 40, 30, 15)])
+def test_native_matches_dgl_at_cast_sizes_with_padding(batch, num_tokens, k, num_padded):
+    # The last case runs out of distinct points: both must return index 0 from then on.
+    points = cast_like_points(batch, num_tokens, 384, num_padded)
+    native = farthest_point_sampling(points, k)
+    assert torch.equal(native, farthest_point_sampling(points, k, backend='dgl'))
+    distinct = num_tokens - num_padded + 1  # the mean token and the valid tokens
+    assert (native < distinct).all()  # padded tokens (copies of the mean) are never picked
+    assert (native[:, distinct:] == 0).all() and (k > distinct) == (batch == 3)
+
+
+def test_pairwise_distances_are_exact_zero_for_equal_rows_only():
+    from cast_mm.ops.farthest_point_sampling import pairwise_sq_distances
+    points = torch.randn(2, 30, 64) * 100 + 1000  # large norms: cancellation in the Gram form
+    points[:, 7] = points[:, 3]
+    points[0, 9] = -0. * points[0, 9].abs()  # -0. equals +0.
+    points[0, 10] = points[0, 9].abs() * 0.
+    dist = pairwise_sq_distances(points)
+    direct = (points.double()[:, :, None] - points.double()[:, None]).square().sum(-1)
+    torch.testing.assert_close(dist, direct, atol=1e-6 * float(direct.max()), rtol=0)
+    assert torch.equal(dist == 0, direct == 0)

@@ -107,7 +107,8 @@ def test_tool_writes_levels_and_panels_for_a_folder(tmp_path):
         cv2.imwrite(str(folder / name), rng.randint(0, 255, (70, 90, 3), dtype=np.uint8))
     config = tmp_path / 'tiny.py'
     config.write_text(f"model = dict(type='cast_mm.CAST', arch={TINY_ARCH!r}, "
-                      f"num_clusters={TINY_CLUSTERS!r}, img_size=64, pos_embed='sincos', mask_padding=True)\n")
+                      f"num_clusters={TINY_CLUSTERS!r}, img_size=64, pos_embed='sincos', "
+                      "mask_padding=True)\n")
     torch.manual_seed(0)
     model = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS, img_size=64, pos_embed='sincos',
                  mask_padding=True)
@@ -124,7 +125,8 @@ def test_tool_writes_levels_and_panels_for_a_folder(tmp_path):
         assert panel is not None and panel.shape[1] > 6 * 82
         for level in range(5):
             assert cv2.imread(str(out / f'{stem}_level{level}.png')).shape == (64, 82, 3)
-    # The checkpoint was loaded (and batching is invariant): the tool's level-4 picture matches the in-process hierarchy.
+    # The checkpoint was loaded (and batching is invariant): the tool's level-4 picture matches
+    # the in-process hierarchy.
     image = cv2.cvtColor(cv2.imread(str(folder / 'a.png')), cv2.COLOR_BGR2RGB)
     image = cv2.resize(image, (82, 64), interpolation=cv2.INTER_AREA)
     expected = draw_hierarchy(image, extract_hierarchy(model.eval(), image)).levels[4]

@@ -1,7 +1,7 @@
 """The decode heads read CASTFeatures and give per-pixel scores constant on superpixels."""
 import pytest
 import torch
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 
 from cast_mm.models import CAST
@@ -29,8 +29,8 @@ def features():
 @pytest.mark.parametrize('head_cfg', HEADS, ids=lambda cfg: cfg['type'])
 def test_head_scores_are_constant_on_superpixels(head_cfg, features):
     feats, superpixels = features
-    init_default_scope('mmseg')
-    head = MODELS.build(dict(head_cfg, in_channels=48, num_classes=5))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        head = MODELS.build(dict(head_cfg, in_channels=48, num_classes=5))
     head.init_weights()
     scores = head(feats)
     assert scores.shape == (2, 5, 64, 64)
@@ -43,8 +43,8 @@ def test_head_scores_are_constant_on_superpixels(head_cfg, features):
 
 
 def test_heads_refuse_other_inputs():
-    init_default_scope('mmseg')
-    head = MODELS.build(dict(HEADS[0], in_channels=48, num_classes=5))
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        head = MODELS.build(dict(HEADS[0], in_channels=48, num_classes=5))
     with pytest.raises(TypeError, match='CASTFeatures'):
         head([torch.zeros(1, 48, 8, 8)])
 

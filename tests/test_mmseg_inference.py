@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmengine.structures import PixelData
 from mmseg.apis import MMSegInferencer, inference_model, init_model
@@ -28,9 +28,9 @@ def tiny_cfg(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def tiny_model(tiny_cfg):
-    init_default_scope('mmseg')
     torch.manual_seed(0)
-    model = MODELS.build(tiny_cfg.model)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(tiny_cfg.model)
     model.init_weights()
     return model.eval()
 
@@ -112,8 +112,8 @@ def test_mis_sized_superpixels_are_refused(tiny_model):
 def test_no_cast_backbone_is_refused(tiny_cfg):
     cfg = tiny_cfg.model.copy()
     cfg.backbone = dict(cfg.backbone, mode='classification')
-    init_default_scope('mmseg')
-    with pytest.raises(ValueError, match="mode='segmentation'"):
+    with DefaultScope.overwrite_default_scope('mmseg'), \
+            pytest.raises(ValueError, match="mode='segmentation'"):
         MODELS.build(cfg)
 
 
@@ -149,8 +149,7 @@ def test_test_time_augmentation(tiny_cfg):
     assert 0 <= metrics['mIoU'] <= 100
 
 
-def test_converted_segmenter_checkpoint_matches_the_official_outputs(public_fixture):
-    """uint8 images -> data preprocessor -> segmentor, against the official Segmenter."""
+def _segmenter_model_cfg(public_fixture):
     case = public_fixture['cases']['segmenter_seg']
     config, converted = case['config'], convert_official_checkpoint(case['checkpoint'])
     mean = [255 * m for m in public_fixture['image_mean']]
@@ -171,8 +170,15 @@ def test_converted_segmenter_checkpoint_matches_the_official_outputs(public_fixt
                          num_heads=config['decoder']['n_heads'],
                          ffn_dims=config['decoder']['d_ff']),
         test_cfg=dict(mode='whole'))
-    init_default_scope('mmseg')
-    model = MODELS.build(model_cfg)
+    return model_cfg, converted
+
+
+def test_converted_segmenter_checkpoint_matches_the_official_outputs(public_fixture):
+    """uint8 images -> data preprocessor -> segmentor, against the official Segmenter."""
+    case = public_fixture['cases']['segmenter_seg']
+    model_cfg, converted = _segmenter_model_cfg(public_fixture)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(model_cfg)
     model.load_state_dict(converted.state_dict(), strict=True)
     model.eval()
     samples = []
@@ -187,3 +193,42 @@ def test_converted_segmenter_checkpoint_matches_the_official_outputs(public_fixt
     rows = compare_outputs('segmenter_seg', dict(seg_logits=logits),
                            dict(seg_logits=case['outputs']['seg_logits']))
     assert rows and all(row.ok for row in rows), [row.format() for row in rows]
+
+
+def test_init_model_loads_a_converted_segmenter_checkpoint(public_fixture, tmp_path):
+    model_cfg, converted = _segmenter_model_cfg(public_fixture)
+    checkpoint = tmp_path / 'segmenter.pth'
+    torch.save(converted.to_mmengine(), checkpoint)
+    cfg = Config(dict(model=model_cfg, default_scope='mmseg', test_pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='cast_mm.SEEDSSuperpixels', preset='seg'),
+        dict(type='cast_mm.PackSuperpixelSegInputs')]))
+    model = init_model(cfg, str(checkpoint), device='cpu')
+    torch.testing.assert_close(model.decode_head.decoder.cls_emb,
+                               converted.decoder['cls_emb'])
+    image = public_fixture['cases']['segmenter_seg']['images_uint8'][0]
+    result = inference_model(model, image.permute(1, 2, 0).flip(-1).numpy().copy())
+    assert result.pred_sem_seg.data.shape == (1, 96, 96)
+
+
+def test_device_superpixels_need_no_pipeline_transform(tiny_cfg):
+    cfg = tiny_cfg.model.copy()
+    cfg.device_superpixels = dict(pixels_per_superpixel=64, num_iterations=3)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg)
+    model.init_weights()
+    batch = _batch(_photo(), superpixels=False)
+    sample = batch['data_samples'][0]
+    sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, 64, 64)))
+    data = model.data_preprocessor(batch, True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    losses['decode.loss_ce'].backward()
+    superpixels = model.batch_superpixels(data['inputs'], data['data_samples'])
+    assert superpixels.shape == (1, 64, 64) and superpixels.max() >= 16
+    model.eval()
+    model.test_cfg.mode = 'whole'
+    out = model.predict(**model.data_preprocessor(_batch(_photo(), superpixels=False), False))
+    assert out[0].pred_sem_seg.data.shape == (1, 64, 64)
+    with pytest.raises(ValueError, match='unknown keys'):
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            MODELS.build(dict(cfg, device_superpixels=dict(budget=3)))

@@ -14,8 +14,8 @@ SHRINK = f"""
 crop = (64, 64)
 model = dict(
     data_preprocessor=dict(size=crop),
-    backbone=dict(arch=dict(_delete_=True, **{TINY_ARCH!r}), num_clusters={TINY_CLUSTERS!r}, init_cfg=None,
-                  pool_num_heads=4, img_size=64),
+    backbone=dict(arch=dict(_delete_=True, **{TINY_ARCH!r}), num_clusters={TINY_CLUSTERS!r},
+                  init_cfg=None, pool_num_heads=4, img_size=64),
     decode_head=dict(num_classes=3, in_channels=48, channels=48, num_heads=4),
     test_cfg=dict(mode='slide', crop_size=crop, stride=(48, 48)))
 train_pipeline = [

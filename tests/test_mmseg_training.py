@@ -2,7 +2,6 @@
 import os
 import os.path as osp
 import subprocess
-import sys
 
 import pytest
 from mmengine.config import Config

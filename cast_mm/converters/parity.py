@@ -56,9 +56,17 @@ class OfficialModel:
         return F.linear(feature, self.converted.head['weight'], self.converted.head['bias'])
 
 
+#: Backbone settings that reproduce the official computation literally (no fast paths).
+LITERAL_PATHS = dict(token_pooling='literal', fused_attn=False, channels_last_stem=False)
+
+
 def build_official_model(config: Mapping[str, Any], checkpoint: Mapping[str, Any],
-                         fps_backend: str = 'native') -> OfficialModel:
-    """Convert ``checkpoint`` and build the cast_mm model the official ``config`` describes."""
+                         fps_backend: str = 'native', literal: bool = False) -> OfficialModel:
+    """Convert ``checkpoint`` and build the cast_mm model the official ``config`` describes.
+
+    ``literal`` turns off the fast paths (:data:`LITERAL_PATHS`); by default the backbone's
+    defaults (fast token pooling, fused attention, channels-last stem) are checked.
+    """
     if config.get('patch_size', STEM_STRIDE) != STEM_STRIDE:
         raise UnsupportedCase(f"patch_size {config['patch_size']}: CAST's conv stem has stride 8")
     converted = convert_official_checkpoint(checkpoint)
@@ -72,7 +80,8 @@ def build_official_model(config: Mapping[str, Any], checkpoint: Mapping[str, Any
         img_size=config['img_size'],
         pos_embed=converted.arch['pos_embed'],
         token_resolution='feature' if stage == 'pretrain' else None,
-        fps_backend=fps_backend)
+        fps_backend=fps_backend,
+        **(LITERAL_PATHS if literal else {}))
     backbone.load_state_dict(converted.backbone, strict=True)
     backbone.eval()
     decoder = None
@@ -169,10 +178,11 @@ def normalise_images(images_uint8: Tensor, mean: Any, std: Any) -> Tensor:
 
 
 def check_case(name: str, case: Mapping[str, Any], mean: Any, std: Any,
-               rtol: float = DEFAULT_RTOL, fps_backend: str = 'native') -> List[ParityRow]:
+               rtol: float = DEFAULT_RTOL, fps_backend: str = 'native',
+               literal: bool = False) -> List[ParityRow]:
     """Convert, build, run and compare one fixture case."""
     try:
-        model = build_official_model(case['config'], case['checkpoint'], fps_backend)
+        model = build_official_model(case['config'], case['checkpoint'], fps_backend, literal)
     except UnsupportedCase as err:
         return [ParityRow(name, 'model', False, note=f'unsupported: {err}')]
     inputs = normalise_images(case['images_uint8'], mean, std)
@@ -185,14 +195,15 @@ def check_fixture(fixture: Mapping[str, Any],
                   rtol: float = DEFAULT_RTOL,
                   fps_backend: str = 'native',
                   cases: Optional[List[str]] = None,
-                  on_row: Optional[Callable[[ParityRow], None]] = None) -> List[ParityRow]:
+                  on_row: Optional[Callable[[ParityRow], None]] = None,
+                  literal: bool = False) -> List[ParityRow]:
     """Run every case (or the named ``cases``) of a loaded fixture."""
     rows = []
     for name, case in fixture['cases'].items():
         if cases and name not in cases:
             continue
         for row in check_case(name, case, fixture['image_mean'], fixture['image_std'], rtol,
-                              fps_backend):
+                              fps_backend, literal):
             rows.append(row)
             if on_row is not None:
                 on_row(row)

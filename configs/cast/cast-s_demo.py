@@ -50,3 +50,4 @@ default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=200, max_keep_ckpts=1, save_best=None))
 env_cfg = dict(cudnn_benchmark=False)
+randomness = dict(seed=0)

@@ -1,6 +1,6 @@
 """Check cast_mm against outputs recorded from the official CAST code.
 
-    python tools/analysis/check_official_parity.py FIXTURE [--cases moco_cls deit_cls]
+    python tools/analysis/check_official_parity.py FIXTURE [--cases moco_cls deit_cls] [--literal]
 
 Every case of the fixture is converted (tools/model_converters/cast_official_to_mm.py does the
 same mapping), built, run on the case inputs and compared output by output. Prints one line per
@@ -23,6 +23,10 @@ def parse_args(argv=None):
                         f'(default {DEFAULT_RTOL})')
     parser.add_argument('--fps-backend', choices=('native', 'dgl'), default='native',
                         help='farthest point sampling implementation (default native)')
+    parser.add_argument('--literal', action='store_true',
+                        help='run the literal official computation (full-resolution token '
+                        'pooling, explicit softmax attention, NCHW stem) instead of the fast '
+                        'default paths')
     return parser.parse_args(argv)
 
 
@@ -35,7 +39,8 @@ def main(argv=None) -> int:
         print(f'{args.fixture}: not a parity fixture (no "cases" entry)', file=sys.stderr)
         return 2
     rows = check_fixture(fixture, args.rtol, args.fps_backend, args.cases,
-                         on_row=lambda row: print(row.format(), flush=True))
+                         on_row=lambda row: print(row.format(), flush=True),
+                         literal=args.literal)
     if not rows:
         print('no case checked', file=sys.stderr)
         return 1

@@ -25,8 +25,8 @@ from torch import Tensor
 
 from cast_mm.ops import segment_mean, segment_padding_mask
 from cast_mm.registry import MODELS
-from ..layers import (BlockFusion, ConvStem, GraphPooling, TransformerBlock, resize_pos_grid,
-                      sincos_pos_embed_2d)
+from ..layers import (BlockFusion, ConvStem, GraphPooling, TransformerBlock,
+                      interpolated_segment_mean, resize_pos_grid, sincos_pos_embed_2d)
 
 #: Stride of the convolutional stem.
 STEM_STRIDE = 8
@@ -149,8 +149,16 @@ class CAST(BaseModule):
             batch padding) are masked out of attention, centring and cluster averages, so an
             image gives the same output alone and in any batch. Defaults to False, the official
             behaviour, in which zero padded tokens take part in attention.
+        token_pooling (str): how ``'superpixel'`` resolution tokens are averaged: ``'fast'``
+            (segment means as sparse weighted sums of the low-resolution features and position
+            table, no full-resolution tensor) or ``'literal'`` (the official computation:
+            resize to full resolution, then average). They agree within float rounding.
+            Defaults to ``'fast'``.
         fps_backend (str): ``'native'`` or ``'dgl'`` farthest point sampling.
-        fused_attn (bool): fused scaled-dot-product attention. Defaults to False (literal).
+        fused_attn (bool): ``F.scaled_dot_product_attention`` in every attention (blocks and
+            pooling), with the padding mask in batch-invariant mode. Defaults to True; False
+            runs the literal softmax attention of the official code.
+        channels_last_stem (bool): run the conv stem on channels-last memory. Defaults to True.
         pool_num_heads (int): heads of the pooling attention. Defaults to 12 (official).
         init_cfg (dict, optional): MMEngine init config, e.g.
             ``dict(type='Pretrained', checkpoint='cast-s_deit_in1k.pth', prefix='backbone.')``.
@@ -181,8 +189,10 @@ class CAST(BaseModule):
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  mask_padding: bool = False,
+                 token_pooling: str = 'fast',
                  fps_backend: str = 'native',
-                 fused_attn: bool = False,
+                 fused_attn: bool = True,
+                 channels_last_stem: bool = True,
                  pool_num_heads: int = 12,
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -212,11 +222,14 @@ class CAST(BaseModule):
             raise ValueError(f"pos_embed must be 'learned' or 'sincos', got {pos_embed!r}")
         self.pos_embed_type = pos_embed
         self.mask_padding = mask_padding
+        if token_pooling not in ('fast', 'literal'):
+            raise ValueError(f"token_pooling must be 'fast' or 'literal', got {token_pooling!r}")
+        self.token_pooling = token_pooling
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.pos_grid_size = (img_size[0] // STEM_STRIDE, img_size[1] // STEM_STRIDE)
 
         dims = self.embed_dims
-        self.stem = ConvStem(in_channels, dims)
+        self.stem = ConvStem(in_channels, dims, channels_last=channels_last_stem)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dims))
         num_pos = self.pos_grid_size[0] * self.pos_grid_size[1]
         if pos_embed == 'learned':
@@ -319,22 +332,39 @@ class CAST(BaseModule):
         batch = feats.shape[0]
         if self.token_resolution == 'feature':
             labels = resize_labels(superpixels, feats.shape[-2:])
+            num_slots = int(labels.max()) + 1 if num_segments is None else num_segments
             pixel_feats = feats.permute(0, 2, 3, 1)
             pos = resize_pos_grid(self._pos_grid(), feats.shape[-2:])
         else:
             labels = superpixels.long()
-            height, width = labels.shape[-2:]
             # Resize onto the stride-8 padded extent, then crop: for sides that are multiples
             # of 8 this is exactly the official resize to the superpixel map, and otherwise it
             # keeps features aligned with the pixels they were computed from.
             full = (feats.shape[-2] * STEM_STRIDE, feats.shape[-1] * STEM_STRIDE)
+            num_slots = int(labels.max()) + 1 if num_segments is None else num_segments
+            if self.token_pooling == 'fast' and not torch.compiler.is_exporting():
+                return self._fast_superpixel_tokens(feats, labels, num_slots, full), labels
+            height, width = labels.shape[-2:]
             pixel_feats = F.interpolate(feats, size=full, mode='bilinear', align_corners=False)
             pixel_feats = pixel_feats[..., :height, :width].permute(0, 2, 3, 1)
             pos = resize_pos_grid(self._pos_grid(), full)[:, :height, :width]
-        num_slots = int(labels.max()) + 1 if num_segments is None else num_segments
         tokens = segment_mean(pixel_feats, labels, num_slots)
         tokens = tokens + segment_mean(pos.expand(batch, -1, -1, -1), labels, num_slots)
         return tokens, labels
+
+    @torch.compiler.disable
+    def _fast_superpixel_tokens(self, feats: Tensor, labels: Tensor, num_slots: int,
+                                full: Tuple[int, int]) -> Tensor:
+        """Superpixel-resolution tokens without full-resolution tensors (``'fast'`` pooling).
+
+        The sparse weights have data-dependent sizes, so ``torch.compile`` runs this eagerly
+        (a graph break) and ``torch.export`` traces the literal path instead.
+        """
+        tokens = interpolated_segment_mean(
+            feats.permute(0, 2, 3, 1), labels, num_slots, full, 'bilinear')
+        # resize_pos_grid is bicubic; a same-size bicubic resize is the identity, as here.
+        return tokens + interpolated_segment_mean(self._pos_grid(), labels, num_slots, full,
+                                                  'bicubic')
 
     # ---------------------------------------------------------------------------- forward
     def forward_features(self,

@@ -1,7 +1,6 @@
 """mmseg data preprocessor that also batches superpixel maps."""
 from typing import Any, Dict, List, Optional
 
-import torch
 from mmengine.structures import PixelData
 from mmseg.models.data_preprocessor import SegDataPreProcessor
 from torch import Tensor

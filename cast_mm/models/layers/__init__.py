@@ -4,9 +4,10 @@ from .block_fusion import BlockFusion, level_assignments
 from .conv_stem import ConvStem
 from .graph_pooling import CentroidProjection, GraphPooling, PoolingOutput
 from .pos_embed import resize_pos_grid, sincos_pos_embed_2d
+from .segment_pooling import interpolated_segment_mean, segment_interpolation_weights
 
 __all__ = [
     'Attention', 'TransformerBlock', 'BlockFusion', 'level_assignments', 'ConvStem',
     'CentroidProjection', 'GraphPooling', 'PoolingOutput', 'resize_pos_grid',
-    'sincos_pos_embed_2d'
+    'sincos_pos_embed_2d', 'interpolated_segment_mean', 'segment_interpolation_weights'
 ]

@@ -9,6 +9,7 @@ from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
 from cast_mm.datasets.transforms.formatting import MISSING_SUPERPIXELS_HINT
+from cast_mm.ops import slic_superpixels
 from cast_mm.registry import MODELS, TRANSFORMS
 from ..backbones.cast import CAST, CASTFeatures
 from ..data_preprocessors import sample_superpixels
@@ -36,6 +37,13 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         window_superpixels (dict): the superpixel transform run on each slide window. Its
             ``channel_order`` is set from the data preprocessor (RGB after ``bgr_to_rgb``).
             Defaults to SEEDS with the official segmentation parameters.
+        device_superpixels (dict, optional): compute superpixels inside the model, on the
+            device of the batch, with the batched torch SLIC
+            (:func:`cast_mm.ops.slic_superpixels`; keys ``pixels_per_superpixel`` (default
+            256), ``compactness``, ``num_iterations``), for training, whole and slide
+            inference alike; the pipeline then needs no superpixel transform. Use it when CPU
+            SEEDS in the data loader bounds GPU training. Defaults to None (pipeline / window
+            SEEDS).
         **kwargs: the rest of ``EncoderDecoder`` (``train_cfg``, ``test_cfg``,
             ``data_preprocessor``, ``auxiliary_head``, ``init_cfg``).
     """
@@ -44,6 +52,7 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
                  backbone: Dict,
                  decode_head: Dict,
                  window_superpixels: Optional[Dict] = None,
+                 device_superpixels: Optional[Dict] = None,
                  **kwargs) -> None:
         if kwargs.get('neck') is not None:
             raise ValueError('SuperpixelEncoderDecoder takes no neck: CAST features are '
@@ -56,15 +65,26 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         window_cfg['channel_order'] = 'rgb' if getattr(
             self.data_preprocessor, 'channel_conversion', False) else 'bgr'
         self.window_superpixels = TRANSFORMS.build(window_cfg)
+        self.device_superpixels = dict(device_superpixels) if device_superpixels else None
+        if self.device_superpixels is not None:
+            unknown = set(self.device_superpixels) - {
+                'pixels_per_superpixel', 'compactness', 'num_iterations'}
+            if unknown:
+                raise ValueError(f'device_superpixels got unknown keys {sorted(unknown)}')
 
     # ----------------------------------------------------------------------- superpixels
     def batch_superpixels(self, inputs: Tensor, data_samples: OptSampleList) -> Tensor:
-        """The ``(B, H, W)`` superpixel maps the data preprocessor stacked for ``inputs``."""
+        """The ``(B, H, W)`` superpixel maps of ``inputs``: stacked by the data preprocessor, or
+        computed on the device with ``device_superpixels``."""
+        if self.device_superpixels is not None:
+            return self.compute_superpixels(inputs)
         maps = sample_superpixels(data_samples)
         if maps is None:
             raise ValueError('CAST needs a superpixel map per image and the data samples carry '
-                             f"none: {MISSING_SUPERPIXELS_HINT}; or use test_cfg=dict("
-                             "mode='slide', ...), which computes superpixels per window")
+                             f"none: {MISSING_SUPERPIXELS_HINT}; or set the model's "
+                             "device_superpixels=dict(pixels_per_superpixel=256) to compute them "
+                             "in the model; for inference only, test_cfg=dict(mode='slide', ...) "
+                             "computes them per window")
         superpixels = torch.stack(maps).to(inputs.device)
         if superpixels.shape[-2:] != inputs.shape[-2:]:
             raise ValueError(f'superpixel maps of size {tuple(superpixels.shape[-2:])} do not '
@@ -81,7 +101,18 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         return list(images.cpu().numpy())
 
     def compute_superpixels(self, inputs: Tensor) -> Tensor:
-        """Superpixels of normalised images ``(B, 3, H, W)`` with ``window_superpixels``."""
+        """Superpixels of normalised images ``(B, 3, H, W)``: torch SLIC on the device with
+        ``device_superpixels``, otherwise ``window_superpixels`` per image on the CPU."""
+        if self.device_superpixels is not None:
+            cfg = dict(self.device_superpixels)
+            budget = inputs.shape[-2] * inputs.shape[-1] // cfg.pop('pixels_per_superpixel', 256)
+            images = inputs.detach().float()
+            if getattr(self.data_preprocessor, '_enable_normalize', False):
+                images = images * self.data_preprocessor.std + self.data_preprocessor.mean
+            order = self.window_superpixels.channel_order
+            with torch.no_grad():
+                return slic_superpixels(images.clamp(0, 255), max(1, budget),
+                                        channel_order=order, **cfg)
         maps = [torch.from_numpy(self.window_superpixels.compute(image))
                 for image in self.to_uint8_images(inputs)]
         return stack_superpixel_maps(maps).to(inputs.device)

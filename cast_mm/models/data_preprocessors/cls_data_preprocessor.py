@@ -1,0 +1,89 @@
+"""mmpretrain data preprocessors that also batch superpixel maps (one per image or per view)."""
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmpretrain.models.utils.data_preprocessor import (ClsDataPreprocessor,
+                                                       SelfSupDataPreprocessor)
+from torch import Tensor
+
+from cast_mm.registry import MODELS
+from ..utils import stack_superpixel_maps
+
+#: What to tell a user whose mmpretrain pipeline produced no superpixel map.
+MISSING_CLS_SUPERPIXELS_HINT = (
+    "add dict(type='cast_mm.SEEDSSuperpixels', preset='deit' or 'moco') after the last "
+    "augmentation of the pipeline and pack with dict(type='cast_mm.PackSuperpixelClsInputs')")
+
+
+def pad_sample_superpixels(data_samples: Optional[Sequence[Any]],
+                           expected_shapes: Sequence[Tuple[int, ...]],
+                           size: Tuple[int, int],
+                           device: torch.device) -> None:
+    """Check, pad and move ``data_sample.superpixels`` of a batch, in place.
+
+    Args:
+        data_samples: the batch's data samples; each must carry ``superpixels``.
+        expected_shapes: the shape each sample's map must have (that of its image(s) before
+            batch padding): ``(H, W)``, or ``(V, H, W)`` for ``V`` views.
+        size: ``(H, W)`` of the padded image batch.
+        device: where the model runs.
+    """
+    if not data_samples:
+        raise ValueError(f'CAST needs superpixels but the batch has no data samples; '
+                         f'{MISSING_CLS_SUPERPIXELS_HINT}')
+    maps = []
+    for i, (sample, shape) in enumerate(zip(data_samples, expected_shapes)):
+        if 'superpixels' not in sample:
+            raise ValueError(f'sample {i} carries no superpixels; {MISSING_CLS_SUPERPIXELS_HINT}')
+        if tuple(sample.superpixels.shape) != tuple(shape):
+            raise ValueError(
+                f'sample {i}: superpixel map of shape {tuple(sample.superpixels.shape)} does '
+                f'not match its image(s) {tuple(shape)}; compute superpixels on the final image '
+                f'({MISSING_CLS_SUPERPIXELS_HINT})')
+        maps.append(sample.superpixels.reshape(-1, *shape[-2:]))
+    stacked = stack_superpixel_maps([m for views in maps for m in views], size).to(device)
+    for sample, padded in zip(data_samples, stacked.split([len(m) for m in maps])):
+        sample.superpixels = padded.reshape(*sample.superpixels.shape[:-2], *size)
+
+
+@MODELS.register_module()
+class SuperpixelClsDataPreprocessor(ClsDataPreprocessor):
+    """``ClsDataPreprocessor`` that pads ``data_sample.superpixels`` with the images.
+
+    Images are normalised, padded and batch-augmented (Mixup / CutMix) exactly as in
+    mmpretrain; batch augmentations leave the superpixel maps alone (official DeiT behaviour).
+    Each ``(H, W)`` map is padded to the batch size by repeating border ids and moved to the
+    model's device in place; the classifier stacks them. Args are those of
+    ``ClsDataPreprocessor``.
+    """
+
+    def forward(self, data: Dict, training: bool = False) -> Dict[str, Any]:
+        shapes = [tuple(img.shape[-2:]) for img in data['inputs']]
+        out = super().forward(data, training)
+        pad_sample_superpixels(out['data_samples'], shapes, tuple(out['inputs'].shape[-2:]),
+                               out['inputs'].device)
+        return out
+
+
+@MODELS.register_module()
+class SuperpixelSelfSupDataPreprocessor(SelfSupDataPreprocessor):
+    """``SelfSupDataPreprocessor`` for multi-view inputs with one superpixel map per view.
+
+    Each data sample carries ``superpixels`` of shape ``(V, H, W)`` (view ``v`` of every
+    sample is ``inputs[v]``); the maps are checked against the views and moved to the model's
+    device in place. Args are those of ``SelfSupDataPreprocessor``.
+    """
+
+    def forward(self, data: Dict, training: bool = False) -> Dict[str, Any]:
+        out = super().forward(data, training)
+        views: List[Tensor] = out['inputs'] if isinstance(out['inputs'], list) \
+            else [out['inputs']]
+        sizes = {tuple(view.shape[-2:]) for view in views}
+        if len(sizes) != 1:
+            raise ValueError(f'all views must have the same size to batch their superpixels, '
+                             f'got {sorted(sizes)}')
+        size = sizes.pop()
+        expected = (len(views), *size) if isinstance(out['inputs'], list) else size
+        pad_sample_superpixels(out['data_samples'], [expected] * len(views[0]), size,
+                               views[0].device)
+        return out

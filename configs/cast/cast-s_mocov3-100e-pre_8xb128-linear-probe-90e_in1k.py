@@ -1,0 +1,32 @@
+# Linear probe of MoCo-v3 CAST-S on ImageNet-1k (spec §6, main_lincls_suppix.py): frozen
+# encoder kept in eval mode, 1000-class linear head (init N(0, 0.01^2), zero bias), SGD lr 30 x
+# 1024 / 256, 90 epochs, batch 1024. README: 68.1 top-1.
+# The encoder comes from a converted MoCo-v3 checkpoint (base encoder only):
+#   python tools/model_converters/cast_official_to_mm.py checkpoint_0099.pth.tar \
+#       checkpoints/cast-s_mocov3-100e_in1k.pth
+# or from this repository's own pre-training (its state_dict also has 'backbone.' keys).
+_base_ = [
+    '../_base_/datasets/imagenet_bs128_cast_mocov3-linear.py',
+    '../_base_/schedules/imagenet_sgd_linear-probe_90e.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+
+model = dict(
+    type='cast_mm.SuperpixelImageClassifier',
+    frozen_backbone=True,
+    backbone=dict(
+        type='cast_mm.CAST',
+        arch='small',
+        mode='classification',
+        pos_embed='sincos',
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/cast-s_mocov3-100e_in1k.pth',
+            prefix='backbone.')),
+    neck=None,
+    head=dict(
+        type='LinearClsHead',
+        num_classes=1000,
+        in_channels=384,
+        init_cfg=dict(type='Normal', layer='Linear', std=0.01),
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
