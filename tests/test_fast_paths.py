@@ -154,3 +154,34 @@ def test_reduced_precision_grids_keep_their_dtype():
     reference = interpolated_segment_mean(grid.bfloat16().float(), labels, 12, (40, 40),
                                           'bicubic')
     torch.testing.assert_close(half.float(), reference, atol=2e-2, rtol=2e-2)
+
+
+def test_segment_to_pixels_is_a_per_image_lookup_with_gradients():
+    """The batch-flattened row lookup equals indexing each image's token table."""
+    from cast_mm.ops import segment_to_pixels
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randn(3, 7, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 7, (3, 6, 4), generator=gen)
+    out = segment_to_pixels(tokens, labels)
+    expected = torch.stack([tokens[b][labels[b]] for b in range(3)]).permute(0, 3, 1, 2)
+    assert out.shape == (3, 5, 6, 4)
+    assert torch.equal(out, expected)
+    weights = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    grad, = torch.autograd.grad((out * weights).sum(), tokens)
+    grad_expected, = torch.autograd.grad((expected * weights).sum(), tokens)
+    assert torch.allclose(grad, grad_expected)
+
+
+def test_mask_transformer_fused_attention_equals_literal():
+    from cast_mm.models import SuperpixelMaskTransformer
+    torch.manual_seed(0)
+    literal = SuperpixelMaskTransformer(num_classes=5, in_channels=32, embed_dims=32,
+                                        num_heads=2, fused_attn=False).eval()
+    fused = SuperpixelMaskTransformer(num_classes=5, in_channels=32, embed_dims=32,
+                                      num_heads=2, fused_attn=True).eval()
+    fused.load_state_dict(literal.state_dict())
+    tokens = torch.randn(2, 9, 32)
+    labels = torch.randint(0, 9, (2, 8, 8))
+    with torch.no_grad():
+        out_literal, out_fused = literal(tokens, labels), fused(tokens, labels)
+    assert torch.allclose(out_fused, out_literal, atol=1e-5, rtol=1e-5)

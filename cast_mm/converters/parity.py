@@ -96,7 +96,8 @@ def build_official_model(config: Mapping[str, Any], checkpoint: Mapping[str, Any
             num_layers=dec_cfg.get('n_layers', len({k.split('.')[1] for k in weights
                                                     if k.startswith('blocks.')})),
             num_heads=dec_cfg.get('n_heads', d_model // 64),
-            ffn_dims=weights['blocks.0.mlp.fc1.weight'].shape[0])
+            ffn_dims=weights['blocks.0.mlp.fc1.weight'].shape[0],
+            fused_attn=not literal)
         decoder.load_state_dict(weights, strict=True)
         decoder.eval()
     return OfficialModel(backbone, converted, decoder)

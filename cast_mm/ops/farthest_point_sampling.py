@@ -10,7 +10,7 @@ exactly as DGL does.
 Two backends sit behind the one op:
 
 * ``'native'`` (default): all pairwise float64 distances from one Gram matrix (``B N^2``
-  memory), then a torch loop of three ``(B, N)`` ops per sample; any device (CPU, CUDA, ...),
+  memory), then a torch loop of three small ops per sample; any device (CPU, CUDA, ...),
   no host round trips;
 * ``'dgl'``: DGL's own kernel (CPU tensors only with the PyPI DGL build), kept as the reference
   that the native backend is tested against.
@@ -59,25 +59,28 @@ def pairwise_sq_distances(points: Tensor) -> Tensor:
     """
     points = points.to(torch.float64)
     sq_norm, projection = _row_stats(points)
-    dist = torch.baddbmm(sq_norm.unsqueeze(2) + sq_norm.unsqueeze(1), points,
-                         points.transpose(1, 2), alpha=-2).clamp_(min=0)
+    # bmm then in-place updates: on CPU about 1.5x faster than baddbmm at N = 1025.
+    dist = torch.bmm(points, points.transpose(1, 2)).mul_(-2)
+    dist.add_(sq_norm.unsqueeze(2)).add_(sq_norm.unsqueeze(1)).clamp_(min=0)
     same = sq_norm.unsqueeze(2) == sq_norm.unsqueeze(1)
     same &= projection.unsqueeze(2) == projection.unsqueeze(1)
     return dist.masked_fill_(same, 0)
 
 
 def _fps_loop(dist: Tensor, num_samples: int, start_idx: int) -> Tensor:
-    """DGL's sampling loop over precomputed distances: three ``(B, N)`` ops per sample."""
+    """DGL's sampling loop over precomputed distances: three small ops per sample."""
     batch, num_points = dist.shape[:2]
-    current = torch.full((batch, 1), start_idx, dtype=torch.long, device=dist.device)
-    picks, min_dist = [], None
-    for _ in range(num_samples):
-        picks.append(current)
-        row = dist.gather(1, current.unsqueeze(-1).expand(-1, 1, num_points)).squeeze(1)
-        min_dist = row if min_dist is None else torch.minimum(min_dist, row)
+    rows = dist.reshape(batch * num_points, num_points)
+    offsets = torch.arange(batch, device=dist.device) * num_points
+    current = torch.full((batch,), start_idx, dtype=torch.long, device=dist.device)
+    picks = [current]
+    min_dist = rows.index_select(0, current + offsets)
+    for _ in range(num_samples - 1):
         # torch.argmax returns the first maximal index, DGL's strict '>' scan does the same.
-        current = min_dist.argmax(dim=1, keepdim=True)
-    return torch.cat(picks, dim=1)
+        current = min_dist.argmax(dim=1)
+        picks.append(current)
+        torch.minimum(min_dist, rows.index_select(0, current + offsets), out=min_dist)
+    return torch.stack(picks, dim=1)
 
 
 def _native_fps(points: Tensor, num_samples: int, start_idx: int) -> Tensor:

@@ -64,4 +64,8 @@ def segment_to_pixels(tokens: Tensor, labels: Tensor) -> Tensor:
 
     Returns ``(B, C, H, W)``.
     """
-    return gather_tokens(tokens, labels).permute(0, 3, 1, 2)
+    batch, num_slots, channels = tokens.shape
+    # One row lookup over the batch-flattened table; faster than a batched gather on CPU.
+    offsets = torch.arange(batch, device=labels.device).view(batch, 1, 1) * num_slots
+    rows = tokens.reshape(batch * num_slots, channels).index_select(0, (labels + offsets).view(-1))
+    return rows.view(*labels.shape, channels).permute(0, 3, 1, 2)

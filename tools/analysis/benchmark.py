@@ -8,7 +8,10 @@ like for like. Protocol (also printed in the header):
 
 * Inputs are real photographs bundled with scikit-image, resized to the model size, with SEEDS
   superpixels (official presets: DeiT 196 at 224², Segmenter ``H*W/256`` = 1024 at 512²).
-* ``OMP_WAIT_POLICY=PASSIVE`` unless set otherwise (see below).
+* OpenMP's wait policy is left to the environment and printed. On a quiet machine keep the
+  default (idle threads spin briefly, small ops start fast); on a machine shared with other
+  busy processes run with ``OMP_WAIT_POLICY=PASSIVE``, since spinning threads that lose their
+  core make multi-threaded torch ops many times slower.
 * Timings run in inference mode (``torch.no_grad``), ``--warmup`` untimed rounds, then
   ``--repeats`` timed rounds; the rounds visit every configuration of a section in turn
   (interleaved), so load from other processes affects all alike. The median is reported.
@@ -33,18 +36,13 @@ import sys
 import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
-# Idle OpenMP threads sleep instead of spinning: on a machine shared with other processes,
-# spinning threads that lose their core make multi-threaded torch ops many times slower.
-# OpenMP reads this once, so it is set before torch is imported.
-os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from cast_mm.converters.parity import LITERAL_PATHS as LITERAL  # noqa: E402
+from cast_mm.converters.parity import LITERAL_PATHS as LITERAL
 
 CLS_SIZE, CLS_BATCH, CLS_SEGMENTS = 224, 8, 196
 SEG_SIZE, SEG_BATCH, SEG_SEGMENTS, SEG_CLASSES = 512, 2, 1024, 150
@@ -105,7 +103,8 @@ class CASTSegmenter(nn.Module):
         self.backbone = CAST(arch='small', mode='segmentation', img_size=SEG_SIZE,
                              pos_embed='learned', fps_backend=fps_backend,
                              **(LITERAL if literal else {}))
-        self.decoder = SuperpixelMaskTransformer(num_classes=SEG_CLASSES, in_channels=384)
+        self.decoder = SuperpixelMaskTransformer(num_classes=SEG_CLASSES, in_channels=384,
+                                                 fused_attn=not literal)
 
     def forward(self, x: torch.Tensor, sp: torch.Tensor) -> torch.Tensor:
         feats = self.backbone.forward_features(x, sp)
@@ -479,7 +478,7 @@ def main(argv=None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor()
     print(f'# CAST benchmark\n\ndevice {device} ({name or platform.machine()}), torch '
           f'{torch.__version__}, {args.threads} torch threads, {os.cpu_count()} cpus, '
-          f'OMP_WAIT_POLICY={os.environ["OMP_WAIT_POLICY"]}; '
+          f'OMP_WAIT_POLICY={os.environ.get("OMP_WAIT_POLICY", "unset (OpenMP default)")}; '
           f'warm-up {args.warmup}, repeats {args.repeats} (interleaved, median); inference '
           f'mode; float32')
     results: Dict = dict(device=str(device), threads=args.threads, warmup=args.warmup,

@@ -28,6 +28,8 @@ class SuperpixelMaskTransformer(nn.Module):
         ffn_dims (int): MLP hidden width. Defaults to ``4 * embed_dims``.
         dropout (float): dropout in the blocks. Defaults to 0.1.
         drop_path_rate (float): stochastic depth over the blocks. Defaults to 0.
+        fused_attn (bool): ``F.scaled_dot_product_attention`` in the blocks instead of the
+            official explicit softmax (equal outputs up to rounding). Defaults to True.
     """
 
     def __init__(self,
@@ -38,7 +40,8 @@ class SuperpixelMaskTransformer(nn.Module):
                  num_heads: int = 6,
                  ffn_dims: int = None,
                  dropout: float = 0.1,
-                 drop_path_rate: float = 0.) -> None:
+                 drop_path_rate: float = 0.,
+                 fused_attn: bool = True) -> None:
         super().__init__()
         ffn_dims = ffn_dims or 4 * embed_dims
         self.num_classes = num_classes
@@ -47,7 +50,8 @@ class SuperpixelMaskTransformer(nn.Module):
         dpr = torch.linspace(0, drop_path_rate, num_layers).tolist()
         self.blocks = nn.ModuleList([
             TransformerBlock(embed_dims, num_heads, ffn_dims / embed_dims, drop_rate=dropout,
-                             drop_path_rate=rate, norm_eps=1e-5) for rate in dpr
+                             drop_path_rate=rate, norm_eps=1e-5, fused_attn=fused_attn)
+            for rate in dpr
         ])
         self.decoder_norm = nn.LayerNorm(embed_dims)
         scale = embed_dims**-0.5

@@ -27,6 +27,8 @@ class SuperpixelMaskTransformerHead(BaseDecodeHead):
         ffn_dims (int, optional): MLP width. Defaults to ``4 * channels``.
         dropout (float): dropout in the decoder blocks. Defaults to 0.1.
         drop_path_rate (float): stochastic depth of the decoder blocks. Defaults to 0.
+        fused_attn (bool): fused scaled-dot-product attention in the decoder blocks.
+            Defaults to True.
         **kwargs: the rest of ``BaseDecodeHead`` (``loss_decode``, ``ignore_index``, ...).
     """
 
@@ -39,6 +41,7 @@ class SuperpixelMaskTransformerHead(BaseDecodeHead):
                  ffn_dims: Optional[int] = None,
                  dropout: float = 0.1,
                  drop_path_rate: float = 0.,
+                 fused_attn: bool = True,
                  **kwargs) -> None:
         kwargs.setdefault('init_cfg', None)
         kwargs.setdefault('dropout_ratio', 0.)
@@ -46,7 +49,7 @@ class SuperpixelMaskTransformerHead(BaseDecodeHead):
         del self.conv_seg  # classes come from the decoder's class embeddings
         self.decoder = SuperpixelMaskTransformer(num_classes, in_channels, channels,
                                                  num_layers, num_heads, ffn_dims, dropout,
-                                                 drop_path_rate)
+                                                 drop_path_rate, fused_attn)
 
     def init_weights(self) -> None:
         super().init_weights()
