@@ -36,3 +36,12 @@ def restore_default_scope():
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
+
+
+@pytest.fixture
+def mmpretrain_scope():
+    """Build in the mmpretrain scope, as runners of mmpretrain configs do (an mmseg runner
+    earlier in the process leaves its scope as the default one)."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield

@@ -3,7 +3,6 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
-from mmengine.registry import DefaultScope
 
 import cast_mm  # noqa: F401
 from cast_mm.registry import MODELS
@@ -13,12 +12,7 @@ from conftest import REPO
 OFFICIAL = {'s': (28_339_864, 384), 'sd': (35_437_720, 384), 'b': (111_799_624, 768),
             'bd': (140_151_112, 768)}
 
-@pytest.fixture(autouse=True)
-def mmpretrain_scope():
-    """Build in the mmpretrain scope, as runners of these configs do (an mmseg runner earlier in
-    the process leaves its scope as the default one)."""
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
+pytestmark = pytest.mark.usefixtures('mmpretrain_scope')
 
 
 def config(name: str) -> Config:

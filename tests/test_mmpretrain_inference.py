@@ -9,7 +9,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, default_collate
-from mmengine.registry import DefaultScope
 from mmpretrain.apis import ImageClassificationInferencer, get_model, inference_model
 from mmpretrain.registry import TRANSFORMS
 
@@ -18,12 +17,7 @@ from conftest import REPO
 
 CLASSES = [f'class_{i}' for i in range(7)]
 
-@pytest.fixture(autouse=True)
-def mmpretrain_scope():
-    """Build in the mmpretrain scope, as runners of these configs do (an mmseg runner earlier in
-    the process leaves its scope as the default one)."""
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
+pytestmark = pytest.mark.usefixtures('mmpretrain_scope')
 
 
 @pytest.fixture(scope='module')

@@ -7,7 +7,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import default_collate, pseudo_collate
-from mmengine.registry import DefaultScope
 
 import cast_mm  # noqa: F401
 from cast_mm.converters import convert_official_checkpoint
@@ -21,12 +20,7 @@ CONFIGS = dict(
     moco_cls='cast-s_mocov3-100e-pre_8xb128-linear-probe-90e_in1k.py',
 )
 
-@pytest.fixture(autouse=True)
-def mmpretrain_scope():
-    """Build in the mmpretrain scope, as runners of these configs do (an mmseg runner earlier in
-    the process leaves its scope as the default one)."""
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
+pytestmark = pytest.mark.usefixtures('mmpretrain_scope')
 
 
 def fixture_classifier(case: dict, config: str):

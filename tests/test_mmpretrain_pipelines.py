@@ -7,7 +7,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.registry import DefaultScope
 from mmpretrain.registry import TRANSFORMS as MMPRETRAIN_TRANSFORMS
 from mmpretrain.structures import DataSample
 
@@ -18,12 +17,7 @@ from cast_mm.models import (SuperpixelClsDataPreprocessor, SuperpixelImageClassi
 from conftest import REPO, TINY_CLUSTERS, grid_superpixels
 
 
-@pytest.fixture(autouse=True)
-def mmpretrain_scope():
-    """Build in the mmpretrain scope, as runners of these configs do (an mmseg runner earlier in
-    the process leaves its scope as the default one)."""
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
+pytestmark = pytest.mark.usefixtures('mmpretrain_scope')
 
 
 def config_pipeline(config: str, key: str = 'train_dataloader'):

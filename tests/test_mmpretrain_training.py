@@ -12,7 +12,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
 
@@ -23,12 +22,7 @@ from conftest import REPO, TINY_CLUSTERS, grid_superpixels
 TINY = dict(embed_dims=48, depths=(1, 1, 1, 1), num_heads=3)
 SIZE = 64
 
-@pytest.fixture(autouse=True)
-def mmpretrain_scope():
-    """Build in the mmpretrain scope, as runners of these configs do (an mmseg runner earlier in
-    the process leaves its scope as the default one)."""
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        yield
+pytestmark = pytest.mark.usefixtures('mmpretrain_scope')
 
 
 @pytest.fixture(scope='module')

@@ -7,13 +7,12 @@ Usage is that of mmseg's ``tools/test.py``::
 """
 import argparse
 import os
-import os.path as osp
 
 import cast_mm  # noqa: F401  (registers the cast_mm scope and its config package)
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from cast_mm.utils import setup_cpu_distributed
+from cast_mm.utils import load_tool_config, setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,14 +51,7 @@ def enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_visualization(cfg, args)

@@ -8,7 +8,6 @@ Usage is that of mmseg's and mmpretrain's ``tools/train.py``::
 import argparse
 import logging
 import os
-import os.path as osp
 
 import cast_mm  # noqa: F401  (registers the cast_mm scope and its config package)
 from mmengine.config import Config, DictAction
@@ -16,7 +15,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from cast_mm.utils import setup_cpu_distributed
+from cast_mm.utils import load_tool_config, setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -53,14 +52,7 @@ def enable_amp(cfg: Config) -> None:
 
 def main() -> None:
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:

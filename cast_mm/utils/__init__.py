@@ -1,4 +1,5 @@
 from .checkpoint_compat import allow_mmengine_checkpoint_globals
 from .distributed import setup_cpu_distributed
+from .tool_config import load_tool_config
 
-__all__ = ['allow_mmengine_checkpoint_globals', 'setup_cpu_distributed']
+__all__ = ['allow_mmengine_checkpoint_globals', 'load_tool_config', 'setup_cpu_distributed']

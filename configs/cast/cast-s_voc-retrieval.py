@@ -6,23 +6,14 @@
 # group takes the majority label of its 20 nearest memory prototypes. One test pass:
 #   python tools/test.py configs/cast/cast-s_voc-retrieval.py \
 #       work_dirs/cast-s_mocov3-400e_8xb32_coco/epoch_150.pth
-_base_ = ['../_base_/datasets/voc12_retrieval.py', '../_base_/default_runtime.py']
+_base_ = [
+    '../_base_/datasets/voc12_retrieval.py', '../_base_/models/cast_hierarchy.py',
+    '../_base_/default_runtime.py'
+]
 model = dict(
-    type='cast_mm.HierarchySegmentor',
-    data_preprocessor=dict(
-        type='cast_mm.SuperpixelSegDataPreProcessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True),
     # The MoCo encoder's weights in the segmentation architecture; the sin-cos position table
     # of the 28 x 28 pre-training grid is resized to each superpixel map.
-    backbone=dict(
-        type='cast_mm.CAST',
-        arch='small',
-        mode='segmentation',
-        pos_embed='sincos',
-        img_size=224,
-        num_clusters=(320, 160, 80, 40)),
+    backbone=dict(mode='segmentation', num_clusters=(320, 160, 80, 40)),
     # The MoCo-v3 projector (neck.* of a cast_mm MoCo checkpoint).
     neck=dict(
         type='mmpretrain.NonLinearNeck',
