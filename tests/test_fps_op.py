@@ -112,3 +112,15 @@ def test_pairwise_distances_are_exact_zero_for_equal_rows_only():
     direct = (points.double()[:, :, None] - points.double()[:, None]).square().sum(-1)
     torch.testing.assert_close(dist, direct, atol=1e-6 * float(direct.max()), rtol=0)
     assert torch.equal(dist == 0, direct == 0)
+
+
+def test_native_backend_never_reads_tensor_values_on_the_host():
+    """On the meta device no value can reach the host (``.item()``, ``int(t)``, data-dependent
+    shapes all raise), so a run there shows the op has no host round trip on CUDA either."""
+    from cast_mm.ops.farthest_point_sampling import _native_fps
+
+    # The implementation itself: the registered op would dispatch meta tensors to its fake kernel.
+    points = torch.empty(3, 197, 384, device='meta')
+    picks = _native_fps(points, 65, 0)
+    assert picks.device.type == 'meta' and picks.shape == (3, 65)
+    assert picks.dtype == torch.long

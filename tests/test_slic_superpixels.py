@@ -78,3 +78,10 @@ def test_bad_inputs_are_named():
         slic_superpixels(torch.zeros(3, 8, 8), 4)
     with pytest.raises(ValueError, match='channel_order'):
         slic_superpixels(torch.zeros(1, 3, 8, 8), 4, channel_order='hsv')
+
+
+def test_slic_never_reads_tensor_values_on_the_host():
+    """Runs on the meta device, where reading any value on the host raises."""
+    images = torch.empty(2, 3, 64, 80, device='meta')
+    labels = slic_superpixels(images, 20)
+    assert labels.device.type == 'meta' and labels.shape == (2, 64, 80)
