@@ -199,4 +199,7 @@ def interpolated_segment_mean(grid: Tensor, labels: Tensor, num_slots: int,
         labels, num_slots, (grid_h, grid_w), full_size, mode, shared_grid=groups == 1,
         dtype=dtype)
     flat = grid.reshape(groups * grid_h * grid_w, channels).to(dtype)
-    return torch.sparse.mm(weights, flat).view(batch, num_slots, channels).to(grid.dtype)
+    # Autocast would cast the product back to half precision; keep it in ``dtype``.
+    with torch.autocast(grid.device.type, enabled=False):
+        tokens = torch.sparse.mm(weights, flat)
+    return tokens.view(batch, num_slots, channels).to(grid.dtype)
