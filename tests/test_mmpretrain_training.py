@@ -213,3 +213,27 @@ def test_mocov3_pairs_each_view_with_its_superpixels(image_folder, tmp_path):
     aligned = loss([0, 1], [0, 1])
     assert abs(aligned - loss([1, 0], [1, 0])) < 1e-6
     assert abs(aligned - loss([1, 0], [0, 1])) > 1e-4
+
+
+@pytest.mark.parametrize('kind', ['deit', 'mocov3'])
+def test_loss_step_under_autocast(kind, image_folder, tmp_path):
+    """What ``--amp`` runs (GPU only in MMEngine), here with CPU bfloat16 autocast."""
+    if kind == 'deit':
+        cfg = deit_config(image_folder, tmp_path)
+    else:
+        cfg = tiny_config('cast-s_mocov3-100e_8xb32_in1k.py', image_folder, tmp_path,
+                          neck=dict(in_channels=48, hid_channels=64, out_channels=32),
+                          head=dict(predictor=dict(in_channels=32, hid_channels=64,
+                                                   out_channels=32)))
+        cfg.train_dataloader.batch_size = 3
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    data = model.data_preprocessor(next(iter(runner.build_dataloader(cfg.train_dataloader))),
+                                   True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = model(**data, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
