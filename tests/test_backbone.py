@@ -195,3 +195,18 @@ def test_compile_and_export_trace_the_whole_backbone():
     torch.testing.assert_close(compiled, expected)
     torch.testing.assert_close(out, expected)
     assert 'cast_mm.farthest_point_sampling' in str(exported.graph)
+
+
+def test_missing_pretrained_checkpoint_names_the_converter(tmp_path):
+    missing = str(tmp_path / 'cast-s_deit_in1k.pth')
+    model = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS,
+                 init_cfg=dict(type='Pretrained', checkpoint=missing))
+    with pytest.raises(FileNotFoundError, match='cast_official_to_mm.py') as info:
+        model.init_weights()
+    assert missing in str(info.value) and 'init_cfg=None' in str(info.value)
+    # an existing file loads as usual
+    source = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS)
+    torch.save(dict(state_dict=source.state_dict()), missing)
+    model.init_weights()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 source.state_dict().values()))

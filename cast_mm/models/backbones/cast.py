@@ -14,6 +14,7 @@ official file                 ``mode``         ``pos_embed`` notes
 ============================  ===============  ============  ==========================
 """
 import dataclasses
+import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -111,6 +112,19 @@ def resize_labels(labels: Tensor, size: Tuple[int, int]) -> Tensor:
     # Floats represent ids exactly up to 2**24, far beyond any superpixel budget.
     out = F.interpolate(labels[:, None].float(), size=size, mode='nearest')
     return out[:, 0].long()
+
+
+def _check_local_checkpoint(path: Optional[str]) -> None:
+    """Name the way to get a missing pre-trained checkpoint before MMEngine tries to load it."""
+    if not isinstance(path, str) or '://' in path or ':' in path.split('/')[0]:
+        return  # URLs and MMEngine prefixes (open-mmlab:, mmpretrain::, ...) load elsewhere
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f"CAST init_cfg checkpoint '{path}' does not exist. Convert an official "
+            'checkpoint into it with `python tools/model_converters/cast_official_to_mm.py '
+            f'OFFICIAL.pth {path} --trust-pickle` (README, "Official checkpoints"), point '
+            'model.backbone.init_cfg.checkpoint at your own, or start from random weights with '
+            '--cfg-options model.backbone.init_cfg=None')
 
 
 @MODELS.register_module()
@@ -281,6 +295,7 @@ class CAST(BaseModule):
     def init_weights(self) -> None:
         """Truncated-normal init (DeiT style), unless ``init_cfg`` loads a checkpoint."""
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            _check_local_checkpoint(self.init_cfg.get('checkpoint'))
             super().init_weights()
             return
         trunc_normal_(self.cls_token, std=.02)
