@@ -55,3 +55,21 @@ def _sample(labels):
     sample = SegDataSample()
     sample.gt_sem_seg = PixelData(data=labels[None])
     return sample
+
+
+def test_batch_norm_of_segment_tokens_ignores_padded_slots():
+    """Padded token slots own no pixel; their values must not move BatchNorm statistics."""
+    from cast_mm.models.utils import norm_segment_tokens
+    torch.manual_seed(0)
+    tokens = torch.randn(2, 5, 4)
+    padding = torch.tensor([[False] * 5, [False, False, False, True, True]])
+    noisy = tokens.clone()
+    noisy[padding] = 1e3
+    bn = torch.nn.BatchNorm1d(4).train()
+    out = norm_segment_tokens(bn, noisy, padding)
+    expected = torch.nn.BatchNorm1d(4).train()(tokens[~padding])
+    assert torch.allclose(out[~padding], expected, atol=1e-6)
+    assert torch.equal(out[padding], torch.zeros(2, 4))
+    assert torch.allclose(bn.running_mean, 0.1 * tokens[~padding].mean(0), atol=1e-6)
+    ln = torch.nn.LayerNorm(4)
+    assert torch.equal(norm_segment_tokens(ln, noisy, padding), ln(noisy))

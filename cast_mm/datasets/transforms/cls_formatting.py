@@ -7,6 +7,12 @@ from mmpretrain.datasets.transforms import PackInputs
 
 from cast_mm.registry import TRANSFORMS
 
+#: What to tell a user whose mmpretrain pipeline produced no superpixel map.
+MISSING_CLS_SUPERPIXELS_HINT = (
+    "add dict(type='cast_mm.SEEDSSuperpixels', preset='deit' or 'moco') after the last "
+    "augmentation of the pipeline (for multi-view pipelines wrap it in ApplyToList after "
+    "MultiView) and pack with dict(type='cast_mm.PackSuperpixelClsInputs')")
+
 
 @TRANSFORMS.register_module()
 class PackSuperpixelClsInputs(PackInputs):
@@ -23,10 +29,8 @@ class PackSuperpixelClsInputs(PackInputs):
 
     def transform(self, results: Dict) -> Dict:
         if 'superpixels' not in results:
-            raise KeyError(
-                "PackSuperpixelClsInputs found no 'superpixels': add "
-                "dict(type='cast_mm.SEEDSSuperpixels', ...) to the pipeline after the last "
-                'augmentation (for multi-view pipelines wrap it in ApplyToList after MultiView)')
+            raise KeyError("PackSuperpixelClsInputs found no 'superpixels': "
+                           f'{MISSING_CLS_SUPERPIXELS_HINT}')
         packed = super().transform(results)
         maps = results['superpixels']
         if isinstance(maps, (list, tuple)):

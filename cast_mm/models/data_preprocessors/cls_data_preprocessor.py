@@ -6,13 +6,10 @@ from mmpretrain.models.utils.data_preprocessor import (ClsDataPreprocessor,
                                                        SelfSupDataPreprocessor)
 from torch import Tensor
 
+from cast_mm.datasets.transforms.cls_formatting import MISSING_CLS_SUPERPIXELS_HINT
 from cast_mm.registry import MODELS
 from ..utils import stack_superpixel_maps
 
-#: What to tell a user whose mmpretrain pipeline produced no superpixel map.
-MISSING_CLS_SUPERPIXELS_HINT = (
-    "add dict(type='cast_mm.SEEDSSuperpixels', preset='deit' or 'moco') after the last "
-    "augmentation of the pipeline and pack with dict(type='cast_mm.PackSuperpixelClsInputs')")
 
 
 def pad_sample_superpixels(data_samples: Optional[Sequence[Any]],

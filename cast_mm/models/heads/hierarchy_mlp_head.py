@@ -11,6 +11,7 @@ from cast_mm.ops import gather_tokens, segment_to_pixels
 from cast_mm.registry import MODELS
 from ..backbones.cast import CASTFeatures
 from ..layers import level_assignments
+from ..utils import norm_segment_tokens
 
 
 @MODELS.register_module()
@@ -71,11 +72,6 @@ class HierarchyMLPHead(BaseDecodeHead):
         for proj, tokens, index in zip(self.level_projs[1:], levels[1:], chain):
             feats.append(gather_tokens(proj(tokens), index))
         x = self.fuse(torch.cat(feats, dim=-1))
-        x = self.fuse_act(self._norm(x))
+        x = self.fuse_act(norm_segment_tokens(self.fuse_norm, x, inputs.padding_masks[0]))
         scores = self.cls(self.token_dropout(x))
         return segment_to_pixels(scores, inputs.token_labels)
-
-    def _norm(self, x: Tensor) -> Tensor:
-        if isinstance(self.fuse_norm, nn.modules.batchnorm._BatchNorm):
-            return self.fuse_norm(x.transpose(1, 2)).transpose(1, 2)
-        return self.fuse_norm(x)

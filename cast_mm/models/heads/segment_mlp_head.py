@@ -9,6 +9,7 @@ from torch import Tensor
 from cast_mm.ops import segment_to_pixels
 from cast_mm.registry import MODELS
 from ..backbones.cast import CASTFeatures
+from ..utils import norm_segment_tokens
 
 
 @MODELS.register_module()
@@ -18,7 +19,8 @@ class SegmentMLPHead(BaseDecodeHead):
     The official VOC fine-tuning (spec §7.1) ran ``Conv1x1(C, C, bias=False) + BN + ReLU +
     Conv1x1(C, num_classes)`` on the per-pixel map of segment embeddings; the same layers on the
     segment tokens, scattered to pixels through the superpixel map, give the same scores (the
-    norm's batch statistics are taken over segments instead of pixels).
+    norm's batch statistics are taken over the real segments of the batch, padded token slots
+    left out, instead of over pixels).
 
     Args:
         in_channels (int): width of the backbone tokens.
@@ -54,6 +56,6 @@ class SegmentMLPHead(BaseDecodeHead):
             raise TypeError("SegmentMLPHead needs the CASTFeatures of a CAST backbone in "
                             "mode='segmentation'")
         x = self.fc(inputs.fused_tokens)
-        x = self.act(self.bn(x.transpose(1, 2)).transpose(1, 2))
+        x = self.act(norm_segment_tokens(self.bn, x, inputs.padding_masks[0]))
         scores = self.cls(self.token_dropout(x))
         return segment_to_pixels(scores, inputs.token_labels)

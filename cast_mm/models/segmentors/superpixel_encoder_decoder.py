@@ -92,12 +92,16 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
                              "dict(type='cast_mm.SuperpixelSegDataPreProcessor')")
         return superpixels
 
-    def to_uint8_images(self, inputs: Tensor) -> List[np.ndarray]:
-        """Undo the data preprocessor's normalisation: ``H x W x 3`` uint8 arrays."""
+    def denormalize(self, inputs: Tensor) -> Tensor:
+        """Undo the data preprocessor's normalisation: float images in ``[0, 255]``."""
         images = inputs.detach().float()
         if getattr(self.data_preprocessor, '_enable_normalize', False):
             images = images * self.data_preprocessor.std + self.data_preprocessor.mean
-        images = images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        return images.clamp(0, 255)
+
+    def to_uint8_images(self, inputs: Tensor) -> List[np.ndarray]:
+        """The batch as ``H x W x 3`` uint8 arrays in the data preprocessor's colour order."""
+        images = self.denormalize(inputs).round().to(torch.uint8).permute(0, 2, 3, 1)
         return list(images.cpu().numpy())
 
     def compute_superpixels(self, inputs: Tensor) -> Tensor:
@@ -106,12 +110,9 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         if self.device_superpixels is not None:
             cfg = dict(self.device_superpixels)
             budget = inputs.shape[-2] * inputs.shape[-1] // cfg.pop('pixels_per_superpixel', 256)
-            images = inputs.detach().float()
-            if getattr(self.data_preprocessor, '_enable_normalize', False):
-                images = images * self.data_preprocessor.std + self.data_preprocessor.mean
             order = self.window_superpixels.channel_order
             with torch.no_grad():
-                return slic_superpixels(images.clamp(0, 255), max(1, budget),
+                return slic_superpixels(self.denormalize(inputs), max(1, budget),
                                         channel_order=order, **cfg)
         maps = [torch.from_numpy(self.window_superpixels.compute(image))
                 for image in self.to_uint8_images(inputs)]

@@ -1,3 +1,4 @@
 from .superpixel_batch import stack_superpixel_maps
+from .token_norm import norm_segment_tokens
 
-__all__ = ['stack_superpixel_maps']
+__all__ = ['norm_segment_tokens', 'stack_superpixel_maps']
