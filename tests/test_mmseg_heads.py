@@ -73,3 +73,13 @@ def test_batch_norm_of_segment_tokens_ignores_padded_slots():
     assert torch.allclose(bn.running_mean, 0.1 * tokens[~padding].mean(0), atol=1e-6)
     ln = torch.nn.LayerNorm(4)
     assert torch.equal(norm_segment_tokens(ln, noisy, padding), ln(noisy))
+
+
+@pytest.mark.parametrize('batch', [1, 2])
+def test_class_embedding_gradient_is_dense(batch):
+    """DDP copies (and warns about) gradients whose strides differ from the parameter's."""
+    from cast_mm.models import SuperpixelMaskTransformer
+    decoder = SuperpixelMaskTransformer(num_classes=5, in_channels=16, embed_dims=16,
+                                        num_heads=2)
+    decoder.token_masks(torch.randn(batch, 7, 16)).sum().backward()
+    assert decoder.cls_emb.grad.stride() == decoder.cls_emb.stride()

@@ -12,7 +12,7 @@ import cast_mm  # noqa: F401  (registers the cast_mm scope and its config packag
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from cast_mm.utils import load_tool_config, setup_cpu_distributed
+from cast_mm.utils import close_distributed, load_tool_config, setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,6 +66,7 @@ def main() -> None:
         cfg.test_evaluator['keep_results'] = True
     setup_cpu_distributed(cfg)
     Runner.from_cfg(cfg).test()
+    close_distributed()
 
 
 if __name__ == '__main__':

@@ -26,3 +26,14 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def close_distributed() -> None:
+    """Destroy the process group, if any, before the interpreter exits.
+
+    A gloo group left alive at exit can abort the process ("terminate called without an
+    active exception") after a run that otherwise succeeded, so the tools close it explicitly.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

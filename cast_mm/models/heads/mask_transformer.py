@@ -9,6 +9,16 @@ from cast_mm.ops import segment_to_pixels
 from ..layers import TransformerBlock
 
 
+def _dense_grad(grad: Tensor) -> Tensor:
+    """A dense copy of a gradient that is a slice of a larger one.
+
+    With one image per process the class embeddings' gradient would otherwise reach DDP as a
+    strided slice of the sequence's gradient, which DDP copies into its bucket with a warning on
+    every step. ``contiguous()`` is not enough: it keeps the size-1 batch dimension's stride.
+    """
+    return grad.clone(memory_format=torch.contiguous_format)
+
+
 class SuperpixelMaskTransformer(nn.Module):
     """Class masks per segment token, scattered to pixels through the superpixel map.
 
@@ -71,7 +81,10 @@ class SuperpixelMaskTransformer(nn.Module):
     def token_masks(self, tokens: Tensor) -> Tensor:
         """Class scores per segment token: ``(B, N, C_in)`` -> ``(B, N, num_classes)``."""
         x = self.proj_dec(tokens)
-        x = torch.cat([x, self.cls_emb.expand(x.shape[0], -1, -1).to(x.dtype)], dim=1)
+        classes = self.cls_emb.expand(x.shape[0], -1, -1).to(x.dtype)
+        if classes.requires_grad:
+            classes.register_hook(_dense_grad)
+        x = torch.cat([x, classes], dim=1)
         for block in self.blocks:
             x = block(x)
         x = self.decoder_norm(x)
