@@ -73,9 +73,10 @@ def test_dist_train_and_dist_test_two_processes_with_gloo(tmp_path):
     shrink_seg_config(cfg, str(tmp_path / 'work'), root)
     cfg.train_dataloader.batch_size = 1
     cfg.dump(str(config))
-    env = dict(os.environ, PORT=str(29500 + os.getpid() % 1000), OMP_NUM_THREADS='1')
+    port = 29500 + 2 * (os.getpid() % 1000)
 
     def launch(script, *args):
+        env = dict(os.environ, PORT=str(port + (script == 'dist_test.sh')), OMP_NUM_THREADS='1')
         done = subprocess.run(['bash', osp.join(REPO, 'tools', script), str(config), *args],
                               capture_output=True, text=True, env=env, cwd=str(tmp_path),
                               timeout=600)
