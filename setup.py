@@ -1,7 +1,6 @@
 import os
 import os.path as osp
 import shutil
-
 from setuptools import find_packages, setup
 from setuptools.command.develop import develop
 

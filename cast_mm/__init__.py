@@ -1,4 +1,5 @@
 """cast_mm: CAST (superpixel-token ViT with graph pooling) for OpenMMLab."""
+# isort: skip_file  (the registry scope must exist before the modules that register)
 from . import registry  # noqa: F401  (the cast_mm scope)
 from .utils import allow_mmengine_checkpoint_globals
 from . import converters, datasets, models, ops  # noqa: F401,E402

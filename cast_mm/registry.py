@@ -11,46 +11,39 @@ tags them with ``_scope_='cast_mm'``), yet they name mmseg / mmpretrain modules 
 up in the scope around it first: the most recent default scope other than ``cast_mm`` (the
 runner's ``default_scope``), so one config works inherited both ways.
 """
-import os.path as osp
 from typing import Optional, Type
 
-import mmengine.config.config as mmengine_config_module
 from mmengine.config.utils import MODULE2PACKAGE
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import DefaultScope, Registry
-from mmengine.utils import get_installed_path
+
+from .utils import editable_install
 
 SCOPE = 'cast_mm'
 # Importing the package registers every module of every kind.
 _LOCATIONS = ['cast_mm']
-# ``_base_ = 'cast_mm::...'`` needs MMEngine to know the distribution behind the scope.
+# ``_base_ = 'cast_mm::...'`` needs MMEngine to know the distribution behind the scope (the
+# table MMEngine reads for that, as its own OpenMMLab packages are listed there).
 MODULE2PACKAGE.setdefault(SCOPE, 'cast_mm')
-
-
-def _installed_path(package: str) -> str:
-    """MMEngine's ``get_installed_path`` that also finds an editable install of cast_mm.
-
-    MMEngine joins the distribution's location with the package name, which for a PEP 660
-    editable install points into site-packages where no ``cast_mm`` folder exists.
-    """
-    if package == 'cast_mm':
-        return osp.dirname(osp.abspath(__file__))
-    return get_installed_path(package)
-
-
-mmengine_config_module.get_installed_path = _installed_path
+editable_install.apply()
 
 
 def surrounding_scope() -> Optional[str]:
-    """The most recent default scope that is not ``cast_mm`` (None if there is none)."""
+    """The most recent default scope that is not ``cast_mm`` (None if there is none).
+
+    MMEngine (0.10.7) has no public way to list the default scopes in effect: a build with
+    ``_scope_`` replaces the current one for its duration, so the runner's scope is only found
+    in ``DefaultScope``'s instance table, read here and nowhere else.
+    """
     for instance in reversed(list(DefaultScope._instance_dict.values())):
         if instance.scope_name != SCOPE:
             return instance.scope_name
@@ -69,8 +62,7 @@ class CastRegistry(Registry):
             self.import_from_location()
             scope = surrounding_scope()
             if key not in self._module_dict and scope is not None:
-                registry = self._get_root_registry()._search_child(scope)
-                obj = None if registry is None or registry is self else registry.get(key)
+                obj = super().get(f'{scope}.{key}')
                 if obj is not None:
                     return obj
         return super().get(key)
@@ -96,6 +88,8 @@ EVALUATOR = CastRegistry('evaluator', parent=MMENGINE_EVALUATOR, scope=SCOPE,
                          locations=_LOCATIONS)
 #: Hooks.
 HOOKS = CastRegistry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=_LOCATIONS)
+#: Training loops.
+LOOPS = CastRegistry('loop', parent=MMENGINE_LOOPS, scope=SCOPE, locations=_LOCATIONS)
 #: Visualizers.
 VISUALIZERS = CastRegistry('visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,
                            locations=_LOCATIONS)

@@ -5,10 +5,10 @@ from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
+from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
 from mmengine.config import Config
 
 from cast_mm.datasets import generate_demo_ade20k
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
 
 CONFIGS = osp.join(REPO, 'configs', 'cast')
 #: Every segmentation config shipped in configs/cast.

@@ -8,12 +8,12 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
 from mmengine.config import Config
 from mmengine.runner import Runner
+from seg_helpers import CONFIGS, dataset_root_for, shrink_seg_config
 
 from cast_mm.models import CAST
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
-from seg_helpers import CONFIGS, dataset_root_for, shrink_seg_config
 
 
 def _finite_grads(module: torch.nn.Module) -> bool:

@@ -1,9 +1,9 @@
 """CAST backbone: arch zoo, modes, batch padding, sharp edges, input checks, tracing."""
 import pytest
 import torch
+from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
 
 from cast_mm.models import CAST
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
 
 
 def tiny(mode='classification', **kwargs):
@@ -56,7 +56,7 @@ def test_output_shapes_both_modes():
     assert cls_out.shape == (2, 48)
     assert feats.fused_tokens.shape == (2, 64, 48) and with_cls.shape == (2, 65, 48)
     assert [t.shape[1] for t in feats.stage_tokens] == [64, 16, 8, 4]
-    assert [tuple(l.shape[1:]) for l in feats.pool_logits] == [(64, 16), (16, 8), (8, 4), (4, 2)]
+    assert [tuple(x.shape[1:]) for x in feats.pool_logits] == [(64, 16), (16, 8), (8, 4), (4, 2)]
     assert feats.token_labels.shape == (2, 64, 64)
 
 
@@ -155,8 +155,8 @@ def test_bad_superpixel_maps_raise_clear_errors():
         model(x, grid_superpixels(2, 64, 64).float())
     with pytest.raises(ValueError, match='>= 0, got min -1'):
         model(x, grid_superpixels(2, 64, 64) - 1)
-    with pytest.raises(ValueError, match='num_segments=10'):
-        model(x, grid_superpixels(2, 64, 64), num_segments=10)
+    with pytest.raises(ValueError, match='num_slots=10'):
+        model(x, grid_superpixels(2, 64, 64), num_slots=10)
     with pytest.raises(ValueError, match=r'\(B, C, H, W\)'):
         model(x[0], grid_superpixels(2, 64, 64))
 
@@ -190,8 +190,8 @@ def test_compile_and_export_trace_the_whole_backbone():
     with torch.no_grad():
         expected = model(x, sp)[0]
         compiled = torch.compile(model, backend='eager')(x, sp)[0]
-        exported = torch.export.export(model, (x, sp), kwargs=dict(num_segments=64))
-        out = exported.module()(x, sp, num_segments=64)[0]
+        exported = torch.export.export(model, (x, sp), kwargs=dict(num_slots=64))
+        out = exported.module()(x, sp, num_slots=64)[0]
     torch.testing.assert_close(compiled, expected)
     torch.testing.assert_close(out, expected)
     assert 'cast_mm.farthest_point_sampling' in str(exported.graph)

@@ -1,16 +1,17 @@
 """Official checkpoint layouts -> cast_mm, from Python and from the command line."""
 import argparse
+import os
 import pickle
 import subprocess
 import sys
 
 import pytest
 import torch
-
-from cast_mm.converters import (UnknownCheckpointLayout, convert_official_checkpoint,
-                                detect_layout, load_official_checkpoint)
-from cast_mm.models import CAST
 from conftest import REPO
+
+from cast_mm.converters import (UnknownCheckpointLayout, convert_official_checkpoint, detect_layout,
+                                load_official_checkpoint)
+from cast_mm.models import CAST
 
 CONVERTER = f'{REPO}/tools/model_converters/cast_official_to_mm.py'
 
@@ -62,13 +63,30 @@ def test_unknown_layout_lists_top_level_keys():
         detect_layout({'state_dict': {'backbone.cls_token': torch.zeros(1)}})
 
 
-def test_deit_namespace_needs_explicit_trust(public_fixture, tmp_path):
+class _RunsCode:
+    """Unpickling this touches a file: a stand-in for a checkpoint that runs code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def test_official_namespace_loads_safely_and_code_needs_explicit_trust(public_fixture, tmp_path):
     path = tmp_path / 'best_checkpoint.pth'
     torch.save(dict(public_fixture['cases']['deit_cls']['checkpoint'],
                     args=argparse.Namespace(model='cast_small')), path)
-    with pytest.raises(pickle.UnpicklingError, match='--trust-pickle'):
-        load_official_checkpoint(str(path))
-    assert 'args' in load_official_checkpoint(str(path), trust_pickle=True)
+    assert load_official_checkpoint(str(path))['args'].model == 'cast_small'
+    marker = tmp_path / 'ran'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'model': {}, 'args': _RunsCode(marker)}, evil)
+    with pytest.raises(pickle.UnpicklingError, match='--trust-pickle') as info:
+        load_official_checkpoint(str(evil))
+    assert str(evil) in str(info.value) and 'posix.system' in str(info.value)
+    assert not marker.exists()
+    load_official_checkpoint(str(evil), trust_pickle=True)  # the explicit opt-in unpickles
+    assert marker.exists()
 
 
 def test_command_line_converter(public_fixture, tmp_path):
@@ -76,10 +94,7 @@ def test_command_line_converter(public_fixture, tmp_path):
     torch.save(dict(public_fixture['cases']['deit_cls']['checkpoint'],
                     args=argparse.Namespace(model='cast_small')), src)
     dst = tmp_path / 'out' / 'cast.pth'
-    refused = subprocess.run([sys.executable, CONVERTER, str(src), str(dst)],
-                             capture_output=True, text=True)
-    assert refused.returncode == 1 and '--trust-pickle' in refused.stderr
-    done = subprocess.run([sys.executable, CONVERTER, str(src), str(dst), '--trust-pickle',
+    done = subprocess.run([sys.executable, CONVERTER, str(src), str(dst),
                            '--classes', *[f'c{i}' for i in range(7)]],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -94,6 +109,18 @@ def test_command_line_converter(public_fixture, tmp_path):
     bad = subprocess.run([sys.executable, CONVERTER, str(junk), str(dst)], capture_output=True,
                          text=True)
     assert bad.returncode == 1 and "top-level keys are ['foo']" in bad.stderr
+
+    marker = tmp_path / 'ran'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'model': {}, 'args': _RunsCode(marker)}, evil)
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(src.read_bytes()[:1000])
+    for path, message in ((evil, '--trust-pickle'), (truncated, 'truncated or corrupt')):
+        refused = subprocess.run([sys.executable, CONVERTER, str(path), str(dst)],
+                                 capture_output=True, text=True)
+        assert refused.returncode == 1 and message in refused.stderr, refused.stderr
+        assert str(path) in refused.stderr
+    assert not marker.exists()
 
 
 def test_moco_projector_and_predictor_become_nonlinear_neck_weights(public_fixture):

@@ -2,14 +2,14 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
 
-from cast_mm.converters.parity import LITERAL_PATHS as LITERAL
 from cast_mm.converters.parity import check_case
 from cast_mm.models import CAST
-from cast_mm.models.layers.segment_pooling import (interpolated_segment_mean,
-                                                   interpolation_matrix, interpolation_taps)
+from cast_mm.models.fast_paths import LITERAL_PATHS as LITERAL
+from cast_mm.models.layers.segment_pooling import (interpolated_segment_mean, interpolation_matrix,
+                                                   interpolation_taps)
 from cast_mm.ops import segment_mean
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
 
 
 def literal_segment_mean(grid, labels, num_slots, full_size, mode):
@@ -114,7 +114,7 @@ def test_classification_fast_path_equals_literal(mask_padding):
     fast = tiny('classification', mask_padding=mask_padding)
     literal = tiny('classification', mask_padding=mask_padding, **LITERAL)
     literal.load_state_dict(fast.state_dict())
-    assert fast.stem.channels_last and fast.blocks[0].attn.fused
+    assert fast.stem.channels_last and fast.blocks[0].attn.fused_attn
     with torch.no_grad():
         torch.testing.assert_close(fast(x, sp)[0], literal(x, sp)[0], atol=1e-5, rtol=1e-5)
 
@@ -135,8 +135,8 @@ def test_segmentation_compiles_and_exports_with_fast_pooling():
         expected = model(x, sp)[0]
         compiled = torch.compile(model, backend='aot_eager')(x, sp)[0]
         # Export traces the literal pooling (the sparse weights have data-dependent sizes).
-        exported = torch.export.export(model, (x, sp), kwargs=dict(num_segments=30))
-        out = exported.module()(x, sp, num_segments=30)[0]
+        exported = torch.export.export(model, (x, sp), kwargs=dict(num_slots=30))
+        out = exported.module()(x, sp, num_slots=30)[0]
     torch.testing.assert_close(compiled, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 

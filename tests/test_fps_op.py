@@ -124,3 +124,72 @@ def test_native_backend_never_reads_tensor_values_on_the_host():
     picks = _native_fps(points, 65, 0)
     assert picks.device.type == 'meta' and picks.shape == (3, 65)
     assert picks.dtype == torch.long
+
+
+def torch_loop_fps(points, k, start=0):
+    """The torch formulation (Gram matrix + torch loop) the compiled kernel replaces on CPU."""
+    from cast_mm.ops.farthest_point_sampling import _fps_loop, pairwise_sq_distances
+    return _fps_loop(pairwise_sq_distances(points), k, start)
+
+
+def compiled_kernel():
+    from cast_mm.ops import fps_kernel
+    if fps_kernel.load() is None:
+        pytest.skip(f'compiled FPS kernel unavailable here: {fps_kernel.status()}')
+    return fps_kernel
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize('batch,num_tokens,k,num_padded', [(8, 196, 65, 20), (2, 1024, 321, 100),
+                                                           (3, 40, 30, 15), (1, 5, 5, 0)])
+def test_compiled_kernel_is_dgl_bitwise(dtype, batch, num_tokens, k, num_padded):
+    kernel = compiled_kernel()
+    points = cast_like_points(batch, num_tokens, 384, num_padded).to(dtype)
+    out = kernel.sample(points, k, 0)
+    assert out.dtype == torch.long and out.shape == (batch, k)
+    assert torch.equal(out, farthest_point_sampling(points, k, backend='dgl'))
+    assert torch.equal(out, torch_loop_fps(points, k))
+
+
+def test_compiled_kernel_keeps_dgl_ties_and_odd_shapes():
+    # Integer lattice: exact ties everywhere; odd point counts and channel counts exercise the
+    # vector tails; every start index.
+    kernel = compiled_kernel()
+    gen = torch.Generator().manual_seed(3)
+    for num_points, channels in [(30, 2), (37, 3), (9, 1), (64, 7)]:
+        points = torch.randint(0, 3, (3, num_points, channels), generator=gen).double()
+        for start in range(0, num_points, 4):
+            out = kernel.sample(points, num_points, start)
+            assert torch.equal(out, farthest_point_sampling(points, num_points, start, 'dgl'))
+            assert torch.equal(out, reference_fps(points, num_points, start))
+
+
+def test_native_backend_uses_the_kernel_on_cpu_and_the_torch_loop_without_it(monkeypatch):
+    from cast_mm.ops import fps_kernel
+    points = cast_like_points(2, 60, 16, 6)
+    with_kernel = farthest_point_sampling(points, 20)
+    monkeypatch.setenv('CAST_MM_FPS_KERNEL', '0')
+    assert fps_kernel.load() is None and 'CAST_MM_FPS_KERNEL=0' in fps_kernel.status()
+    assert torch.equal(farthest_point_sampling(points, 20), with_kernel)
+    assert torch.equal(with_kernel, torch_loop_fps(points, 20))
+
+
+def test_kernel_build_is_cached_and_a_missing_compiler_falls_back(monkeypatch, tmp_path):
+    from cast_mm.ops import fps_kernel
+    if fps_kernel._compiler() is None:
+        pytest.skip('no C compiler on this machine')
+    monkeypatch.setenv('TORCH_EXTENSIONS_DIR', str(tmp_path))
+    monkeypatch.setattr(fps_kernel, '_state', dict(tried=False, fn=None, reason=''))
+    assert fps_kernel.load() is not None
+    built = list((tmp_path / 'cast_mm_fps').glob('fps_*.so'))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    monkeypatch.setattr(fps_kernel, '_state', dict(tried=False, fn=None, reason=''))
+    assert fps_kernel.load() is not None and built[0].stat().st_mtime_ns == stamp  # reused
+    # No compiler: load() says why and the op still samples, through the torch loop.
+    monkeypatch.setattr(fps_kernel, '_state', dict(tried=False, fn=None, reason=''))
+    monkeypatch.setattr(fps_kernel, '_compiler', lambda: None)
+    assert fps_kernel.load() is None and 'no C compiler' in fps_kernel.status()
+    points = cast_like_points(2, 30, 8, 3)
+    assert torch.equal(farthest_point_sampling(points, 10),
+                       farthest_point_sampling(points, 10, backend='dgl'))

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
 from mmengine.config import Config
+from test_hierarchy_eval_voc import run_test
 
 from cast_mm.datasets import LoadPartImageNetMasks, PartImageNetDataset
 from cast_mm.evaluation import OpenVocabSegmentLabeler, PartImageNetMetric
 from cast_mm.evaluation.open_vocab import import_open_clip
-from test_hierarchy_eval_voc import run_test
 
 open_clip = pytest.importorskip('open_clip')
 

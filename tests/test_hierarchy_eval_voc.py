@@ -12,8 +12,8 @@ from mmengine.runner import Runner
 from PIL import Image
 
 from cast_mm.datasets import PrototypeRetrievalDataset
-from cast_mm.evaluation import (PrototypeMemory, PrototypeRetrievalMetric,
-                                segment_label_counts, segment_prototypes)
+from cast_mm.evaluation import (PrototypeMemory, PrototypeRetrievalMetric, segment_label_counts,
+                                segment_prototypes)
 
 
 def test_segment_prototypes_pixel_weighted_mean():

@@ -1,4 +1,5 @@
 """Hierarchy pictures: drawing functions, the MMEngine visualizer, the hook and the tool."""
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -9,12 +10,18 @@ import pytest
 import torch
 from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
 from mmengine.registry import VISUALIZERS
+from weights_helpers import DEIT, file_bytes, loopback_hub, to_official_deit
 
 from cast_mm.apis import SegmentHierarchy, extract_hierarchy
 from cast_mm.engine import HierarchyVisualizationHook
 from cast_mm.models import CAST
 from cast_mm.visualization import (HierarchyVisualizer, draw_hierarchy, draw_segments,
                                    segment_palette)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    yield from loopback_hub(tmp_path, monkeypatch)
 
 
 def toy_hierarchy():
@@ -131,3 +138,107 @@ def test_tool_writes_levels_and_panels_for_a_folder(tmp_path):
     image = cv2.resize(image, (82, 64), interpolation=cv2.INTER_AREA)
     expected = draw_hierarchy(image, extract_hierarchy(model.eval(), image)).levels[4]
     assert (cv2.imread(str(out / 'a_level4.png'))[..., ::-1] == expected).all()
+
+
+def _run_tool(*args, env=None):
+    return subprocess.run([sys.executable, osp.join(REPO, 'tools', 'visualize_hierarchy.py'),
+                           *map(str, args)], capture_output=True, text=True, cwd=REPO,
+                          env=env)
+
+
+def _image(tmp_path):
+    path = tmp_path / 'photo.png'
+    cv2.imwrite(str(path), np.random.RandomState(0).randint(0, 255, (60, 80, 3), np.uint8))
+    return path
+
+
+TINY_OVERRIDES = (f'backbone=dict(arch={TINY_ARCH!r}, num_clusters={TINY_CLUSTERS!r}, '
+                  'img_size=64, pool_num_heads=4)')
+
+
+@pytest.mark.parametrize('base,head', [
+    ('cast-s_ade20k.py', 'decode_head=dict(in_channels=48, channels=48, num_heads=4)'),
+    ('cast-s_8xb128_in1k.py', 'head=dict(in_channels=48)'),
+])
+def test_tool_draws_any_model_with_a_cast_backbone(tmp_path, base, head):
+    config = tmp_path / 'tiny.py'
+    config.write_text(f"_base_ = [{osp.join(REPO, 'configs', 'cast', base)!r}]\n"
+                      f'model = dict({TINY_OVERRIDES}, {head})\n')
+    image = _image(tmp_path)
+    # 'random' must not fetch the config's init_cfg checkpoint (the official URL): the
+    # weights base points at a closed port, so any download attempt would fail.
+    env = dict(os.environ, CAST_MM_WEIGHTS_BASE='http://127.0.0.1:9/none')
+    proc = _run_tool(image, config, 'random', '--out', tmp_path / 'random', '--short-side', 64,
+                     env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert 'Downloading' not in proc.stderr
+    assert cv2.imread(str(tmp_path / 'random' / 'photo_panel.png')) is not None
+
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from cast_mm.registry import MODELS
+    cfg = Config.fromfile(str(config))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'cast_mm')):
+        model = MODELS.build(cfg.model)
+    ckpt = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    proc = _run_tool(image, config, ckpt, '--out', tmp_path / 'trained', '--short-side', 64,
+                     env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert cv2.imread(str(tmp_path / 'trained' / 'photo_level4.png')).shape == (64, 85, 3)
+
+
+def test_tool_draws_the_demo_model_with_its_own_checkpoint(tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from cast_mm.registry import MODELS
+    config = osp.join(REPO, 'configs', 'cast', 'cast-s_demo.py')
+    with DefaultScope.overwrite_default_scope('cast_mm'):
+        model = MODELS.build(Config.fromfile(config).model)
+    ckpt = tmp_path / 'iter_200.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(iter=200)), ckpt)
+    proc = _run_tool(_image(tmp_path), config, ckpt, '--out', tmp_path / 'out',
+                     '--short-side', 64)
+    assert proc.returncode == 0, proc.stderr
+    assert cv2.imread(str(tmp_path / 'out' / 'photo_panel.png')) is not None
+
+
+def test_tool_refuses_foreign_weights_and_unknown_names(tmp_path):
+    config = tmp_path / 'tiny.py'
+    config.write_text(f"model = dict(type='cast_mm.CAST', arch={TINY_ARCH!r}, "
+                      f"num_clusters={TINY_CLUSTERS!r}, img_size=64)\n")
+    foreign = tmp_path / 'resnet.pth'
+    torch.save(dict(state_dict={'backbone.layer1.0.conv1.weight': torch.zeros(4, 4, 1, 1)}),
+               foreign)
+    proc = _run_tool(_image(tmp_path), config, foreign, '--out', tmp_path / 'out')
+    assert proc.returncode != 0 and 'a ResNet checkpoint, not CAST' in proc.stderr
+    assert str(foreign) in proc.stderr
+    proc = _run_tool(_image(tmp_path), '--model', 'cast-s_nonexistent', '--out', tmp_path)
+    assert proc.returncode == 2 and 'cast-s_deit_in1k' in proc.stderr
+    proc = _run_tool(_image(tmp_path), '--model', 'cast-s_ade20k', '--out', tmp_path)
+    assert proc.returncode == 2 and 'no official weights' in proc.stderr
+
+
+@pytest.mark.slow
+def test_tool_draws_official_weights_by_model_name(hub, tmp_path, mmpretrain_scope):
+    from mmpretrain import get_model
+
+    from cast_mm.apis import HierarchyExtractor
+    torch.manual_seed(0)
+    source = get_model('cast-s_deit_in1k').eval()
+    official = to_official_deit(source.state_dict(), source.backbone.depths)
+    hub.serve(DEIT, file_bytes(official, tmp_path))
+    image_path = _image(tmp_path)
+    proc = _run_tool(image_path, '--model', 'cast-s_deit_in1k', '--out', tmp_path / 'out',
+                     '--short-side', 64)
+    assert proc.returncode == 0, proc.stderr
+    assert len(hub.hits) == 1
+    image = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
+    image = cv2.resize(image, (85, 64), interpolation=cv2.INTER_AREA)
+    preprocessor = source.data_preprocessor
+    extractor = HierarchyExtractor(source, mean=preprocessor.mean.flatten().tolist(),
+                                   std=preprocessor.std.flatten().tolist())
+    expected = draw_hierarchy(image, extractor([image])[0]).levels[4]
+    assert (cv2.imread(str(tmp_path / 'out' / 'photo_level4.png'))[..., ::-1] == expected).all()

@@ -19,6 +19,7 @@ def test_cast_mm_types_resolve_from_other_scopes(registry_module):
 
 def test_cast_registries_are_children_of_mmengine_roots():
     from mmengine.registry import MODELS, TRANSFORMS
+
     import cast_mm.registry as reg
     assert reg.MODELS.parent is MODELS and reg.TRANSFORMS.parent is TRANSFORMS
     assert reg.MODELS.scope == 'cast_mm'

@@ -2,11 +2,11 @@
 import os.path as osp
 
 import pytest
+from conftest import REPO
 from mmengine.config import Config
 
 import cast_mm  # noqa: F401
 from cast_mm.registry import MODELS
-from conftest import REPO
 
 #: Official (cast_deit / cast) parameter counts with a 1000-class head, and embed dims.
 OFFICIAL = {'s': (28_339_864, 384), 'sd': (35_437_720, 384), 'b': (111_799_624, 768),

@@ -7,13 +7,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from mmengine.config import Config
 from mmengine.dataset import Compose, default_collate
 from mmpretrain.apis import ImageClassificationInferencer, get_model, inference_model
 from mmpretrain.registry import TRANSFORMS
 
 import cast_mm  # noqa: F401
-from conftest import REPO
 
 CLASSES = [f'class_{i}' for i in range(7)]
 

@@ -5,6 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import REPO
 from mmengine.config import Config
 from mmengine.dataset import default_collate, pseudo_collate
 
@@ -13,7 +14,6 @@ from cast_mm.converters import convert_official_checkpoint
 from cast_mm.converters.parity import DEFAULT_RTOL
 from cast_mm.datasets.transforms import PackSuperpixelClsInputs
 from cast_mm.registry import MODELS
-from conftest import REPO
 
 CONFIGS = dict(
     deit_cls='cast-s_8xb128_in1k.py',

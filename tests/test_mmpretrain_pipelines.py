@@ -5,6 +5,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, TINY_CLUSTERS, grid_superpixels
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmpretrain.registry import TRANSFORMS as MMPRETRAIN_TRANSFORMS
@@ -14,8 +15,6 @@ import cast_mm  # noqa: F401
 from cast_mm.datasets.transforms import PackSuperpixelClsInputs, SEEDSSuperpixels
 from cast_mm.models import (SuperpixelClsDataPreprocessor, SuperpixelImageClassifier,
                             SuperpixelSelfSupDataPreprocessor)
-from conftest import REPO, TINY_CLUSTERS, grid_superpixels
-
 
 pytestmark = pytest.mark.usefixtures('mmpretrain_scope')
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, TINY_CLUSTERS, grid_superpixels
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -17,7 +18,6 @@ from mmpretrain.structures import DataSample
 
 import cast_mm  # noqa: F401
 from cast_mm.registry import MODELS
-from conftest import REPO, TINY_CLUSTERS, grid_superpixels
 
 TINY = dict(embed_dims=48, depths=(1, 1, 1, 1), num_heads=3)
 SIZE = 64

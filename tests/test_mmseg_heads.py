@@ -1,11 +1,11 @@
 """The decode heads read CASTFeatures and give per-pixel scores constant on superpixels."""
 import pytest
 import torch
+from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 
 from cast_mm.models import CAST
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
 
 HEADS = [
     dict(type='cast_mm.SuperpixelMaskTransformerHead', channels=48, num_heads=4),

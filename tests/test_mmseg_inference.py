@@ -11,12 +11,12 @@ from mmengine.structures import PixelData
 from mmseg.apis import MMSegInferencer, inference_model, init_model
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+from seg_helpers import CONFIGS, make_ade20k, shrink_seg_config
 
 from cast_mm.converters import convert_official_checkpoint
 from cast_mm.converters.parity import compare_outputs
 from cast_mm.datasets import PackSuperpixelSegInputs, SEEDSSuperpixels
 from cast_mm.models.segmentors import window_starts
-from seg_helpers import CONFIGS, make_ade20k, shrink_seg_config
 
 
 @pytest.fixture(scope='module')
@@ -44,8 +44,8 @@ def _batch(image_bgr: np.ndarray, superpixels: bool = True):
 
 
 def _photo(height: int = 64, width: int = 64) -> np.ndarray:
-    from skimage import data
     import cv2
+    from skimage import data
     return cv2.resize(data.astronaut()[..., ::-1], (width, height))
 
 
@@ -69,8 +69,8 @@ def test_slide_with_one_window_equals_whole(tiny_model):
 
 def test_slide_gives_each_window_its_own_superpixels(tiny_model, monkeypatch):
     seen = []
-    compute = tiny_model.window_superpixels.compute
-    monkeypatch.setattr(tiny_model.window_superpixels, 'compute',
+    compute = tiny_model.superpixel_source.compute
+    monkeypatch.setattr(tiny_model.superpixel_source, 'compute',
                         lambda image: seen.append(image.shape) or compute(image))
     data = tiny_model.data_preprocessor(_batch(_photo(64, 100), superpixels=False), False)
     tiny_model.test_cfg.mode = 'slide'

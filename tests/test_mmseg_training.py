@@ -2,12 +2,12 @@
 import os
 import os.path as osp
 import subprocess
+import sys
 
 import pytest
+from conftest import REPO
 from mmengine.config import Config
 from mmengine.runner import Runner
-
-from conftest import REPO
 from seg_helpers import CONFIGS, SEG_CONFIGS, dataset_root_for, make_ade20k, shrink_seg_config
 
 
@@ -26,14 +26,16 @@ def test_official_recipe_numbers():
     assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=1e-3, momentum=0.9, nesterov=True,
                                                weight_decay=0.)
     assert cfg.param_scheduler[0].power == 0.9 and cfg.param_scheduler[0].eta_min == 1e-5
-    assert cfg.train_cfg.max_iters == 160000 and cfg.train_dataloader.batch_size == 1
-    assert cfg.model.test_cfg == dict(mode='slide', crop_size=(512, 512), stride=(512, 512))
-    assert cfg.model.backbone.drop_path_rate == 0.1 and cfg.model.decode_head.dropout == 0.1
-    assert cfg.model.backbone.init_cfg.checkpoint == 'checkpoints/cast-s_deit_in1k.pth'
+    assert cfg.train_cfg.max_iters == 161728 and cfg.train_dataloader.batch_size == 1
+    assert cfg.model.test_cfg == dict(mode='slide', crop_size=(512, 512), stride=(480, 480))
+    assert cfg.model.backbone.drop_path_rate == 0. and cfg.model.decode_head.dropout == 0.1
+    assert cfg.model.backbone.init_cfg.checkpoint == (
+        'https://huggingface.co/twke/CAST/resolve/main/snapshots/deit/imagenet1k/cast_small/'
+        'best_checkpoint.pth')
     ctx = Config.fromfile(osp.join(CONFIGS, 'cast-s_pascal-context.py'))
     assert ctx.model.decode_head.num_classes == 60
-    assert ctx.train_cfg.max_iters == 80000 and ctx.train_dataloader.batch_size == 2
-    assert ctx.model.test_cfg == dict(mode='slide', crop_size=(480, 480), stride=(320, 320))
+    assert ctx.train_cfg.max_iters == 80128 and ctx.train_dataloader.batch_size == 2
+    assert ctx.model.test_cfg == dict(mode='slide', crop_size=(480, 480), stride=(448, 448))
     assert ctx.train_dataloader.dataset.type == 'PascalContextDataset'
 
 
@@ -76,7 +78,8 @@ def test_dist_train_and_dist_test_two_processes_with_gloo(tmp_path):
     port = 29500 + 2 * (os.getpid() % 1000)
 
     def launch(script, *args):
-        env = dict(os.environ, PORT=str(port + (script == 'dist_test.sh')), OMP_NUM_THREADS='1')
+        env = dict(os.environ, PORT=str(port + (script == 'dist_test.sh')), OMP_NUM_THREADS='1',
+                   PYTHON=sys.executable)
         done = subprocess.run(['bash', osp.join(REPO, 'tools', script), str(config), *args],
                               capture_output=True, text=True, env=env, cwd=str(tmp_path),
                               timeout=600)

@@ -1,18 +1,33 @@
-"""Our configs are known by name to MMPretrain's model hub and listed in model-index.yml."""
+"""Our models are known by name to MMPretrain's model hub, lazily, with official weights."""
+import ast
+import os
 import os.path as osp
+import re
+import subprocess
+import sys
 
+import pytest
 import yaml
+from conftest import REPO
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmpretrain.apis import ModelHub, get_model
 
 import cast_mm  # noqa: F401
-from conftest import REPO
+from cast_mm.apis.model_index import model_info
+from cast_mm.converters import DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES
+from cast_mm.registry import MODELS
+
+
+def metafile_models():
+    index = yaml.safe_load(open(osp.join(REPO, 'model-index.yml')))
+    for metafile in index['Import']:
+        yield from yaml.safe_load(open(osp.join(REPO, metafile)))['Models']
 
 
 def test_every_metafile_entry_points_to_a_config():
-    index = yaml.safe_load(open(osp.join(REPO, 'model-index.yml')))
-    for metafile in index['Import']:
-        for model in yaml.safe_load(open(osp.join(REPO, metafile)))['Models']:
-            assert osp.exists(osp.join(REPO, model['Config'])), model['Name']
+    for model in metafile_models():
+        assert osp.exists(osp.join(REPO, model['Config'])), model['Name']
 
 
 def test_classification_configs_are_in_the_model_hub():
@@ -20,3 +35,79 @@ def test_classification_configs_are_in_the_model_hub():
     model = get_model('cast-s_8xb128_in1k')
     assert type(model.backbone).__name__ == 'CAST'
     assert model.backbone.pos_embed_type == 'learned'
+
+
+def test_the_index_is_registered_on_the_first_import_of_mmpretrain_apis():
+    # A process in which mmpretrain.apis is not imported yet when the index is registered:
+    # forget the module (and its ModelHub) after importing cast_mm.
+    code = ('import sys\nimport cast_mm\n'
+            'from cast_mm.apis import register_model_index_lazily\n'
+            "for name in [m for m in sys.modules if m.startswith('mmpretrain.apis')]:\n"
+            '    del sys.modules[name]\n'
+            'register_model_index_lazily()\n'
+            "assert 'mmpretrain.apis' not in sys.modules\n"
+            'from mmpretrain.apis import ModelHub, list_models\n'
+            "names = list_models('cast*')\n"
+            "assert 'cast-s_deit_in1k' in names and 'cast-s_ade20k' in names, names\n"
+            "assert ModelHub.get('cast-s_deit_in1k').weights.startswith('https://')\n"
+            'print(len(names))\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.split()[-1]) == len(list(metafile_models()))
+
+
+def test_model_info_reads_the_metafile():
+    info = model_info('cast-s_deit_in1k')
+    assert info['config'].endswith(osp.join('configs', 'cast', 'cast-s_8xb128_in1k.py'))
+    assert info['weights'] == f'{DEFAULT_WEIGHTS_BASE}/{next(iter(OFFICIAL_FILES))}'
+    with pytest.raises(ValueError, match='cast-s_deit_in1k'):
+        model_info('cast-s_nonexistent')
+
+
+def test_every_published_url_has_the_documented_form_and_its_config_builds():
+    published = {}
+    for model in metafile_models():
+        if 'Weights' not in model:
+            continue
+        url = model['Weights']
+        assert re.fullmatch(r'https://huggingface\.co/twke/CAST/resolve/main/snapshots/'
+                            r'[\w/.-]+\.pth(\.tar)?', url), url
+        path = url[len(DEFAULT_WEIGHTS_BASE) + 1:]
+        assert path in OFFICIAL_FILES, url
+        published[model['Name']] = path
+        cfg = Config.fromfile(osp.join(REPO, model['Config']))
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'cast_mm')):
+            built = MODELS.build(cfg.model)
+        backbone = getattr(built, 'backbone', built)
+        assert type(backbone).__name__ == 'CAST', model['Name']
+        layout, family = OFFICIAL_FILES[path]
+        assert backbone.mode == ('segmentation' if family.startswith('cast_seg')
+                                 else 'classification'), model['Name']
+        assert backbone.pos_embed_type == ('learned' if layout == 'deit' else 'sincos')
+        arch = path.split('/')[3]
+        assert backbone.embed_dims == (768 if arch == 'cast_base' else 384), model['Name']
+        assert backbone.depths == ((6, 3, 3, 3) if arch == 'cast_small_deep' else (3, 3, 3, 2))
+    # every official CAST file is published under some name
+    assert set(published.values()) == set(OFFICIAL_FILES)
+    assert published['cast-s_deit_in1k'] == 'snapshots/deit/imagenet1k/cast_small/' \
+        'best_checkpoint.pth'
+
+
+def test_configs_initialise_from_published_urls_only():
+    found = {}
+    for root, _, files in os.walk(osp.join(REPO, 'configs')):
+        for name in sorted(files):
+            if not name.endswith('.py'):
+                continue
+            tree = ast.parse(open(osp.join(root, name)).read())
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.keyword) and node.arg == 'checkpoint'
+                        and isinstance(node.value, ast.Constant)
+                        and str(node.value.value).startswith(('http://', 'https://'))):
+                    url = node.value.value
+                    assert url.startswith(DEFAULT_WEIGHTS_BASE + '/'), (name, url)
+                    assert url[len(DEFAULT_WEIGHTS_BASE) + 1:] in OFFICIAL_FILES, (name, url)
+                    found[name] = url
+    assert found['cast-s_segmenter.py'].endswith('deit/imagenet1k/cast_small/best_checkpoint.pth')
+    assert found['cast-s_voc-finetune.py'].endswith('coco/cast_small/checkpoint_0399.pth.tar')

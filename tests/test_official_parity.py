@@ -4,9 +4,9 @@ import sys
 
 import pytest
 import torch
+from conftest import PUBLIC_FIXTURE, REPO
 
 from cast_mm.converters.parity import check_case, compare_outputs
-from conftest import PUBLIC_FIXTURE, REPO
 
 
 @pytest.mark.parametrize('case', ['moco_cls', 'deit_cls', 'moco_seg', 'segmenter_seg'])
@@ -28,8 +28,8 @@ def test_dgl_backend_gives_the_same_indices(public_fixture):
 
 def test_comparison_fails_loudly_on_drift():
     ref = {'logits': torch.ones(2, 3), 'pools': {'pool1': {'sampled_inds': torch.arange(4)}}}
-    ours = {'logits': torch.ones(2, 3) + 2e-4, 'pools': {'pool1': {'sampled_inds':
-                                                                  torch.tensor([0, 1, 3, 2])}}}
+    swapped = torch.tensor([0, 1, 3, 2])
+    ours = {'logits': torch.ones(2, 3) + 2e-4, 'pools': {'pool1': {'sampled_inds': swapped}}}
     rows = {row.quantity: row for row in compare_outputs('x', ours, ref)}
     assert not rows['logits'].ok and not rows['pools.pool1.sampled_inds'].ok
     missing = compare_outputs('x', {}, ref)

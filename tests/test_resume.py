@@ -1,83 +1,191 @@
-"""Resume and load_from work with torch >= 2.6's safe loading (mmengine 0.10.7)."""
-import copy
+"""Resumption: no replay of trained batches, the same batches and RNG states as an
+uninterrupted run (bit-equal weights with dropout and drop path on), safe loading."""
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
 
+import pytest
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from mmengine.model import BaseModel
-from mmengine.runner import Runner
-from torch.utils.data import Dataset
+from resume_helpers import RandomImages, make_runner
 
 import cast_mm  # noqa: F401  (allow-lists MMEngine checkpoint objects)
-from cast_mm.models import CAST
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from cast_mm.engine import (ResumableDefaultSampler, ResumableInfiniteSampler, get_rng_states,
+                            preserved_rng_states, set_rng_states)
+
+HELPER = osp.join(osp.dirname(osp.abspath(__file__)), 'resume_helpers.py')
 
 
-class TinyCASTClassifier(BaseModel):
-    """CAST + linear head, enough to exercise the MMEngine training loop."""
-
-    def __init__(self):
-        super().__init__()
-        self.backbone = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS, img_size=32)
-        self.head = nn.Linear(48, 3)
-        # MMEngine does not checkpoint RNG states, so bit-equal resumption needs no dropout.
-        for module in self.modules():
-            if isinstance(module, nn.Dropout):
-                module.p = 0.
-
-    def forward(self, inputs, superpixels, labels, mode='tensor'):
-        logits = self.head(self.backbone(inputs, superpixels)[0])
-        if mode == 'loss':
-            return dict(loss=F.cross_entropy(logits, labels))
-        return logits
-
-
-class RandomImages(Dataset):
-
-    def __len__(self):
-        return 8
-
-    def __getitem__(self, index):
-        gen = torch.Generator().manual_seed(index)
-        return dict(inputs=torch.randn(3, 32, 32, generator=gen),
-                    superpixels=grid_superpixels(1, 32, 32, cell=4)[0],
-                    labels=torch.tensor(index % 3))
-
-
-def make_runner(work_dir, max_iters, resume=False, load_from=None):
-    torch.manual_seed(0)
-    return Runner(
-        model=TinyCASTClassifier(),
-        work_dir=str(work_dir),
-        train_dataloader=dict(dataset=RandomImages(), batch_size=2, num_workers=0,
-                              sampler=dict(type='DefaultSampler', shuffle=True),
-                              collate_fn=dict(type='default_collate')),
-        train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
-                           logger=dict(type='LoggerHook', interval=1)),
-        randomness=dict(seed=0),
-        resume=resume,
-        load_from=load_from,
-        default_scope='mmengine')
-
-
-def test_resume_finishes_like_an_uninterrupted_run(tmp_path):
-    full = make_runner(tmp_path / 'full', max_iters=6)
-    full.train()
-    expected = copy.deepcopy(full.model.state_dict())
-
-    make_runner(tmp_path / 'split', max_iters=3).train()  # stops after 3 iterations
-    resumed = make_runner(tmp_path / 'split', max_iters=6, resume=True)
-    resumed.train()
-    assert resumed.iter == 6
+def assert_bit_equal(state, expected):
+    assert state.keys() == expected.keys()
     for key, value in expected.items():
-        torch.testing.assert_close(resumed.model.state_dict()[key], value, msg=key)
+        assert torch.equal(state[key], value), f'{key} differs'
+
+
+def train(work_dir, **kwargs):
+    runner = make_runner(work_dir, **kwargs)
+    runner.train()
+    return runner
+
+
+@pytest.mark.parametrize('by_epoch, stop, total', [
+    (False, 3, 6),   # iteration-based, resumed at iteration 3
+    (True, 1, 3),    # epoch-based, resumed at an epoch end
+])
+def test_resume_finishes_like_an_uninterrupted_run(tmp_path, by_epoch, stop, total):
+    expected = train(tmp_path / 'full', max_iters=total, by_epoch=by_epoch).model.state_dict()
+    train(tmp_path / 'split', max_iters=stop, by_epoch=by_epoch)
+    resumed = train(tmp_path / 'split', max_iters=total, by_epoch=by_epoch, resume=True)
+    assert resumed.iter == (total if not by_epoch else total * 4)
+    assert_bit_equal(resumed.model.state_dict(), expected)
+
+
+def test_epoch_loop_resumes_inside_an_epoch(tmp_path):
+    # 4 batches per epoch, checkpoints every 3 iterations: iter_6 is batch 2 of epoch 2.
+    expected = train(tmp_path / 'full', max_iters=3, by_epoch=True, interval=3).model.state_dict()
+    split = tmp_path / 'split'
+    train(split, max_iters=3, by_epoch=True, interval=3)
+    for name in ('iter_9.pth', 'iter_12.pth', 'epoch_3.pth'):
+        if (split / name).exists():
+            (split / name).unlink()
+    RandomImages.loaded.clear()
+    resumed = make_runner(split, max_iters=3, by_epoch=True, interval=3,
+                          load_from=str(split / 'iter_6.pth'), resume=True)
+    resumed.train()
+    assert resumed.iter == 12
+    assert len(RandomImages.loaded) == (12 - 6) * 2  # no trained sample is loaded again
+    assert_bit_equal(resumed.model.state_dict(), expected)
+
+
+def test_resume_loads_no_trained_batch(tmp_path):
+    train(tmp_path, max_iters=4)
+    RandomImages.loaded.clear()
+    train(tmp_path, max_iters=6, resume=True)
+    assert len(RandomImages.loaded) == (6 - 4) * 2
+
+    # MMEngine's own loop draws the 4 trained batches through the pipeline again.
+    stock = tmp_path / 'stock'
+    train(stock, max_iters=4, stock=True)
+    RandomImages.loaded.clear()
+    train(stock, max_iters=6, resume=True, stock=True)
+    assert len(RandomImages.loaded) == 6 * 2
+
+
+def test_resume_with_loader_workers_keeps_the_order(tmp_path):
+    # Worker processes restart their RNGs on resume, so only augmentation-free data is exact.
+    kwargs = dict(num_workers=2, dataset=RandomImages(augment=False))
+    expected = train(tmp_path / 'full', max_iters=6, **kwargs).model.state_dict()
+    train(tmp_path / 'split', max_iters=2, **kwargs)
+    resumed = train(tmp_path / 'split', max_iters=6, resume=True,
+                    num_workers=2, dataset=RandomImages(augment=False))
+    assert_bit_equal(resumed.model.state_dict(), expected)
+
+
+def test_checkpoint_carries_rng_and_sampler_state(tmp_path):
+    train(tmp_path, max_iters=2)
+    checkpoint = torch.load(tmp_path / 'iter_2.pth', weights_only=True)  # still safe to load
+    state = checkpoint['resume_state']
+    assert len(state['rng']) == 1 and set(state['rng'][0]) >= {'torch', 'numpy', 'python'}
+    assert state['sampler'] == dict(type='ResumableInfiniteSampler', seed=state['sampler']['seed'],
+                                    shuffle=True, world_size=1, epoch=0, batch_size=2)
+
+
+def test_killed_training_resumes_bit_equal(tmp_path):
+    """SIGKILL a real training process in iteration 6 (checkpoints every 2 iterations), resume
+    it, and compare with an uninterrupted process: the weights are equal to the last bit."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    full, split = tmp_path / 'full', tmp_path / 'split'
+    subprocess.run([sys.executable, HELPER, str(full), '8'], check=True, env=env,
+                   capture_output=True, timeout=300)
+    proc = subprocess.Popen([sys.executable, HELPER, str(split), '8', '--hang-before', '5'],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (split / 'hanging').exists():
+            assert proc.poll() is None, 'the training exited before iteration 6'
+            assert time.monotonic() < deadline, 'the training did not reach iteration 6'
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        proc.kill()
+    assert (split / 'last_checkpoint').read_text().endswith('iter_4.pth')
+    subprocess.run([sys.executable, HELPER, str(split), '8', '--resume'], check=True, env=env,
+                   capture_output=True, timeout=300)
+    expected = torch.load(full / 'final_weights.pth', weights_only=True)
+    assert_bit_equal(torch.load(split / 'final_weights.pth', weights_only=True), expected)
+
+
+@pytest.mark.slow
+def test_two_process_resume_is_bit_equal(tmp_path):
+    """DDP on CPU (gloo, 2 processes): stop at iteration 3, resume, finish like a run that was
+    never stopped; each rank restores its own RNG states and data shard."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+
+    def run(work_dir, iters, *extra, port):
+        subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                        '--master_port', str(port), HELPER, str(work_dir), str(iters),
+                        '--launcher', 'pytorch', *extra],
+                       check=True, env=env, capture_output=True, timeout=600)
+
+    run(tmp_path / 'full', 6, port=29611)
+    run(tmp_path / 'split', 3, port=29612)
+    checkpoint = torch.load(tmp_path / 'split' / 'iter_3.pth', weights_only=True)
+    states = checkpoint['resume_state']['rng']
+    assert len(states) == 2 and not torch.equal(states[0]['torch'], states[1]['torch'])
+    run(tmp_path / 'split', 6, '--resume', port=29613)
+    assert_bit_equal(torch.load(tmp_path / 'split' / 'final_weights.pth', weights_only=True),
+                     torch.load(tmp_path / 'full' / 'final_weights.pth', weights_only=True))
+
+
+@pytest.mark.parametrize('sampler_type', [ResumableInfiniteSampler, ResumableDefaultSampler])
+@pytest.mark.parametrize('world_size', [1, 2])
+def test_sampler_skips_by_index(monkeypatch, sampler_type, world_size):
+    dataset = list(range(10))
+    for rank in range(world_size):
+        monkeypatch.setattr('mmengine.dataset.sampler.get_dist_info',
+                            lambda rank=rank: (rank, world_size))
+        reference = sampler_type(dataset, shuffle=True, seed=3)
+        stream = list(zip(range(25), reference))
+        sampler = sampler_type(dataset, shuffle=True, seed=3)
+        first = iter(sampler)
+        next(first)  # an iterator made before resuming (and its prefetch) does not count
+        sampler.skip_next(3)
+        assert [i for _, i in zip(range(len(stream) - 3), sampler)] == [i for _, i in stream[3:]]
+
+
+def test_sampler_state_restores_the_seed(monkeypatch):
+    dataset = list(range(10))
+    first = ResumableInfiniteSampler(dataset, shuffle=True, seed=11)
+    other = ResumableInfiniteSampler(dataset, shuffle=True, seed=12)
+    other.load_state_dict(first.state_dict())
+    assert [i for _, i in zip(range(20), other)] == [i for _, i in zip(range(20), first)]
+    with pytest.raises(ValueError, match='negative'):
+        other.skip_next(-1)
+
+
+def test_rng_states_round_trip():
+    import random
+
+    import numpy as np
+    states = get_rng_states()
+    draws = (torch.rand(3), np.random.rand(3), random.random())
+    set_rng_states(states)
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(draws[0], again[0]) and (draws[1] == again[1]).all()
+    assert draws[2] == again[2]
+    set_rng_states(states)
+    with preserved_rng_states():
+        torch.rand(5), np.random.rand(5), random.random()
+    assert torch.equal(torch.rand(3), draws[0]) and (np.random.rand(3) == draws[1]).all()
+    with pytest.raises(ValueError, match='lack'):
+        set_rng_states({'torch': states['torch']})
 
 
 def test_load_from_reads_mmengine_checkpoint(tmp_path):
-    first = make_runner(tmp_path / 'a', max_iters=2)
-    first.train()
+    first = train(tmp_path / 'a', max_iters=2)
     runner = make_runner(tmp_path / 'b', max_iters=2, load_from=str(tmp_path / 'a' / 'iter_2.pth'))
     runner.load_or_resume()
     for key, value in first.model.state_dict().items():

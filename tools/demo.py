@@ -12,12 +12,13 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-import cast_mm  # noqa: F401  (registers the cast_mm scope)
 import mmcv
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mmseg.apis import inference_model, init_model
 from mmseg.visualization import SegLocalVisualizer
+
+import cast_mm  # noqa: F401  (registers the cast_mm scope)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_demo.py')

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Distributed testing with torchrun: tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCESSES [test.py args]
+# The interpreter is $PYTHON (default python3), as in tools/install.sh.
 set -euo pipefail
 CONFIG=$1
 CHECKPOINT=$2
@@ -10,7 +11,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-python3 -m torch.distributed.run \
+"${PYTHON:-python3}" -m torch.distributed.run \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --master_port="$PORT" --nproc_per_node="$NPROC" \
     "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"

@@ -8,10 +8,10 @@ Usage is that of mmseg's ``tools/test.py``::
 import argparse
 import os
 
-import cast_mm  # noqa: F401  (registers the cast_mm scope and its config package)
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+import cast_mm  # noqa: F401  (registers the cast_mm scope and its config package)
 from cast_mm.utils import close_distributed, load_tool_config, setup_cpu_distributed
 
 

@@ -9,12 +9,13 @@ import argparse
 import logging
 import os
 
-import cast_mm  # noqa: F401  (registers the cast_mm scope and its config package)
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+import cast_mm  # noqa: F401  (registers the cast_mm scope and its config package)
+from cast_mm.engine import find_resumable_checkpoint
 from cast_mm.utils import close_distributed, load_tool_config, setup_cpu_distributed
 
 
@@ -60,6 +61,11 @@ def main() -> None:
             raise ValueError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
     cfg.resume = args.resume
+    if args.resume and cfg.get('load_from') is None:
+        # MMEngine resumes from the file last_checkpoint names even when it is missing or
+        # truncated; take the newest readable checkpoint instead (None: start afresh).
+        cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()

@@ -1,13 +1,14 @@
 """High-level entry points: the segmentation hierarchy of images, the model index."""
-from .hierarchy import (HierarchyExtractor, SegmentHierarchy, extract_hierarchy,
-                        get_cast_backbone, hierarchy_from_features, load_rgb_image,
-                        superpixels_to_tokens)
-from .model_index import register_model_index
+from cast_mm.models.segment_hierarchy import (SegmentHierarchy, hierarchy_from_features,
+                                              superpixels_to_tokens)
+from .hierarchy import HierarchyExtractor, extract_hierarchy, get_cast_backbone, load_rgb_image
+from .model_index import register_model_index, register_model_index_lazily
 
-register_model_index()
+# mmpretrain's model hub learns our names when mmpretrain.apis is (or gets) imported.
+register_model_index_lazily()
 
 __all__ = [
     'HierarchyExtractor', 'SegmentHierarchy', 'extract_hierarchy', 'get_cast_backbone',
     'hierarchy_from_features', 'load_rgb_image', 'register_model_index',
-    'superpixels_to_tokens'
+    'register_model_index_lazily', 'superpixels_to_tokens'
 ]

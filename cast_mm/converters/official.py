@@ -1,6 +1,6 @@
 """Map the official CAST checkpoint layouts onto cast_mm's module names.
 
-Supported layouts (spec §3.6):
+Supported layouts:
 
 * ``deit``: supervised DeiT training (``deit/main_suppix.py``): ``{'model': ..., 'args':
   argparse.Namespace, ...}`` with ``cast_deit`` keys; also the MoCo ``convert_to_deit.py``
@@ -18,13 +18,14 @@ a linear classifier, ``decode_head.decoder.*`` for a Segmenter decoder) and ``me
 describing the source.
 """
 import dataclasses
-import pickle
 import re
 from collections import OrderedDict
 from typing import Any, Dict, Mapping, Optional
 
-import torch
 from torch import Tensor
+
+from cast_mm.models.backbones.cast import NUM_STAGES, STEM_STRIDE
+from cast_mm.utils.checkpoint_file import describe_state_dict, read_checkpoint
 
 LAYOUTS = ('deit', 'moco', 'moco_lincls', 'segmenter')
 
@@ -83,24 +84,15 @@ class ConvertedCheckpoint:
 
 
 def load_official_checkpoint(path: str, trust_pickle: bool = False) -> Dict[str, Any]:
-    """Load an official checkpoint file.
+    """Load an official checkpoint file with torch's safe unpickler.
 
-    Tensors-only files load with torch's safe ``weights_only`` loader. Official DeiT
-    checkpoints also pickle an ``argparse.Namespace`` (``args``), which the safe loader refuses:
-    those need ``trust_pickle=True`` (full unpickling, which can run code: only for files you
-    trust), and the error says so.
+    The official files hold tensors, plain containers and (DeiT training) an
+    ``argparse.Namespace``, all of which load safely; a file that would run code while it is
+    unpickled is refused with :class:`~cast_mm.utils.checkpoint_file.UnsafeCheckpointError`
+    unless ``trust_pickle=True`` (full unpickling: only for files you trust). Truncated or
+    corrupt files raise :class:`~cast_mm.utils.checkpoint_file.CorruptCheckpointError`.
     """
-    if trust_pickle:
-        return torch.load(path, map_location='cpu', weights_only=False)
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise pickle.UnpicklingError(
-            f'{path} needs full unpickling: besides tensors it pickles Python objects that '
-            "torch's safe loader refuses (official DeiT checkpoints hold an argparse.Namespace "
-            "under 'args'). Full unpickling can run arbitrary code; if you trust this file, "
-            'pass --trust-pickle on the command line (trust_pickle=True from Python). '
-            f'Loader message: {str(err).splitlines()[0]}') from err
+    return read_checkpoint(path, map_location='cpu', trust_pickle=trust_pickle)
 
 
 def detect_layout(checkpoint: Mapping[str, Any]) -> str:
@@ -116,6 +108,9 @@ def detect_layout(checkpoint: Mapping[str, Any]) -> str:
         if 'module.cls_token' in state and 'module.head.weight' in state:
             return 'moco_lincls'
         if any(k.startswith('backbone.') for k in keys):
+            what = describe_state_dict(state)
+            if what.endswith(', not CAST'):  # a known model of another kind
+                raise UnknownCheckpointLayout(f'this is {what}')
             raise UnknownCheckpointLayout(
                 'this is already a cast_mm (MMEngine) checkpoint: its state_dict has '
                 "'backbone.' keys; load it directly")
@@ -127,8 +122,10 @@ def detect_layout(checkpoint: Mapping[str, Any]) -> str:
             return 'segmenter'
         if 'cls_token' in model and 'patch_embed.proj.0.weight' in model:
             return 'deit'
+    found = next((v for v in (state, model) if isinstance(v, Mapping)), checkpoint)
+    what = describe_state_dict(found)
     raise UnknownCheckpointLayout(
-        'unknown checkpoint layout: expected an official CAST checkpoint (DeiT '
+        f'unknown checkpoint layout ({what}): expected an official CAST checkpoint (DeiT '
         "{'model'}, MoCo-v3 {'state_dict': module.base_encoder.*}, linear probe "
         "{'state_dict': module.*}, or Segmenter {'model': encoder.*/decoder.*}); the file's "
         f'top-level keys are {sorted(map(str, checkpoint))}')
@@ -149,7 +146,7 @@ def _encoder_family(encoder: Mapping[str, Tensor]) -> str:
 
 def _stage_depths(encoder: Mapping[str, Tensor]) -> list:
     depths = []
-    for stage in range(1, 5):
+    for stage in range(1, NUM_STAGES + 1):
         pattern = re.compile(rf'^blocks{stage}\.(\d+)\.')
         ids = {int(m.group(1)) for k in encoder for m in [pattern.match(k)] if m}
         if not ids:
@@ -162,7 +159,7 @@ def convert_encoder(encoder: Mapping[str, Tensor]) -> ConvertedCheckpoint:
     """Convert an official encoder state dict (no wrapper prefixes) to cast_mm names."""
     family = _encoder_family(encoder)
     depths = _stage_depths(encoder)
-    starts = [sum(depths[:i]) for i in range(4)]
+    starts = [sum(depths[:i]) for i in range(len(depths))]
     embed_dims = encoder['cls_token'].shape[-1]
     learned = family in ('cast_deit', 'cast_seg_deit')
     grid_tokens = encoder['pos_embed'].shape[1] - (1 if learned else 0)
@@ -207,7 +204,7 @@ def convert_encoder(encoder: Mapping[str, Tensor]) -> ConvertedCheckpoint:
         mode='segmentation' if segmentation else 'classification',
     )
     if side * side == grid_tokens:  # a square grid tells the training size
-        arch['img_size'] = side * 8
+        arch['img_size'] = side * STEM_STRIDE
     return ConvertedCheckpoint(layout='', family=family, backbone=out, arch=arch,
                                head=head or None)
 

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from cast_mm.models import CAST, SuperpixelMaskTransformer
 from cast_mm.models.backbones.cast import STEM_STRIDE
+from cast_mm.models.fast_paths import FAST_PATHS, LITERAL_PATHS
 from .official import ConvertedCheckpoint, convert_official_checkpoint
 
 #: Float outputs must agree within this fraction of the largest reference magnitude.
@@ -56,16 +57,12 @@ class OfficialModel:
         return F.linear(feature, self.converted.head['weight'], self.converted.head['bias'])
 
 
-#: Backbone settings that reproduce the official computation literally (no fast paths).
-LITERAL_PATHS = dict(token_pooling='literal', fused_attn=False, channels_last_stem=False)
-
-
 def build_official_model(config: Mapping[str, Any], checkpoint: Mapping[str, Any],
                          fps_backend: str = 'native', literal: bool = False) -> OfficialModel:
     """Convert ``checkpoint`` and build the cast_mm model the official ``config`` describes.
 
-    ``literal`` turns off the fast paths (:data:`LITERAL_PATHS`); by default the backbone's
-    defaults (fast token pooling, fused attention, channels-last stem) are checked.
+    ``literal`` turns off the fast paths (:data:`cast_mm.models.fast_paths.LITERAL_PATHS`); by
+    default the backbone's defaults (:data:`~cast_mm.models.fast_paths.FAST_PATHS`) are checked.
     """
     if config.get('patch_size', STEM_STRIDE) != STEM_STRIDE:
         raise UnsupportedCase(f"patch_size {config['patch_size']}: CAST's conv stem has stride 8")
@@ -97,7 +94,7 @@ def build_official_model(config: Mapping[str, Any], checkpoint: Mapping[str, Any
                                                     if k.startswith('blocks.')})),
             num_heads=dec_cfg.get('n_heads', d_model // 64),
             ffn_dims=weights['blocks.0.mlp.fc1.weight'].shape[0],
-            fused_attn=not literal)
+            fused_attn=(LITERAL_PATHS if literal else FAST_PATHS)['fused_attn'])
         decoder.load_state_dict(weights, strict=True)
         decoder.eval()
     return OfficialModel(backbone, converted, decoder)

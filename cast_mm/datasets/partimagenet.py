@@ -1,4 +1,4 @@
-"""PartImageNet (COCO-format part annotations) for the hierarchy evaluation (spec §7.3).
+"""PartImageNet (COCO-format part annotations) for the hierarchy evaluation.
 
 On disk (the PartImageNet / PartImageNet_OOD release)::
 

@@ -13,7 +13,7 @@ from cast_mm.registry import DATASETS
 class PrototypeRetrievalDataset(Dataset):
     """The memory split followed by the query split, each sample tagged with its role.
 
-    The retrieval protocol (spec §7.1) labels the segments of the query images (VOC val) by
+    The retrieval protocol labels the segments of the query images (VOC val) by
     their nearest prototypes among the segments of the memory images (VOC train+). One
     ``tools/test.py`` pass over this dataset feeds both to
     :class:`~cast_mm.evaluation.PrototypeRetrievalMetric`, which tells them apart by

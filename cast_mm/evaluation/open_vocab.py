@@ -1,4 +1,4 @@
-"""Open-vocabulary labelling of segments with open_clip (PartImageNet protocol, spec §7.3).
+"""Open-vocabulary labelling of segments with open_clip (the PartImageNet protocol).
 
 Each segment is classified by CLIP on the image with every pixel outside the segment set to a
 constant (0.5 in normalised space, as the official notebook). Coarse segments are classified

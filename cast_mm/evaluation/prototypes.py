@@ -1,4 +1,4 @@
-"""Segment prototypes and the labelled prototype memory of the VOC retrieval protocol (§7.1).
+"""Segment prototypes and the labelled prototype memory of the VOC retrieval protocol.
 
 A pixel's embedding is that of its superpixel; a segment's prototype is the mean of the
 L2-normalised embeddings of its pixels. The memory holds the prototypes of the training
@@ -12,30 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cast_mm.ops import segment_prototypes
 
-def segment_prototypes(embeddings: Tensor, superpixel_map: Tensor, segment_of: Tensor,
-                       num_segments: int) -> Tensor:
-    """Prototypes ``(num_segments, D)``: pixel-weighted means of normalised embeddings.
-
-    Args:
-        embeddings (Tensor): ``(S, D)`` embedding of each superpixel.
-        superpixel_map (Tensor): ``(H, W)`` superpixel id (``0 .. S - 1``) of each pixel.
-        segment_of (Tensor): ``(S,)`` segment (``0 .. num_segments - 1``) of each superpixel.
-        num_segments (int): number of segments; one without pixels gets a zero prototype.
-    """
-    if segment_of.numel() != embeddings.shape[0]:
-        raise ValueError(f'{embeddings.shape[0]} superpixel embeddings but segment_of has '
-                         f'{segment_of.numel()} entries')
-    pixels = torch.bincount(superpixel_map.reshape(-1), minlength=embeddings.shape[0])
-    if pixels.numel() > embeddings.shape[0]:
-        raise ValueError(f'superpixel ids reach {pixels.numel() - 1} but there are only '
-                         f'{embeddings.shape[0]} embeddings')
-    pixels = pixels.to(embeddings.device, torch.float32)
-    weighted = F.normalize(embeddings.float(), dim=-1) * pixels[:, None]
-    sums = weighted.new_zeros(num_segments, embeddings.shape[1]).index_add_(0, segment_of,
-                                                                            weighted)
-    counts = pixels.new_zeros(num_segments).index_add_(0, segment_of, pixels)
-    return sums / counts.clamp(min=1)[:, None]
+__all__ = ['PrototypeMemory', 'segment_label_counts', 'segment_prototypes']
 
 
 def segment_label_counts(segment_map: Tensor, gt: Tensor, num_segments: int,

@@ -7,17 +7,17 @@ from mmengine.model import BaseModel
 from mmengine.structures import PixelData
 from torch import Tensor
 
-from cast_mm.apis.hierarchy import SegmentHierarchy, hierarchy_from_features
-from cast_mm.evaluation.prototypes import segment_prototypes
+from cast_mm.ops import segment_prototypes
 from cast_mm.registry import MODELS
-from .data_preprocessors import sample_superpixels
+from .segment_hierarchy import SegmentHierarchy, hierarchy_from_features
+from .utils import MISSING_SUPERPIXELS_HINT, sample_superpixels
 
 OUTPUT_SHAPES = ('ori_shape', 'img_shape')
 
 
 @MODELS.register_module()
 class HierarchySegmentor(BaseModel):
-    """Predict the segmentation hierarchy (spec §7.2) of each test image.
+    """Predict the segmentation hierarchy (the argmax chains of the poolings) of each image.
 
     For every image the segment maps of ``levels`` go to ``data_sample.pred_hierarchy``
     (``PixelData`` of shape ``(len(levels), H, W)``, metainfo ``hierarchy_levels``). With
@@ -75,11 +75,9 @@ class HierarchySegmentor(BaseModel):
         if mode != 'predict':
             raise ValueError(f"HierarchySegmentor is a test-time model (mode='predict'), got "
                              f'mode={mode!r}')
-        maps = sample_superpixels(data_samples)
-        if maps is None:
-            raise ValueError('HierarchySegmentor needs data_samples with superpixels (pipeline: '
-                             'cast_mm.SEEDSSuperpixels, cast_mm.PackSuperpixelSegInputs)')
-        superpixels = torch.stack(maps).to(inputs.device)
+        superpixels = torch.stack(sample_superpixels(
+            data_samples, 'HierarchySegmentor reads them from the pipeline: '
+            f'{MISSING_SUPERPIXELS_HINT}', required=True)).to(inputs.device)
         feats = self.backbone.forward_features(inputs, superpixels)
         hierarchies = hierarchy_from_features(feats, superpixels)
         tokens = None
@@ -105,9 +103,7 @@ class HierarchySegmentor(BaseModel):
         sample.set_metainfo(dict(hierarchy_levels=self.levels))
         if tokens is None:
             return
-        segment_of = torch.arange(hierarchy.num_segments[0], device=tokens.device)
-        for parent in hierarchy.parents[:self.prototype_level]:
-            segment_of = parent.to(tokens.device)[segment_of]
+        segment_of = hierarchy.superpixel_segments(self.prototype_level).to(tokens.device)
         superpixel_map = hierarchy.label_maps[0][:height, :width].to(tokens.device)
         sample.segment_prototypes = segment_prototypes(
             tokens[hierarchy.token_index[0].to(tokens.device)], superpixel_map, segment_of,

@@ -9,9 +9,10 @@ exactly as DGL does.
 
 Two backends sit behind the one op:
 
-* ``'native'`` (default): all pairwise float64 distances from one Gram matrix (``B N^2``
-  memory), then a torch loop of three small ops per sample; any device (CPU, CUDA, ...),
-  no host round trips;
+* ``'native'`` (default): on CPU one call of a compiled kernel that computes DGL's distances
+  exactly (:mod:`cast_mm.ops.fps_kernel`); elsewhere, or without a C compiler, all pairwise
+  float64 distances from one Gram matrix (``B N^2`` memory) and a torch loop of three small
+  ops per sample; any device (CPU, CUDA, ...), no host round trips;
 * ``'dgl'``: DGL's own kernel (CPU tensors only with the PyPI DGL build), kept as the reference
   that the native backend is tested against.
 
@@ -21,6 +22,8 @@ from typing import Tuple
 
 import torch
 from torch import Tensor
+
+from . import fps_kernel
 
 BACKENDS = ('native', 'dgl')
 
@@ -84,6 +87,8 @@ def _fps_loop(dist: Tensor, num_samples: int, start_idx: int) -> Tensor:
 
 
 def _native_fps(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
+    if points.device.type == 'cpu' and fps_kernel.load() is not None:
+        return fps_kernel.sample(points, num_samples, start_idx)
     return _fps_loop(pairwise_sq_distances(points), num_samples, start_idx)
 
 

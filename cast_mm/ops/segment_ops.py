@@ -8,10 +8,11 @@ ids that an image does not use give all-zero tokens that ``segment_padding_mask`
 from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
-def num_segments(labels: Tensor) -> int:
+def num_token_slots(labels: Tensor) -> int:
     """Number of token slots a batch of superpixel maps needs (largest id + 1)."""
     return int(labels.max()) + 1
 
@@ -21,7 +22,7 @@ def segment_sum_and_count(x: Tensor, labels: Tensor,
     """Per-segment sums ``(B, M, C)`` and pixel counts ``(B, M)`` of ``x`` ``(B, H, W, C)``."""
     batch, channels = x.shape[0], x.shape[-1]
     if num_slots is None:
-        num_slots = num_segments(labels)
+        num_slots = num_token_slots(labels)
     flat = labels.reshape(batch, -1)
     flat = flat + torch.arange(batch, device=flat.device).unsqueeze(1) * num_slots
     flat = flat.reshape(-1)
@@ -40,10 +41,54 @@ def segment_mean(x: Tensor, labels: Tensor, num_slots: Optional[int] = None) -> 
     return sums / counts.clamp(min=1).unsqueeze(-1).to(sums.dtype)
 
 
+def masked_mean(x: Tensor, padding_mask: Optional[Tensor], keepdim: bool = False) -> Tensor:
+    """Mean of tokens ``x`` ``(B, N, C)`` over ``N``, leaving out those ``padding_mask`` flags.
+
+    Args:
+        x (Tensor): ``(B, N, C)`` tokens.
+        padding_mask (Tensor, optional): ``(B, N)`` bool, True for padded tokens; None averages
+            all tokens.
+        keepdim (bool): return ``(B, 1, C)`` instead of ``(B, C)``.
+    """
+    if padding_mask is None:
+        return x.mean(dim=1, keepdim=keepdim)
+    valid = (~padding_mask).unsqueeze(-1).to(x.dtype)
+    count = valid.sum(dim=1, keepdim=keepdim).clamp(min=1)
+    return (x * valid).sum(dim=1, keepdim=keepdim) / count
+
+
+def segment_prototypes(embeddings: Tensor, superpixel_map: Tensor, segment_of: Tensor,
+                       num_segments: int) -> Tensor:
+    """Prototypes ``(num_segments, D)``: pixel-weighted means of normalised embeddings.
+
+    A pixel's embedding is that of its superpixel; a segment's prototype is the mean of the
+    L2-normalised embeddings of its pixels.
+
+    Args:
+        embeddings (Tensor): ``(S, D)`` embedding of each superpixel.
+        superpixel_map (Tensor): ``(H, W)`` superpixel id (``0 .. S - 1``) of each pixel.
+        segment_of (Tensor): ``(S,)`` segment (``0 .. num_segments - 1``) of each superpixel.
+        num_segments (int): number of segments; one without pixels gets a zero prototype.
+    """
+    if segment_of.numel() != embeddings.shape[0]:
+        raise ValueError(f'{embeddings.shape[0]} superpixel embeddings but segment_of has '
+                         f'{segment_of.numel()} entries')
+    pixels = torch.bincount(superpixel_map.reshape(-1), minlength=embeddings.shape[0])
+    if pixels.numel() > embeddings.shape[0]:
+        raise ValueError(f'superpixel ids reach {pixels.numel() - 1} but there are only '
+                         f'{embeddings.shape[0]} embeddings')
+    pixels = pixels.to(embeddings.device, torch.float32)
+    weighted = F.normalize(embeddings.float(), dim=-1) * pixels[:, None]
+    sums = weighted.new_zeros(num_segments, embeddings.shape[1]).index_add_(0, segment_of,
+                                                                            weighted)
+    counts = pixels.new_zeros(num_segments).index_add_(0, segment_of, pixels)
+    return sums / counts.clamp(min=1)[:, None]
+
+
 def segment_padding_mask(labels: Tensor, num_slots: Optional[int] = None) -> Tensor:
     """``(B, M)`` bool mask, True where a segment id has no pixel in that image."""
     if num_slots is None:
-        num_slots = num_segments(labels)
+        num_slots = num_token_slots(labels)
     batch = labels.shape[0]
     flat = labels.reshape(batch, -1)
     counts = labels.new_zeros((batch, num_slots), dtype=torch.long)

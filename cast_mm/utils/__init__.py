@@ -1,8 +1,13 @@
 from .checkpoint_compat import allow_mmengine_checkpoint_globals
+from .checkpoint_file import (CheckpointError, CorruptCheckpointError, ForeignCheckpointError,
+                              UnsafeCheckpointError, check_cast_weights, checkpoint_problem,
+                              read_checkpoint)
 from .distributed import close_distributed, setup_cpu_distributed
 from .tool_config import load_tool_config
 
 __all__ = [
-    'allow_mmengine_checkpoint_globals', 'close_distributed', 'load_tool_config',
+    'CheckpointError', 'CorruptCheckpointError', 'ForeignCheckpointError',
+    'UnsafeCheckpointError', 'allow_mmengine_checkpoint_globals', 'check_cast_weights',
+    'checkpoint_problem', 'close_distributed', 'load_tool_config', 'read_checkpoint',
     'setup_cpu_distributed'
 ]

@@ -48,7 +48,7 @@ def allow_mmengine_checkpoint_globals() -> None:
     """Allow-list MMEngine's checkpoint objects for ``torch.load(weights_only=True)``."""
     if not hasattr(torch.serialization, 'add_safe_globals'):  # pragma: no cover - torch < 2.4
         return
-    from mmengine.logging import HistoryBuffer
     from mmengine.config import ConfigDict
+    from mmengine.logging import HistoryBuffer
     torch.serialization.add_safe_globals([HistoryBuffer, ConfigDict] + _numpy_globals())
     pickle_history_buffers_without_functions()

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from skimage.segmentation import find_boundaries
 
-from cast_mm.apis.hierarchy import SegmentHierarchy
+from cast_mm.models.segment_hierarchy import SegmentHierarchy
 
 Color = Tuple[int, int, int]
 

@@ -4,7 +4,7 @@ from typing import Optional, Sequence
 import numpy as np
 from mmengine.visualization import Visualizer
 
-from cast_mm.apis.hierarchy import SegmentHierarchy
+from cast_mm.models.segment_hierarchy import SegmentHierarchy
 from cast_mm.registry import VISUALIZERS
 from .drawing import HierarchyDrawing, draw_hierarchy, save_drawing
 

@@ -1,7 +1,6 @@
 # Runtime shared by the cast_mm segmentation configs (MMSegmentation conventions).
 default_scope = 'mmseg'
-# Registers the cast_mm modules for tools that do not import cast_mm themselves.
-custom_imports = dict(imports=['cast_mm'], allow_failed_imports=False)
+# No custom_imports: MMEngine imports cast_mm when it meets a 'cast_mm.' type name.
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -1,5 +1,5 @@
-# Supervised CAST-B (768 dims; cast_deit.cast_base, spec §2.2) with the CAST-S DeiT recipe
-# (spec §5; the official repository only ships the cast_small script).
+# Supervised CAST-B (768 dims; cast_deit.cast_base) with the CAST-S DeiT recipe
+# (the official repository only ships the cast_small script).
 _base_ = ['./cast-s_8xb128_in1k.py']
 
 model = dict(backbone=dict(arch='base'), head=dict(in_channels=768))

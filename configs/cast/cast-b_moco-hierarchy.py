@@ -1,5 +1,5 @@
 # CAST-B, MoCo-v3 ImageNet-1k convention (classification mode, sin-cos positions), as used by
-# the official hierarchy notebooks (spec §7.2). A bare backbone is enough for
+# the official hierarchy notebooks. A bare backbone is enough for
 # tools/visualize_hierarchy.py; checkpoints with ``backbone.*`` keys load into it.
 model = dict(type='cast_mm.CAST', arch='base', mode='classification', pos_embed='sincos',
              img_size=224)

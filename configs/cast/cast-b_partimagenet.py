@@ -1,4 +1,4 @@
-# PartImageNet object and part segmentation by the CAST-B hierarchy (spec §7.3; the official
+# PartImageNet object and part segmentation by the CAST-B hierarchy (the official
 # notebook's cast_base (MoCo-v3, ImageNet-1k, 100 epochs) scores 29.67 object / 13.21 part
 # mean per-image Jaccard). Level 4 (8 segments) = objects, level 3 (16) = parts, each segment
 # named by open_clip among the objects / the parts of its object.

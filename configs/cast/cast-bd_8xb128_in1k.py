@@ -1,5 +1,5 @@
-# Supervised CAST-BD (base-deep: 768 dims, depths 6, 3, 3, 3; cast_deit.cast_base_deep, spec
-# §2.2) with the CAST-S DeiT recipe (spec §5; only the cast_small script is official).
+# Supervised CAST-BD (base-deep: 768 dims, depths 6, 3, 3, 3; cast_deit.cast_base_deep) with
+# the CAST-S DeiT recipe (only the cast_small script is official).
 _base_ = ['./cast-s_8xb128_in1k.py']
 
 model = dict(backbone=dict(arch='base-deep'), head=dict(in_channels=768))

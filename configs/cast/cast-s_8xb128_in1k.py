@@ -1,4 +1,4 @@
-# Supervised CAST-S on ImageNet-1k, DeiT recipe (spec §5; scripts/deit/train_imagenet1k_cast.sh
+# Supervised CAST-S on ImageNet-1k, DeiT recipe (scripts/deit/train_imagenet1k_cast.sh
 # + deit/main_suppix.py defaults): 8 GPUs x 128, 300 epochs, published top-1 80.4.
 # Not reproduced from the official script: model EMA (0.99996, unused for the reported
 # accuracy) and AMP (add --amp to tools/train.py).
@@ -14,3 +14,7 @@ _base_ = [
 ]
 
 randomness = dict(seed=0, diff_rank_seed=True)  # --seed 0, plus the rank as officially
+# The official script keeps checkpoint.pth (last epoch) and best_checkpoint.pth (best top-1,
+# the published weights).
+default_hooks = dict(
+    checkpoint=dict(interval=1, max_keep_ckpts=1, save_best='accuracy/top1', rule='greater'))

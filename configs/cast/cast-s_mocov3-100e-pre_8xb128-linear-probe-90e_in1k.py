@@ -1,4 +1,4 @@
-# Linear probe of MoCo-v3 CAST-S on ImageNet-1k (spec §6, main_lincls_suppix.py): frozen
+# Linear probe of MoCo-v3 CAST-S on ImageNet-1k (main_lincls_suppix.py): frozen
 # encoder kept in eval mode, 1000-class linear head (init N(0, 0.01^2), zero bias), SGD lr 30 x
 # 1024 / 256, 90 epochs, batch 1024. README: 68.1 top-1.
 # The encoder comes from a converted MoCo-v3 checkpoint (base encoder only):
@@ -10,6 +10,9 @@ _base_ = [
     '../_base_/schedules/imagenet_sgd_linear-probe_90e.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
+# Validated every epoch; the reported top-1 is the best epoch's (model_best.pth.tar officially).
+default_hooks = dict(
+    checkpoint=dict(interval=1, max_keep_ckpts=1, save_best='accuracy/top1', rule='greater'))
 
 model = dict(
     type='cast_mm.SuperpixelImageClassifier',
@@ -21,7 +24,8 @@ model = dict(
         pos_embed='sincos',
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='checkpoints/cast-s_mocov3-100e_in1k.pth',
+            checkpoint='https://huggingface.co/twke/CAST/resolve/main/'
+            'snapshots/moco/imagenet1k/cast_small/checkpoint_0099.pth.tar',
             prefix='backbone.')),
     neck=None,
     head=dict(

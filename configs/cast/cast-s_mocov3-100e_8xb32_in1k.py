@@ -1,4 +1,4 @@
-# MoCo-v3 CAST-S pre-training on ImageNet-1k (spec §6, scripts/moco/train_imagenet1k_cast.sh):
+# MoCo-v3 CAST-S pre-training on ImageNet-1k (scripts/moco/train_imagenet1k_cast.sh):
 # batch 256, 100 epochs (10 warm-up), AdamW lr 1.5e-4, wd 0.1; README: 68.1 linear-probe top-1.
 # AMP as officially: add --amp to tools/train.py.
 # To continue from official weights: convert checkpoint_0099.pth.tar with

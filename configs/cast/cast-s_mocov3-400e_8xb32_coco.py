@@ -1,5 +1,5 @@
-# MoCo-v3 CAST-S pre-training on COCO train2017 (spec §6, scripts/moco/train_coco_cast.sh):
-# encoder cast_seg_small_pretrain (spec §2.3: segmentation architecture with block fusion, tokens
+# MoCo-v3 CAST-S pre-training on COCO train2017 (scripts/moco/train_coco_cast.sh):
+# encoder cast_seg_small_pretrain (segmentation architecture with block fusion, tokens
 # pooled on the stem grid, output = mean of the fused tokens, no frozen pooling), batch 256,
 # 400 epochs with 40 warm-up, AdamW lr 1.5e-4, wd 0.1. README: VOC 38.4 mIoU by retrieval
 # (checkpoint_0149), 67.6 after VOC fine-tuning (checkpoint_0399).
@@ -25,6 +25,12 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=400)
-default_hooks = dict(checkpoint=dict(max_keep_ckpts=3))
+# The official script keeps every 50th epoch (checkpoint_0049 ... checkpoint_0399): epoch 150
+# feeds cast-s_voc-retrieval.py and epoch 400 cast-s_voc-finetune.py. Keep those
+# (epoch_50.pth ... epoch_400.pth), plus the latest epoch for resuming (latest_epoch_N.pth).
+default_hooks = dict(checkpoint=dict(interval=50, max_keep_ckpts=-1))
+custom_hooks = [
+    dict(type='CheckpointHook', interval=1, max_keep_ckpts=1, filename_tmpl='latest_epoch_{}.pth')
+]
 # the last pooling's class-token update feeds nothing in the fused-mean output
 find_unused_parameters = True

@@ -12,6 +12,8 @@ model = dict(
         num_levels=4,
         dropout_ratio=0.1,
         ignore_index=255,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))
-# The backbone's level fusion (BlockFusion) is not used by this head.
-find_unused_parameters = True
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
+                         avg_non_ignore=True)))
+# This head reads the stage tokens itself: the segmentor builds the backbone without level
+# fusion (and with its last pooling frozen), so every trained parameter gets a gradient.
+find_unused_parameters = False

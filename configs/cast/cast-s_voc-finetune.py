@@ -1,9 +1,10 @@
-# CAST-S fine-tuned on Pascal VOC 2012 train+ (spec §7.1, SPML; README: 67.6 mIoU on val from
-# the COCO MoCo-v3 checkpoint of epoch 400). 30k iterations at 1 image x 4 GPUs, SGD momentum
-# 0.9, lr 3e-3 (biases x2, no decay on biases), weight decay 1e-4, 100 warm-up iterations,
-# poly 0.9; whole-image inference.
+# CAST-S fine-tuned on Pascal VOC 2012 train+ (scripts/spml/finetune_cast.sh, SPML; README:
+# 67.6 mIoU on val from the COCO MoCo-v3 checkpoint of epoch 400). 30k iterations at a global
+# batch of 4 (1 image x 4 GPUs), BatchNorms synchronised over the GPUs (USE_SYNCBN), SGD
+# momentum 0.9, lr 3e-3 (biases x2, no decay on biases), weight decay 1e-4, 100 warm-up
+# iterations, poly 0.9; cross entropy over labelled pixels; whole-image inference.
 #   tools/dist_train.sh configs/cast/cast-s_voc-finetune.py 4
-# The classifier is the official one: Linear(384, 384, no bias) + SyncBN + ReLU + Linear(384, 21)
+# The classifier is the official one: Linear(384, 384, no bias) + BN + ReLU + Linear(384, 21)
 # on every fused segment token (cast_mm.SegmentMLPHead; officially 1x1 convolutions on the
 # per-pixel map of the same embeddings). Differences from the official recipe: the sin-cos
 # position table stays fixed (SPML fine-tuned a copy of it).
@@ -19,7 +20,8 @@ model = dict(
         # cast_mm MoCo-v3 COCO pre-training (cast-s_mocov3-400e_8xb32_coco.py), last epoch, or
         # the converted official snapshots/moco/coco/cast_small/checkpoint_0399.pth.tar
         init_cfg=dict(type='Pretrained',
-                      checkpoint='work_dirs/cast-s_mocov3-400e_8xb32_coco/epoch_400.pth',
+                      checkpoint='https://huggingface.co/twke/CAST/resolve/main/'
+                      'snapshots/moco/coco/cast_small/checkpoint_0399.pth.tar',
                       prefix='backbone.')),
     decode_head=dict(
         _delete_=True,
@@ -27,9 +29,10 @@ model = dict(
         in_channels=384,
         channels=384,
         num_classes=21,
-        norm_cfg=dict(type='SyncBN'),
+        norm_cfg=dict(type='cast_mm.MaskedSyncBN'),
         ignore_index=255,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
+                         avg_non_ignore=True)),
     test_cfg=dict(_delete_=True, mode='whole'))
 optim_wrapper = dict(
     optimizer=dict(lr=3e-3, momentum=0.9, nesterov=False, weight_decay=1e-4),

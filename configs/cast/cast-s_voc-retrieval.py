@@ -1,5 +1,5 @@
 # Unsupervised semantic segmentation of Pascal VOC 2012 val by nearest-prototype retrieval
-# (spec §7.1; README: 38.4 mIoU with the COCO MoCo-v3 CAST-S checkpoint of epoch 150).
+# (README: 38.4 mIoU with the COCO MoCo-v3 CAST-S checkpoint of epoch 150).
 # Every image is segmented into the 40 groups of hierarchy level 4 (segmentation-mode CAST-S,
 # segments 320/160/80/40); a group's prototype is the mean normalised MoCo projection (256-d)
 # of its pixels. Train+ groups, labelled by their majority class, form the memory; each val

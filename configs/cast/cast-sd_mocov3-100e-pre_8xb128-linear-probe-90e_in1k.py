@@ -1,8 +1,9 @@
-# Linear probe of MoCo-v3 CAST-SD (small-deep) on ImageNet-1k: the CAST-S recipe (spec §6).
+# Linear probe of MoCo-v3 CAST-SD (small-deep) on ImageNet-1k: the CAST-S recipe.
 # README: 69.1 top-1.
 _base_ = ['./cast-s_mocov3-100e-pre_8xb128-linear-probe-90e_in1k.py']
 
 model = dict(
     backbone=dict(
         arch='small-deep',
-        init_cfg=dict(checkpoint='checkpoints/cast-sd_mocov3-100e_in1k.pth')))
+        init_cfg=dict(checkpoint='https://huggingface.co/twke/CAST/resolve/main/'
+                      'snapshots/moco/imagenet1k/cast_small_deep/checkpoint_0099.pth.tar')))

@@ -1,4 +1,4 @@
-# MoCo-v3 CAST-SD (small-deep) pre-training on ImageNet-1k: the CAST-S recipe (spec §6; README
+# MoCo-v3 CAST-SD (small-deep) pre-training on ImageNet-1k: the CAST-S recipe (README
 # table: batch 256, 100 epochs, 69.1 linear-probe top-1).
 _base_ = ['./cast-s_mocov3-100e_8xb32_in1k.py']
 

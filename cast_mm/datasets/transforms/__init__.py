@@ -1,9 +1,11 @@
-from .formatting import MISSING_SUPERPIXELS_HINT, PackSuperpixelSegInputs
-from .superpixels import PRESETS, SEEDSSuperpixels, seeds_superpixels
 from .cls_formatting import PackSuperpixelClsInputs
+from .seg_formatting import MISSING_SUPERPIXELS_HINT, PackSuperpixelSegInputs
 from .slic_superpixels import SLICSuperpixels
+from .superpixels import (PRESETS, CheckImage, SEEDSSuperpixels, SuperpixelTransform,
+                          seeds_superpixels, three_channel_image)
 
 __all__ = [
-    'MISSING_SUPERPIXELS_HINT', 'PRESETS', 'PackSuperpixelSegInputs', 'SEEDSSuperpixels',
-    'seeds_superpixels', 'PackSuperpixelClsInputs']
-__all__ += ['SLICSuperpixels']
+    'MISSING_SUPERPIXELS_HINT', 'PRESETS', 'CheckImage', 'PackSuperpixelClsInputs',
+    'PackSuperpixelSegInputs', 'SEEDSSuperpixels', 'SLICSuperpixels', 'SuperpixelTransform',
+    'seeds_superpixels', 'three_channel_image'
+]

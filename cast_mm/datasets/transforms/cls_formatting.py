@@ -5,13 +5,8 @@ import numpy as np
 import torch
 from mmpretrain.datasets.transforms import PackInputs
 
+from cast_mm.models.utils import MISSING_CLS_SUPERPIXELS_HINT
 from cast_mm.registry import TRANSFORMS
-
-#: What to tell a user whose mmpretrain pipeline produced no superpixel map.
-MISSING_CLS_SUPERPIXELS_HINT = (
-    "add dict(type='cast_mm.SEEDSSuperpixels', preset='deit' or 'moco') after the last "
-    "augmentation of the pipeline (for multi-view pipelines wrap it in ApplyToList after "
-    "MultiView) and pack with dict(type='cast_mm.PackSuperpixelClsInputs')")
 
 
 @TRANSFORMS.register_module()

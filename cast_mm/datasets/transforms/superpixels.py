@@ -1,7 +1,7 @@
 """SEEDS superpixels as a data transform (one implementation for mmseg and mmpretrain).
 
 The official pipelines run OpenCV-contrib SEEDS on the final augmented image, converted to
-CIE LAB, with one of two parameter sets (spec §4.3, §5, §6):
+CIE LAB, with one of three parameter sets:
 
 =============  ==================  ==============  ==========  ==========================
 preset         budget              histogram_bins  iterations  used by
@@ -11,7 +11,8 @@ preset         budget              histogram_bins  iterations  used by
 ``'moco'``     196                 15              20          MoCo-v3, linear probing
 =============  ==================  ==============  ==========  ==========================
 
-All use ``num_levels=1, prior=2, double_step=False``.
+All use ``num_levels=1, prior=2, double_step=False``. :class:`SuperpixelTransform` is the
+pipeline side of every superpixel source (SEEDS here, SLIC in ``slic_superpixels.py``).
 """
 from typing import Dict, Optional
 
@@ -19,11 +20,12 @@ import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from cast_mm.models.utils.superpixel_source import SEG_PIXELS_PER_SUPERPIXEL, SuperpixelSource
 from cast_mm.registry import TRANSFORMS
 
 PRESETS: Dict[str, Dict] = dict(
-    seg=dict(num_superpixels=None, pixels_per_superpixel=256, histogram_bins=5,
-             num_iterations=15),
+    seg=dict(num_superpixels=None, pixels_per_superpixel=SEG_PIXELS_PER_SUPERPIXEL,
+             histogram_bins=5, num_iterations=15),
     deit=dict(num_superpixels=196, pixels_per_superpixel=None, histogram_bins=5,
               num_iterations=15),
     moco=dict(num_superpixels=196, pixels_per_superpixel=None, histogram_bins=15,
@@ -69,15 +71,93 @@ def seeds_superpixels(image: np.ndarray,
     return seeds.getLabels().astype(np.int64)
 
 
+def three_channel_image(image, owner: str = 'the pipeline') -> np.ndarray:
+    """``image`` as ``H x W x 3``, the way ``LoadImageFromFile`` loads files.
+
+    A grey ``H x W`` or ``H x W x 1`` image is repeated into three channels and the alpha
+    channel of an ``H x W x 4`` image is dropped; an empty image or any other shape is refused.
+
+    Args:
+        image (array-like): The image.
+        owner (str): Who asks, for the error message.
+    """
+    if image is None:
+        raise ValueError(f'{owner} got no image (None): the file could not be read or decoded')
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(f'{owner} needs an H x W image with 1, 3 or 4 channels, got shape '
+                         f'{image.shape}')
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f'{owner} got an empty image ({image.shape[0]} x {image.shape[1]} '
+                         'pixels)')
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    elif image.shape[2] == 4:
+        image = image[..., :3]
+    return image
+
+
 @TRANSFORMS.register_module()
-class SEEDSSuperpixels(BaseTransform):
+class CheckImage(BaseTransform):
+    """Refuse empty or malformed images with a clear error, and make grey and RGBA arrays
+    three-channel, right after loading (before resizing, which fails on an empty image with a
+    division by zero).
+
+    Required keys: ``img``. Modified keys: ``img`` (``H x W x 3``).
+    """
+
+    def transform(self, results: Dict) -> Dict:
+        results['img'] = three_channel_image(results.get('img'), 'CheckImage')
+        return results
+
+
+class SuperpixelTransform(SuperpixelSource, BaseTransform):
+    """A superpixel source as a pipeline step: ``results[key]`` -> ``results['superpixels']``.
+
+    Required keys: ``img`` (``H x W x 3``; a grey ``H x W`` / ``H x W x 1`` or an RGBA image is
+    made three-channel in ``results`` too, as ``LoadImageFromFile`` loads such files; values
+    outside 0..255 are clipped, other dtypes cast to uint8). Added keys: ``superpixels``
+    (``H x W`` int64), ``num_superpixels`` (the budget used).
+    """
+
+    key: str = 'img'
+
+    def image(self, results: Dict) -> np.ndarray:
+        """The ``H x W x 3`` uint8 image of ``results`` the superpixels are computed on."""
+        name = type(self).__name__
+        if self.key not in results:
+            raise KeyError(f'{name} needs results[{self.key!r}] (an H x W x 3 image)')
+        image = three_channel_image(results[self.key], name)
+        if image is not results[self.key]:
+            results[self.key] = image
+        if image.dtype != np.uint8:
+            image = np.clip(image, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(image)
+
+    def transform(self, results: Dict) -> Dict:
+        image = self.image(results)
+        results['superpixels'] = self.compute(image)
+        results['num_superpixels'] = self.budget(*image.shape[:2])
+        return results
+
+    def budget_repr(self) -> str:
+        """The budget as ``__repr__`` shows it."""
+        if self.num_superpixels is not None:
+            return f'num_superpixels={self.num_superpixels}'
+        return f'pixels_per_superpixel={self.pixels_per_superpixel}'
+
+
+@TRANSFORMS.register_module()
+class SEEDSSuperpixels(SuperpixelTransform):
     """Compute SEEDS superpixels of ``results[key]`` into ``results['superpixels']``.
 
     Put it after every geometric and photometric augmentation (and padding), so the map matches
     the image the model sees.
 
-    Required keys: ``img`` (``H x W x 3`` uint8). Added keys: ``superpixels`` (``H x W``
-    int64), ``num_superpixels`` (the budget used).
+    Required and added keys: see :class:`SuperpixelTransform`. As a superpixel source it also
+    serves slide inference (``window_superpixels``), one window at a time.
 
     Args:
         preset (str): ``'seg'``, ``'deit'`` or ``'moco'`` (table above); explicit arguments
@@ -89,8 +169,8 @@ class SEEDSSuperpixels(BaseTransform):
         num_levels (int): SEEDS block levels. Defaults to 1.
         prior (int): SEEDS smoothing prior. Defaults to 2.
         channel_order (str): ``'bgr'`` (mmcv loading, default) or ``'rgb'``.
-        official_color_wrap (bool): reproduce the official Segmenter quirk (spec §10.2): the
-            image was multiplied by 255 again as uint8, so every value ``v`` became
+        official_color_wrap (bool): reproduce a quirk of the official Segmenter evaluation:
+            the image was multiplied by 255 again as uint8, so every value ``v`` became
             ``(256 - v) % 256`` before SEEDS. Only for evaluating checkpoints fine-tuned with the
             official code. Defaults to False.
         key (str): image key. Defaults to ``'img'``.
@@ -109,28 +189,19 @@ class SEEDSSuperpixels(BaseTransform):
                  key: str = 'img') -> None:
         if preset not in PRESETS:
             raise ValueError(f'unknown SEEDS preset {preset!r}; choose one of {sorted(PRESETS)}')
-        if channel_order not in ('bgr', 'rgb'):
-            raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
+        self.set_channel_order(channel_order)
         cfg = dict(PRESETS[preset])
         if num_superpixels is not None or pixels_per_superpixel is not None:
             cfg['num_superpixels'] = num_superpixels
             cfg['pixels_per_superpixel'] = pixels_per_superpixel
-        self.num_superpixels = cfg['num_superpixels']
-        self.pixels_per_superpixel = cfg['pixels_per_superpixel']
+        self.set_budget(cfg['num_superpixels'], cfg['pixels_per_superpixel'])
         self.histogram_bins = histogram_bins or cfg['histogram_bins']
         self.num_iterations = num_iterations or cfg['num_iterations']
         self.num_levels = num_levels
         self.prior = prior
-        self.channel_order = channel_order
         self.official_color_wrap = official_color_wrap
         self.key = key
         _require_seeds()
-
-    def budget(self, height: int, width: int) -> int:
-        """Number of superpixels asked of SEEDS for an image of this size."""
-        if self.num_superpixels is not None:
-            return int(self.num_superpixels)
-        return max(1, (height * width) // int(self.pixels_per_superpixel))
 
     def compute(self, image: np.ndarray) -> np.ndarray:
         """Superpixels of one uint8 image with this transform's settings."""
@@ -140,19 +211,8 @@ class SEEDSSuperpixels(BaseTransform):
             image, self.budget(*image.shape[:2]), self.channel_order, self.num_levels,
             self.prior, self.histogram_bins, self.num_iterations)
 
-    def transform(self, results: Dict) -> Dict:
-        if self.key not in results:
-            raise KeyError(f'SEEDSSuperpixels needs results[{self.key!r}] (an H x W x 3 image)')
-        image = results[self.key]
-        if image.dtype != np.uint8:
-            image = np.clip(image, 0, 255).astype(np.uint8)
-        results['superpixels'] = self.compute(image)
-        results['num_superpixels'] = self.budget(*image.shape[:2])
-        return results
-
     def __repr__(self) -> str:
-        budget = (f'num_superpixels={self.num_superpixels}' if self.num_superpixels is not None
-                  else f'pixels_per_superpixel={self.pixels_per_superpixel}')
-        return (f'{self.__class__.__name__}({budget}, histogram_bins={self.histogram_bins}, '
-                f'num_iterations={self.num_iterations}, channel_order={self.channel_order!r}, '
+        return (f'{self.__class__.__name__}({self.budget_repr()}, '
+                f'histogram_bins={self.histogram_bins}, num_iterations={self.num_iterations}, '
+                f'channel_order={self.channel_order!r}, '
                 f'official_color_wrap={self.official_color_wrap})')

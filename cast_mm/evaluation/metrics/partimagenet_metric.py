@@ -1,4 +1,4 @@
-"""PartImageNet object and part segmentation from the CAST hierarchy (spec §7.3)."""
+"""PartImageNet object and part segmentation from the CAST hierarchy."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np

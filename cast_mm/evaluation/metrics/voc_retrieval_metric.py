@@ -1,4 +1,4 @@
-"""VOC unsupervised semantic segmentation by nearest-prototype retrieval (spec §7.1).
+"""VOC unsupervised semantic segmentation by nearest-prototype retrieval.
 
 One test pass covers both splits (see :class:`~cast_mm.datasets.PrototypeRetrievalDataset`):
 samples tagged ``retrieval_role='memory'`` (VOC train+) build the labelled prototype memory,

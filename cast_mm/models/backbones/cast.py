@@ -20,17 +20,28 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import trunc_normal_
+from mmengine.model.weight_init import PretrainedInit, trunc_normal_
+from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import Tensor
 
-from cast_mm.ops import segment_mean, segment_padding_mask
+from cast_mm.ops import masked_mean, num_token_slots, segment_padding_mask
 from cast_mm.registry import MODELS
+from ..fast_paths import FAST_PATHS, FEATURE_INTERPOLATION, POSITION_INTERPOLATION
 from ..layers import (BlockFusion, ConvStem, GraphPooling, TransformerBlock,
-                      interpolated_segment_mean, resize_pos_grid, sincos_pos_embed_2d)
+                      interpolated_segment_mean, resized_segment_mean, sincos_pos_embed_2d)
+from ..utils import batch_norm_factory
 
 #: Stride of the convolutional stem.
 STEM_STRIDE = 8
+#: Stages of every official CAST (each ended by a graph pooling).
+NUM_STAGES = 4
+
+#: The ``'fast'`` token pooling. Its sparse weights have data-dependent sizes, so
+#: ``torch.compile`` runs it eagerly (a graph break) and ``torch.export`` traces the literal
+#: pooling instead.
+_fast_segment_mean = torch.compiler.disable(interpolated_segment_mean)
 
 
 @dataclasses.dataclass
@@ -71,14 +82,14 @@ class CASTFeatures:
 
 def check_superpixels(inputs: Tensor,
                       superpixels: Tensor,
-                      num_segments: Optional[int] = None,
+                      num_slots: Optional[int] = None,
                       check_values: bool = True) -> None:
     """Raise ``ValueError`` unless ``superpixels`` is a valid ``(B, H, W)`` integer id map.
 
     Args:
         inputs (Tensor): the images ``(B, C, H, W)`` the map belongs to.
         superpixels (Tensor): the id map.
-        num_segments (int, optional): ids must be below it when given.
+        num_slots (int, optional): number of token slots; ids must be below it when given.
         check_values (bool): also check the id range (a device sync). Defaults to True.
     """
     if not isinstance(inputs, Tensor) or inputs.dim() != 4:
@@ -101,8 +112,8 @@ def check_superpixels(inputs: Tensor,
     low, high = int(superpixels.min()), int(superpixels.max())
     if low < 0:
         raise ValueError(f'superpixel ids must be >= 0, got min {low}')
-    if num_segments is not None and high >= num_segments:
-        raise ValueError(f'num_segments={num_segments} leaves no token for superpixel id {high}')
+    if num_slots is not None and high >= num_slots:
+        raise ValueError(f'num_slots={num_slots} leaves no token for superpixel id {high}')
 
 
 def resize_labels(labels: Tensor, size: Tuple[int, int]) -> Tensor:
@@ -112,6 +123,13 @@ def resize_labels(labels: Tensor, size: Tuple[int, int]) -> Tensor:
     # Floats represent ids exactly up to 2**24, far beyond any superpixel budget.
     out = F.interpolate(labels[:, None].float(), size=size, mode='nearest')
     return out[:, 0].long()
+
+
+def _replaces_default_init(entry: Dict) -> bool:
+    """Whether an ``init_cfg`` entry defines every parameter (CAST's default then skips)."""
+    kind = entry['type']
+    initializer = WEIGHT_INITIALIZERS.get(kind) if isinstance(kind, str) else kind
+    return bool(getattr(initializer, 'replaces_default_init', False))
 
 
 def _check_local_checkpoint(path: Optional[str]) -> None:
@@ -156,7 +174,13 @@ class CAST(BaseModule):
             ``'fused_tokens_with_cls'`` (``(B, 1 + N, C)``) or ``'fused_mean'`` (``(B, C)``,
             the official MoCo COCO pre-training output). Defaults by mode.
         freeze_last_pool (bool, optional): freeze the last pooling (official classification
-            models do; its logits still give the coarsest hierarchy level). Defaults by mode.
+            models do; its logits still give the coarsest hierarchy level). Defaults to True
+            in classification mode and without level fusion (nothing then reads the last
+            pooling's tokens).
+        fuse_levels (bool, optional): build the level fusion of segmentation mode (the fused
+            segment tokens); segmentation heads that read the stage tokens themselves do not
+            need it (``cast_mm.SuperpixelEncoderDecoder`` decides from its heads). Defaults to
+            True in segmentation mode.
         drop_rate (float): dropout after the position embedding and in blocks. Defaults to 0.
         drop_path_rate (float): stochastic depth, linearly increasing over all blocks.
         mask_padding (bool): batch-invariant mode. Padded tokens (ids an image does not use,
@@ -174,6 +198,16 @@ class CAST(BaseModule):
             runs the literal softmax attention of the official code.
         channels_last_stem (bool): run the conv stem on channels-last memory. Defaults to True.
         pool_num_heads (int): heads of the pooling attention. Defaults to 12 (official).
+        norm_cfg (dict, optional): the batch norms of the conv stem and of the level fusion:
+            ``dict(type='BN')`` (plain), ``dict(type='SyncBN')`` (torch's, CUDA only across
+            processes) or ``dict(type='cast_mm.MaskedSyncBN')`` (statistics over all
+            processes on any device, plain BN in a single process). Parameter names are the
+            same for all. Defaults to ``dict(type='BN')``.
+        with_cp (bool): activation checkpointing: in training, every transformer block's
+            activations are recomputed in the backward pass instead of being kept
+            (``torch.utils.checkpoint``, non-reentrant, dropout replayed with the same random
+            state), trading one more block forward for memory. Graph pooling stays outside.
+            Gradients are the same as without. Defaults to False.
         init_cfg (dict, optional): MMEngine init config, e.g.
             ``dict(type='Pretrained', checkpoint='cast-s_deit_in1k.pth', prefix='backbone.')``.
     """
@@ -200,16 +234,20 @@ class CAST(BaseModule):
                  token_resolution: Optional[str] = None,
                  out_type: Optional[str] = None,
                  freeze_last_pool: Optional[bool] = None,
+                 fuse_levels: Optional[bool] = None,
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  mask_padding: bool = False,
-                 token_pooling: str = 'fast',
+                 token_pooling: str = FAST_PATHS['token_pooling'],
                  fps_backend: str = 'native',
-                 fused_attn: bool = True,
-                 channels_last_stem: bool = True,
+                 fused_attn: bool = FAST_PATHS['fused_attn'],
+                 channels_last_stem: bool = FAST_PATHS['channels_last_stem'],
                  pool_num_heads: int = 12,
+                 norm_cfg: Optional[Dict] = None,
+                 with_cp: bool = False,
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.with_cp = with_cp
         arch_cfg = self._parse_arch(arch)
         if mode not in self.default_num_clusters:
             raise ValueError(f"mode must be 'classification' or 'segmentation', got {mode!r}")
@@ -232,6 +270,12 @@ class CAST(BaseModule):
             raise ValueError("out_type 'cls_token' needs mode='classification'")
         if self.out_type != 'cls_token' and mode != 'segmentation':
             raise ValueError(f"out_type {self.out_type!r} needs mode='segmentation'")
+        self.fuse_levels = mode == 'segmentation' and fuse_levels is not False
+        if fuse_levels and mode != 'segmentation':
+            raise ValueError("fuse_levels=True needs mode='segmentation'")
+        if out_type is not None and self.out_type != 'cls_token' and not self.fuse_levels:
+            raise ValueError(f'out_type {self.out_type!r} reads the fused tokens: it needs '
+                             'fuse_levels=True')
         if pos_embed not in ('learned', 'sincos'):
             raise ValueError(f"pos_embed must be 'learned' or 'sincos', got {pos_embed!r}")
         self.pos_embed_type = pos_embed
@@ -243,7 +287,9 @@ class CAST(BaseModule):
         self.pos_grid_size = (img_size[0] // STEM_STRIDE, img_size[1] // STEM_STRIDE)
 
         dims = self.embed_dims
-        self.stem = ConvStem(in_channels, dims, channels_last=channels_last_stem)
+        self.norm_cfg = dict(norm_cfg or dict(type='BN'))
+        self.stem = ConvStem(in_channels, dims, channels_last=channels_last_stem,
+                             norm_layer=batch_norm_factory(self.norm_cfg, spatial=True))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dims))
         num_pos = self.pos_grid_size[0] * self.pos_grid_size[1]
         if pos_embed == 'learned':
@@ -264,11 +310,13 @@ class CAST(BaseModule):
         ])
         if mode == 'classification':
             self.norm = nn.LayerNorm(dims, eps=1e-6)
-        else:
-            self.fusion = BlockFusion(dims, num_levels=len(self.depths))
+        elif self.fuse_levels:
+            self.fusion = BlockFusion(
+                dims, num_levels=len(self.depths),
+                norm_layer=batch_norm_factory(self.norm_cfg, spatial=False))
 
         if freeze_last_pool is None:
-            freeze_last_pool = mode == 'classification'
+            freeze_last_pool = mode == 'classification' or not self.fuse_levels
         self.freeze_last_pool = freeze_last_pool
         if freeze_last_pool:
             self.pools[-1].requires_grad_(False)
@@ -292,16 +340,47 @@ class CAST(BaseModule):
         ends = [sum(self.depths[:i + 1]) for i in range(len(self.depths))]
         return list(zip([0] + ends[:-1], ends))
 
+    def _init_cfg_entries(self) -> List[Dict]:
+        """``init_cfg`` as a list of dicts (the forms MMEngine accepts), or a ValueError."""
+        if self.init_cfg is None:
+            return []
+        entries = [self.init_cfg] if isinstance(self.init_cfg, dict) else self.init_cfg
+        if not isinstance(entries, (list, tuple)):
+            raise ValueError(f'CAST init_cfg must be a dict, a list of dicts or None, got '
+                             f'{type(self.init_cfg).__name__}')
+        for entry in entries:
+            if not isinstance(entry, dict) or 'type' not in entry:
+                raise ValueError(f"every CAST init_cfg entry must be a dict with a 'type', "
+                                 f'got {entry!r}')
+        return list(entries)
+
     def init_weights(self) -> None:
-        """Truncated-normal init (DeiT style), unless ``init_cfg`` loads a checkpoint."""
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            _check_local_checkpoint(self.init_cfg.get('checkpoint'))
-            super().init_weights()
-            return
+        """Initialise through MMEngine's ``init_cfg``, on top of the default initialisation.
+
+        The default is the official DeiT one (timm's ViT init, which runs before the official
+        model adds its pooling and fusion layers): truncated normal (std 0.02) linears with
+        zero bias and unit LayerNorms in the transformer blocks and the final norm, truncated
+        normal class token and learned position table; the graph poolings and the level
+        fusion keep PyTorch's default initialisation. It runs first unless an ``init_cfg``
+        entry replaces it (an initialiser with ``replaces_default_init``, e.g.
+        ``dict(type='CASTMoCoV3')``); then MMEngine applies every entry (``Kaiming``,
+        ``Constant``, ``override``, ...), ``Pretrained`` ones last. A local ``Pretrained``
+        checkpoint that does not exist raises FileNotFoundError with the way to make it.
+        """
+        entries = self._init_cfg_entries()
+        for entry in entries:
+            if entry['type'] in ('Pretrained', PretrainedInit):
+                _check_local_checkpoint(entry.get('checkpoint'))
+        if not self.is_init and not any(_replaces_default_init(e) for e in entries):
+            self._default_init()
+        super().init_weights()
+
+    def _default_init(self) -> None:
         trunc_normal_(self.cls_token, std=.02)
         if self.pos_embed_type == 'learned':
             trunc_normal_(self.pos_embed, std=.02)
-        for name, module in self.named_modules():
+        vit_modules = [self.blocks] + ([self.norm] if self.mode == 'classification' else [])
+        for module in (m for part in vit_modules for m in part.modules()):
             if isinstance(module, nn.Linear):
                 trunc_normal_(module.weight, std=.02)
                 if module.bias is not None:
@@ -331,74 +410,57 @@ class CAST(BaseModule):
     def segment_tokens(self,
                        feats: Tensor,
                        superpixels: Tensor,
-                       num_segments: Optional[int] = None) -> Tuple[Tensor, Tensor]:
+                       num_slots: Optional[int] = None) -> Tuple[Tensor, Tensor]:
         """Average stem features and positions inside each superpixel.
 
         Args:
             feats (Tensor): stem output ``(B, C, h, w)``.
             superpixels (Tensor): ``(B, H, W)`` ids at image resolution.
-            num_segments (int, optional): number of token slots; defaults to the largest id
+            num_slots (int, optional): number of token slots; defaults to the largest id
                 (at token resolution) + 1 over the batch.
 
         Returns:
             ``(tokens (B, N, C), token_labels)`` with ``token_labels`` the id map at the
             resolution the means were taken at.
         """
-        batch = feats.shape[0]
         if self.token_resolution == 'feature':
+            # Superpixels nearest-resized to the stem grid: only the positions are resized.
             labels = resize_labels(superpixels, feats.shape[-2:])
-            num_slots = int(labels.max()) + 1 if num_segments is None else num_segments
-            pixel_feats = feats.permute(0, 2, 3, 1)
-            pos = resize_pos_grid(self._pos_grid(), feats.shape[-2:])
+            full = tuple(feats.shape[-2:])
+            pool = resized_segment_mean
         else:
             labels = superpixels.long()
             # Resize onto the stride-8 padded extent, then crop: for sides that are multiples
             # of 8 this is exactly the official resize to the superpixel map, and otherwise it
             # keeps features aligned with the pixels they were computed from.
             full = (feats.shape[-2] * STEM_STRIDE, feats.shape[-1] * STEM_STRIDE)
-            num_slots = int(labels.max()) + 1 if num_segments is None else num_segments
-            if self.token_pooling == 'fast' and not torch.compiler.is_exporting():
-                return self._fast_superpixel_tokens(feats, labels, num_slots, full), labels
-            height, width = labels.shape[-2:]
-            pixel_feats = F.interpolate(feats, size=full, mode='bilinear', align_corners=False)
-            pixel_feats = pixel_feats[..., :height, :width].permute(0, 2, 3, 1)
-            pos = resize_pos_grid(self._pos_grid(), full)[:, :height, :width]
-        tokens = segment_mean(pixel_feats, labels, num_slots)
-        tokens = tokens + segment_mean(pos.expand(batch, -1, -1, -1), labels, num_slots)
+            fast = self.token_pooling == 'fast' and not torch.compiler.is_exporting()
+            pool = _fast_segment_mean if fast else resized_segment_mean
+        if num_slots is None:
+            num_slots = num_token_slots(labels)
+        tokens = pool(feats.permute(0, 2, 3, 1), labels, num_slots, full, FEATURE_INTERPOLATION)
+        tokens = tokens + pool(self._pos_grid(), labels, num_slots, full,
+                               POSITION_INTERPOLATION)
         return tokens, labels
-
-    @torch.compiler.disable
-    def _fast_superpixel_tokens(self, feats: Tensor, labels: Tensor, num_slots: int,
-                                full: Tuple[int, int]) -> Tensor:
-        """Superpixel-resolution tokens without full-resolution tensors (``'fast'`` pooling).
-
-        The sparse weights have data-dependent sizes, so ``torch.compile`` runs this eagerly
-        (a graph break) and ``torch.export`` traces the literal path instead.
-        """
-        tokens = interpolated_segment_mean(
-            feats.permute(0, 2, 3, 1), labels, num_slots, full, 'bilinear')
-        # resize_pos_grid is bicubic; a same-size bicubic resize is the identity, as here.
-        return tokens + interpolated_segment_mean(self._pos_grid(), labels, num_slots, full,
-                                                  'bicubic')
 
     # ---------------------------------------------------------------------------- forward
     def forward_features(self,
                          inputs: Tensor,
                          superpixels: Tensor,
-                         num_segments: Optional[int] = None) -> CASTFeatures:
+                         num_slots: Optional[int] = None) -> CASTFeatures:
         """Run CAST and return every intermediate (see :class:`CASTFeatures`).
 
         Args:
             inputs (Tensor): normalised images ``(B, 3, H, W)``.
             superpixels (Tensor): integer superpixel ids ``(B, H, W)``, ``>= 0``.
-            num_segments (int, optional): fixed number of stage-1 token slots (larger than
+            num_slots (int, optional): fixed number of stage-1 token slots (larger than
                 every id). By default it is the largest id + 1 over the batch, a data-dependent
                 size; ``torch.export`` needs it fixed.
         """
-        check_superpixels(inputs, superpixels, num_segments,
+        check_superpixels(inputs, superpixels, num_slots,
                           check_values=not torch.compiler.is_compiling())
         feats = self.stem(inputs)
-        tokens, token_labels = self.segment_tokens(feats, superpixels, num_segments)
+        tokens, token_labels = self.segment_tokens(feats, superpixels, num_slots)
         padding_mask = segment_padding_mask(token_labels, tokens.shape[1])
         x = self.pos_drop(tokens)
         cls = self.initial_cls_token().expand(x.shape[0], -1, -1).to(x.dtype)
@@ -410,7 +472,10 @@ class CAST(BaseModule):
                 key_mask = F.pad(padding_mask, (1, 0), value=False)
             y = torch.cat([cls, x], dim=1)
             for block in self.blocks[start:end]:
-                y = block(y, key_mask)
+                if self.with_cp and self.training and y.requires_grad:
+                    y = cp.checkpoint(block, y, key_mask, use_reentrant=False)
+                else:
+                    y = block(y, key_mask)
             y = y.type_as(x)
             stage_cls, stage_tokens = y[:, :1], y[:, 1:]
             pooled = pool(stage_cls, stage_tokens, padding_mask, self.mask_padding)
@@ -426,7 +491,7 @@ class CAST(BaseModule):
 
         if self.mode == 'classification':
             out.cls_feature = self.norm(out.stage_cls[-1][:, 0])
-        else:
+        elif self.fuse_levels:
             out.fused_tokens, out.fused_cls = self.fusion(out.stage_tokens, out.pool_cls,
                                                           out.pool_logits)
         return out
@@ -434,19 +499,21 @@ class CAST(BaseModule):
     def forward(self,
                 inputs: Tensor,
                 superpixels: Tensor,
-                num_segments: Optional[int] = None) -> Tuple[Tensor]:
+                num_slots: Optional[int] = None) -> Tuple[Tensor]:
         """Return a one-element tuple with the output selected by ``out_type``.
 
         Args are those of :meth:`forward_features`.
         """
-        feats = self.forward_features(inputs, superpixels, num_segments)
+        feats = self.forward_features(inputs, superpixels, num_slots)
         if self.out_type == 'cls_token':
             return (feats.cls_feature, )
+        if not self.fuse_levels:
+            raise ValueError(f'CAST.forward returns {self.out_type!r}, the fused tokens, and '
+                             'this backbone has no level fusion (fuse_levels=False); read '
+                             'forward_features instead')
         if self.out_type == 'fused_tokens':
             return (feats.fused_tokens, )
         if self.out_type == 'fused_tokens_with_cls':
             return (torch.cat([feats.fused_cls, feats.fused_tokens], dim=1), )
-        if self.mask_padding:
-            valid = (~feats.padding_masks[0]).unsqueeze(-1).to(feats.fused_tokens.dtype)
-            return ((feats.fused_tokens * valid).sum(1) / valid.sum(1).clamp(min=1), )
-        return (feats.fused_tokens.mean(dim=1), )
+        mask = feats.padding_masks[0] if self.mask_padding else None
+        return (masked_mean(feats.fused_tokens, mask), )

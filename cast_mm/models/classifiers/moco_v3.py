@@ -8,7 +8,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from cast_mm.registry import MODELS
-from .superpixel_image_classifier import stack_sample_superpixels
+from .superpixel_image_classifier import preprocessor_with_default, stack_sample_superpixels
 
 
 @MODELS.register_module()
@@ -29,9 +29,8 @@ class SuperpixelMoCoV3(MoCoV3):
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
-        data_preprocessor = data_preprocessor or {}
-        if isinstance(data_preprocessor, dict):
-            data_preprocessor.setdefault('type', 'cast_mm.SuperpixelSelfSupDataPreprocessor')
+        data_preprocessor = preprocessor_with_default(data_preprocessor,
+                                                      'cast_mm.SuperpixelSelfSupDataPreprocessor')
         super().__init__(backbone, neck, head, base_momentum, pretrained, data_preprocessor,
                          init_cfg)
 

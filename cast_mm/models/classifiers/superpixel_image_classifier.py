@@ -8,7 +8,11 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from cast_mm.registry import MODELS
-from ..data_preprocessors.cls_data_preprocessor import MISSING_CLS_SUPERPIXELS_HINT
+from ..utils import MISSING_CLS_SUPERPIXELS_HINT, sample_superpixels
+
+#: How to get padded superpixels into a classifier's data samples.
+_CLASSIFIER_HINT = ("use data_preprocessor=dict(type='cast_mm.SuperpixelClsDataPreprocessor') "
+                    f'(or the SelfSup one) and {MISSING_CLS_SUPERPIXELS_HINT}')
 
 
 def stack_sample_superpixels(data_samples: Optional[Sequence[Any]]) -> Tensor:
@@ -18,11 +22,16 @@ def stack_sample_superpixels(data_samples: Optional[Sequence[Any]]) -> Tensor:
         data_samples: samples carrying ``superpixels`` already padded to the batch size (the
             cast_mm data preprocessors do it).
     """
-    if not data_samples or any('superpixels' not in s for s in data_samples):
-        raise ValueError('CAST needs a superpixel map per image in the data samples: use '
-                         "data_preprocessor=dict(type='cast_mm.SuperpixelClsDataPreprocessor') "
-                         f'(or the SelfSup one) and {MISSING_CLS_SUPERPIXELS_HINT}')
-    return torch.stack([s.superpixels for s in data_samples])
+    return torch.stack(sample_superpixels(data_samples, _CLASSIFIER_HINT, required=True))
+
+
+def preprocessor_with_default(cfg: Optional[Union[dict, nn.Module]],
+                              default_type: str) -> Union[dict, nn.Module]:
+    """A data preprocessor config with ``type`` defaulting to ``default_type`` (a copy), or the
+    given module."""
+    if isinstance(cfg, nn.Module):
+        return cfg
+    return dict(dict(type=default_type), **(cfg or {}))
 
 
 @MODELS.register_module()
@@ -48,9 +57,8 @@ class SuperpixelImageClassifier(ImageClassifier):
                  train_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        data_preprocessor = data_preprocessor or {}
-        if isinstance(data_preprocessor, dict):
-            data_preprocessor.setdefault('type', 'cast_mm.SuperpixelClsDataPreprocessor')
+        data_preprocessor = preprocessor_with_default(data_preprocessor,
+                                                      'cast_mm.SuperpixelClsDataPreprocessor')
         super().__init__(backbone, neck, head, pretrained, train_cfg, data_preprocessor,
                          init_cfg)
         self.frozen_backbone = frozen_backbone

@@ -2,14 +2,11 @@
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmpretrain.models.utils.data_preprocessor import (ClsDataPreprocessor,
-                                                       SelfSupDataPreprocessor)
+from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor, SelfSupDataPreprocessor
 from torch import Tensor
 
-from cast_mm.datasets.transforms.cls_formatting import MISSING_CLS_SUPERPIXELS_HINT
 from cast_mm.registry import MODELS
-from ..utils import stack_superpixel_maps
-
+from ..utils import MISSING_CLS_SUPERPIXELS_HINT, sample_superpixels, stack_superpixel_maps
 
 
 def pad_sample_superpixels(data_samples: Optional[Sequence[Any]],
@@ -25,19 +22,16 @@ def pad_sample_superpixels(data_samples: Optional[Sequence[Any]],
         size: ``(H, W)`` of the padded image batch.
         device: where the model runs.
     """
-    if not data_samples:
-        raise ValueError(f'CAST needs superpixels but the batch has no data samples; '
-                         f'{MISSING_CLS_SUPERPIXELS_HINT}')
     maps = []
-    for i, (sample, shape) in enumerate(zip(data_samples, expected_shapes)):
-        if 'superpixels' not in sample:
-            raise ValueError(f'sample {i} carries no superpixels; {MISSING_CLS_SUPERPIXELS_HINT}')
-        if tuple(sample.superpixels.shape) != tuple(shape):
+    for i, (superpixels, shape) in enumerate(zip(
+            sample_superpixels(data_samples, MISSING_CLS_SUPERPIXELS_HINT, required=True),
+            expected_shapes)):
+        if tuple(superpixels.shape) != tuple(shape):
             raise ValueError(
-                f'sample {i}: superpixel map of shape {tuple(sample.superpixels.shape)} does '
+                f'sample {i}: superpixel map of shape {tuple(superpixels.shape)} does '
                 f'not match its image(s) {tuple(shape)}; compute superpixels on the final image '
                 f'({MISSING_CLS_SUPERPIXELS_HINT})')
-        maps.append(sample.superpixels.reshape(-1, *shape[-2:]))
+        maps.append(superpixels.reshape(-1, *shape[-2:]))
     stacked = stack_superpixel_maps([m for views in maps for m in views], size).to(device)
     for sample, padded in zip(data_samples, stacked.split([len(m) for m in maps])):
         sample.superpixels = padded.reshape(*sample.superpixels.shape[:-2], *size)

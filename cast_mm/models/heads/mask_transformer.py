@@ -36,7 +36,8 @@ class SuperpixelMaskTransformer(nn.Module):
         num_layers (int): decoder blocks. Defaults to 2.
         num_heads (int): attention heads. Defaults to 6.
         ffn_dims (int): MLP hidden width. Defaults to ``4 * embed_dims``.
-        dropout (float): dropout in the blocks. Defaults to 0.1.
+        dropout (float): dropout in the blocks, on the attention weights as well as after
+            the attention and MLP projections (as Segmenter's blocks). Defaults to 0.1.
         drop_path_rate (float): stochastic depth over the blocks. Defaults to 0.
         fused_attn (bool): ``F.scaled_dot_product_attention`` in the blocks instead of the
             official explicit softmax (equal outputs up to rounding). Defaults to True.
@@ -60,7 +61,8 @@ class SuperpixelMaskTransformer(nn.Module):
         dpr = torch.linspace(0, drop_path_rate, num_layers).tolist()
         self.blocks = nn.ModuleList([
             TransformerBlock(embed_dims, num_heads, ffn_dims / embed_dims, drop_rate=dropout,
-                             drop_path_rate=rate, norm_eps=1e-5, fused_attn=fused_attn)
+                             attn_drop_rate=dropout, drop_path_rate=rate, norm_eps=1e-5,
+                             fused_attn=fused_attn)
             for rate in dpr
         ])
         self.decoder_norm = nn.LayerNorm(embed_dims)
@@ -71,12 +73,17 @@ class SuperpixelMaskTransformer(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        """Official init: truncated normal for linears and class embeddings."""
+        """Official init: truncated normal for linears and class embeddings.
+
+        The constructor runs it once; ``is_init`` then tells MMEngine's
+        ``BaseModule.init_weights`` of an enclosing head not to run it again.
+        """
         trunc_normal_(self.cls_emb, std=.02)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 trunc_normal_(module.weight, std=.02)
                 nn.init.zeros_(module.bias)
+        self.is_init = True
 
     def token_masks(self, tokens: Tensor) -> Tensor:
         """Class scores per segment token: ``(B, N, C_in)`` -> ``(B, N, num_classes)``."""

@@ -1,17 +1,17 @@
 """The official CAST segmentation head as an mmseg decode head."""
 from typing import Optional
 
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor
 
 from cast_mm.registry import MODELS
 from ..backbones.cast import CASTFeatures
 from .mask_transformer import SuperpixelMaskTransformer
+from .segment_decode_head import SegmentDecodeHead
 
 
 @MODELS.register_module()
-class SuperpixelMaskTransformerHead(BaseDecodeHead):
-    """Segmenter-style mask transformer over CAST's fused segment tokens (spec §4.2).
+class SuperpixelMaskTransformerHead(SegmentDecodeHead):
+    """Segmenter-style mask transformer over CAST's fused segment tokens.
 
     Class scores are computed per stage-1 segment token and scattered to pixels through the
     superpixel map, so logits are piecewise constant on superpixels and already at input
@@ -29,7 +29,9 @@ class SuperpixelMaskTransformerHead(BaseDecodeHead):
         drop_path_rate (float): stochastic depth of the decoder blocks. Defaults to 0.
         fused_attn (bool): fused scaled-dot-product attention in the decoder blocks.
             Defaults to True.
-        **kwargs: the rest of ``BaseDecodeHead`` (``loss_decode``, ``ignore_index``, ...).
+        **kwargs: the rest of :class:`SegmentDecodeHead` (``loss_decode``,
+            ``ignore_index``, ``loss_by_superpixel``, ...). ``dropout_ratio`` must stay 0:
+            the decoder's dropout is ``dropout``.
     """
 
     def __init__(self,
@@ -43,22 +45,14 @@ class SuperpixelMaskTransformerHead(BaseDecodeHead):
                  drop_path_rate: float = 0.,
                  fused_attn: bool = True,
                  **kwargs) -> None:
-        kwargs.setdefault('init_cfg', None)
-        kwargs.setdefault('dropout_ratio', 0.)
+        if kwargs.get('dropout_ratio', 0.):
+            raise ValueError('SuperpixelMaskTransformerHead has no dropout before a classifier '
+                             '(dropout_ratio); set the decoder dropout with `dropout`')
         super().__init__(in_channels, channels, num_classes=num_classes, **kwargs)
-        del self.conv_seg  # classes come from the decoder's class embeddings
         self.decoder = SuperpixelMaskTransformer(num_classes, in_channels, channels,
                                                  num_layers, num_heads, ffn_dims, dropout,
                                                  drop_path_rate, fused_attn)
 
-    def init_weights(self) -> None:
-        super().init_weights()
-        if not self.is_init or self.init_cfg is None:
-            self.decoder.init_weights()
-
-    def forward(self, inputs: CASTFeatures) -> Tensor:
-        """Per-pixel class scores ``(B, num_classes, H, W)`` at the superpixel-map size."""
-        if not isinstance(inputs, CASTFeatures) or inputs.fused_tokens is None:
-            raise TypeError('SuperpixelMaskTransformerHead needs the CASTFeatures of a CAST '
-                            "backbone in mode='segmentation'")
-        return self.decoder(inputs.fused_tokens, inputs.token_labels)
+    def segment_scores(self, inputs: CASTFeatures) -> Tensor:
+        """Class mask scores ``(B, N, num_classes)`` of the fused segment tokens."""
+        return self.decoder.token_masks(inputs.fused_tokens)

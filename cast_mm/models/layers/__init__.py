@@ -1,13 +1,15 @@
 """Building blocks of CAST (plain torch modules)."""
 from .attention import Attention, TransformerBlock
-from .block_fusion import BlockFusion, level_assignments
+from .block_fusion import BlockFusion, level_assignments, unpool_levels
 from .conv_stem import ConvStem
 from .graph_pooling import CentroidProjection, GraphPooling, PoolingOutput
 from .pos_embed import resize_pos_grid, sincos_pos_embed_2d
-from .segment_pooling import interpolated_segment_mean, segment_interpolation_weights
+from .segment_pooling import (interpolated_segment_mean, resized_segment_mean,
+                              segment_interpolation_weights)
 
 __all__ = [
     'Attention', 'TransformerBlock', 'BlockFusion', 'level_assignments', 'ConvStem',
     'CentroidProjection', 'GraphPooling', 'PoolingOutput', 'resize_pos_grid',
-    'sincos_pos_embed_2d', 'interpolated_segment_mean', 'segment_interpolation_weights'
+    'sincos_pos_embed_2d', 'interpolated_segment_mean', 'resized_segment_mean',
+    'segment_interpolation_weights', 'unpool_levels'
 ]

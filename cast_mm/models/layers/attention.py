@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
 from torch import Tensor
 
+from ..fast_paths import FAST_PATHS
+
 
 class Attention(nn.Module):
     """Multi-head self-attention (``qkv`` and ``proj`` linears, timm parameter names).
@@ -17,8 +19,8 @@ class Attention(nn.Module):
         qkv_bias (bool): bias in the ``qkv`` projection. Defaults to True.
         attn_drop (float): dropout on attention weights. Defaults to 0.
         proj_drop (float): dropout after ``proj``. Defaults to 0.
-        fused (bool): use ``F.scaled_dot_product_attention`` instead of the explicit
-            softmax of the official code. Defaults to False.
+        fused_attn (bool): use ``F.scaled_dot_product_attention`` instead of the explicit
+            softmax of the official code. Defaults to True (the fast path).
     """
 
     def __init__(self,
@@ -27,14 +29,14 @@ class Attention(nn.Module):
                  qkv_bias: bool = True,
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
-                 fused: bool = False) -> None:
+                 fused_attn: bool = FAST_PATHS['fused_attn']) -> None:
         super().__init__()
         if embed_dims % num_heads != 0:
             raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads '
                              f'({num_heads})')
         self.num_heads = num_heads
         self.scale = (embed_dims // num_heads)**-0.5
-        self.fused = fused
+        self.fused_attn = fused_attn
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(embed_dims, embed_dims)
@@ -49,7 +51,7 @@ class Attention(nn.Module):
         if key_padding_mask is not None:
             bias = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
             bias = bias.masked_fill(key_padding_mask, float('-inf'))[:, None, None, :]
-        if self.fused:
+        if self.fused_attn:
             x = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0.)
         else:
@@ -77,7 +79,7 @@ class TransformerBlock(nn.Module):
         attn_drop_rate (float): attention-weight dropout. Defaults to 0.
         drop_path_rate (float): stochastic depth rate. Defaults to 0.
         norm_eps (float): LayerNorm epsilon. Defaults to 1e-6 (official).
-        fused_attn (bool): use fused scaled-dot-product attention. Defaults to False.
+        fused_attn (bool): use fused scaled-dot-product attention. Defaults to True.
     """
 
     def __init__(self,
@@ -89,7 +91,7 @@ class TransformerBlock(nn.Module):
                  attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  norm_eps: float = 1e-6,
-                 fused_attn: bool = False) -> None:
+                 fused_attn: bool = FAST_PATHS['fused_attn']) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = Attention(embed_dims, num_heads, qkv_bias, attn_drop_rate, drop_rate,

@@ -1,5 +1,5 @@
 """Fusion of the four hierarchy levels onto the stage-1 segment tokens (segmentation mode)."""
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -27,6 +27,23 @@ def level_assignments(pool_logits: Sequence[Tensor]) -> List[Tensor]:
     return chain
 
 
+def unpool_levels(level_tokens: Sequence[Tensor], pool_logits: Sequence[Tensor]) -> List[Tensor]:
+    """Every level's tokens carried back onto the stage-1 tokens through the argmax chain.
+
+    Args:
+        level_tokens: tokens of consecutive levels, ``(B, N_k, C_k)`` each.
+        pool_logits: logits of the poolings between them (the first
+            ``len(level_tokens) - 1`` are used).
+
+    Returns:
+        list of ``(B, N_1, C_k)``: for every stage-1 token, the token of level ``k`` it ends up
+        in (no gradient flows through the argmax).
+    """
+    chain = level_assignments(pool_logits[:len(level_tokens) - 1])
+    return [level_tokens[0]] + [gather_tokens(tokens, index)
+                                for tokens, index in zip(level_tokens[1:], chain)]
+
+
 class BlockFusion(nn.Module):
     """Concatenate every level's tokens on the stage-1 tokens and project back to ``C``.
 
@@ -38,11 +55,16 @@ class BlockFusion(nn.Module):
         embed_dims (int): token width ``C``.
         num_levels (int): number of levels fused. Defaults to 4.
         dropout (float): dropout before the projection. Defaults to 0.2.
+        norm_layer (callable): ``num_features -> batch norm`` over ``(B, C, N)`` tokens (a
+            ``BatchNorm1d`` or a synchronised variant). Its batch statistics count every token
+            slot, padded ones included, as the official fusion does. Defaults to
+            ``nn.BatchNorm1d``.
     """
 
-    def __init__(self, embed_dims: int, num_levels: int = 4, dropout: float = 0.2) -> None:
+    def __init__(self, embed_dims: int, num_levels: int = 4, dropout: float = 0.2,
+                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm1d) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm1d(embed_dims * num_levels)
+        self.norm = norm_layer(embed_dims * num_levels)
         self.drop = nn.Dropout(dropout)
         self.proj = nn.Linear(embed_dims * num_levels, embed_dims)
 
@@ -59,9 +81,7 @@ class BlockFusion(nn.Module):
         Returns:
             ``(tokens (B, N_1, C), cls_token (B, 1, C))``.
         """
-        chain = level_assignments(pool_logits[:len(level_tokens) - 1])
-        feats = [level_tokens[0]]
-        feats += [gather_tokens(tokens, index) for tokens, index in zip(level_tokens[1:], chain)]
+        feats = unpool_levels(level_tokens, pool_logits)
         x = torch.cat([torch.cat(list(level_cls), dim=-1), torch.cat(feats, dim=-1)], dim=1)
         x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         x = self.proj(self.drop(x))

@@ -1,7 +1,11 @@
 """Convolutional stem: four 3x3 conv-BN-ReLU stages (total stride 8) and a 1x1 projection."""
+from typing import Callable
+
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from ..fast_paths import FAST_PATHS
 
 
 class ConvStem(nn.Module):
@@ -17,11 +21,15 @@ class ConvStem(nn.Module):
         channels_last (bool): run the convolutions on channels-last (NHWC) memory, faster with
             oneDNN / cuDNN; the output is then an NHWC-strided ``(B, C, h, w)`` tensor, so
             per-pixel token code reads it without a copy. Same values up to float rounding.
-            Defaults to False.
+            Defaults to True (the fast path).
+        norm_layer (callable): ``num_features -> batch norm`` for the four norms (a
+            ``BatchNorm2d`` or a synchronised variant; the state-dict keys stay the same).
+            Defaults to ``nn.BatchNorm2d``.
     """
 
     def __init__(self, in_channels: int = 3, embed_dims: int = 384,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = FAST_PATHS['channels_last_stem'],
+                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d) -> None:
         super().__init__()
         self.channels_last = channels_last
         if embed_dims % 8 != 0:
@@ -32,7 +40,7 @@ class ConvStem(nn.Module):
             stride = 1 if i == 3 else 2
             layers += [
                 nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
+                norm_layer(cout),
                 nn.ReLU(inplace=True),
             ]
         layers.append(nn.Conv2d(embed_dims, embed_dims, 1))

@@ -1,6 +1,6 @@
 """Graph pooling: farthest point sampling picks cluster centres, tokens are softly assigned.
 
-One pooling step turns ``N`` tokens into ``K`` coarser ones (spec §1.4):
+One pooling step turns ``N`` tokens into ``K`` coarser ones:
 
 1. farthest point sampling over ``[mean token, tokens]`` (padded tokens replaced by the mean, so
    they are never chosen) picks ``K`` centre tokens;
@@ -21,7 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from cast_mm.ops import farthest_point_sampling, gather_tokens
+from cast_mm.ops import farthest_point_sampling, gather_tokens, masked_mean
+from ..fast_paths import FAST_PATHS
 from .attention import Attention
 
 
@@ -42,37 +43,27 @@ class PoolingOutput(NamedTuple):
     padding_mask: Tensor
 
 
-def _masked_mean(x: Tensor, padding_mask: Tensor) -> Tensor:
-    """Mean over tokens of ``x`` ``(B, N, C)`` ignoring padded ones; ``(B, 1, C)``."""
-    valid = (~padding_mask).unsqueeze(-1).to(x.dtype)
-    count = valid.sum(dim=1, keepdim=True).clamp(min=1)
-    return (x * valid).sum(dim=1, keepdim=True) / count
-
-
 class CentroidProjection(nn.Module):
     """``h = x + attn(norm(x))``, mean-centred over the tokens, plus a learned bias.
 
     Args:
         embed_dims (int): token width.
         num_heads (int): attention heads. Defaults to 12 (fixed in every official model).
-        fused_attn (bool): fused scaled-dot-product attention. Defaults to False.
+        fused_attn (bool): fused scaled-dot-product attention. Defaults to True.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int = 12, fused_attn: bool = False) -> None:
+    def __init__(self, embed_dims: int, num_heads: int = 12,
+                 fused_attn: bool = FAST_PATHS['fused_attn']) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(embed_dims, eps=1e-6)
-        self.attn = Attention(embed_dims, num_heads, qkv_bias=True, fused=fused_attn)
+        self.attn = Attention(embed_dims, num_heads, qkv_bias=True, fused_attn=fused_attn)
         self.bias = nn.Parameter(torch.zeros(embed_dims))
         nn.init.normal_(self.bias, std=0.01)
 
     def forward(self, x: Tensor, padding_mask: Optional[Tensor] = None) -> Tensor:
         """Embed ``x`` ``(B, N, C)``; with ``padding_mask`` padded tokens are left out."""
         h = x + self.attn(self.norm(x), padding_mask)
-        if padding_mask is None:
-            centre = h.mean(dim=1, keepdim=True)
-        else:
-            centre = _masked_mean(h, padding_mask)
-        return h - centre + self.bias
+        return h - masked_mean(h, padding_mask, keepdim=True) + self.bias
 
 
 class GraphPooling(nn.Module):
@@ -85,7 +76,7 @@ class GraphPooling(nn.Module):
         logit_scale (float): scale of the cosine assignment logits. Defaults to 5.
         dropout (float): dropout after ``fc1``. Defaults to 0.1.
         fps_backend (str): ``'native'`` or ``'dgl'`` farthest point sampling.
-        fused_attn (bool): fused scaled-dot-product attention. Defaults to False.
+        fused_attn (bool): fused scaled-dot-product attention. Defaults to True.
     """
 
     def __init__(self,
@@ -95,7 +86,7 @@ class GraphPooling(nn.Module):
                  logit_scale: float = 5.,
                  dropout: float = 0.1,
                  fps_backend: str = 'native',
-                 fused_attn: bool = False) -> None:
+                 fused_attn: bool = FAST_PATHS['fused_attn']) -> None:
         super().__init__()
         self.num_clusters = num_clusters
         self.logit_scale = logit_scale
@@ -112,7 +103,7 @@ class GraphPooling(nn.Module):
 
         Returns ``(sampled_inds (B, K), cluster_padding_mask (B, K))``.
         """
-        mean = _masked_mean(tokens, padding_mask)
+        mean = masked_mean(tokens, padding_mask, keepdim=True)
         filled = torch.where(padding_mask.unsqueeze(-1), mean, tokens)
         points = torch.cat([mean, filled], dim=1)
         picked = farthest_point_sampling(

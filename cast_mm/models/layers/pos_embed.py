@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..fast_paths import POSITION_INTERPOLATION
+
 
 def sincos_pos_embed_2d(grid_size: Tuple[int, int], embed_dims: int,
                         temperature: float = 10000.) -> Tensor:
@@ -28,8 +30,10 @@ def sincos_pos_embed_2d(grid_size: Tuple[int, int], embed_dims: int,
     return torch.cat([r.sin(), r.cos(), c.sin(), c.cos()], dim=1).unsqueeze(0)
 
 
-def resize_pos_grid(grid: Tensor, size: Tuple[int, int], mode: str = 'bicubic') -> Tensor:
-    """Resize a position grid ``(1, h, w, C)`` to ``(1, H, W, C)`` (identity when equal)."""
+def resize_pos_grid(grid: Tensor, size: Tuple[int, int],
+                    mode: str = POSITION_INTERPOLATION) -> Tensor:
+    """Resize a grid ``(G, h, w, C)`` (a position table, channels-last features) to
+    ``(G, H, W, C)``; the identity when the sizes are equal."""
     if tuple(grid.shape[1:3]) == tuple(size):
         return grid
     out = F.interpolate(grid.permute(0, 3, 1, 2), size=size, mode=mode, align_corners=False)

@@ -27,6 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cast_mm.ops import segment_mean
+from .pos_embed import resize_pos_grid
+
 #: Input rows one output row of an ``F.interpolate`` mode can touch.
 NUM_TAPS = dict(bilinear=2, bicubic=4)
 
@@ -203,3 +206,15 @@ def interpolated_segment_mean(grid: Tensor, labels: Tensor, num_slots: int,
     with torch.autocast(grid.device.type, enabled=False):
         tokens = torch.sparse.mm(weights, flat)
     return tokens.view(batch, num_slots, channels).to(grid.dtype)
+
+
+def resized_segment_mean(grid: Tensor, labels: Tensor, num_slots: int,
+                         full_size: Tuple[int, int], mode: str) -> Tensor:
+    """Segment means of a resized grid, computed literally: resize, crop, then average.
+
+    The official computation, and the reference :func:`interpolated_segment_mean` equals;
+    same arguments and result. A grid already of ``full_size`` is not resized.
+    """
+    batch, height, width = labels.shape
+    grid = resize_pos_grid(grid, full_size, mode)[:, :height, :width]
+    return segment_mean(grid.expand(batch, -1, -1, -1), labels, num_slots)

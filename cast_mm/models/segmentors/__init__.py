@@ -1,3 +1,4 @@
-from .superpixel_encoder_decoder import SuperpixelEncoderDecoder, window_starts
+from .superpixel_encoder_decoder import (SuperpixelEncoderDecoder, SuperpixelInputs, check_test_cfg,
+                                         window_starts)
 
-__all__ = ['SuperpixelEncoderDecoder', 'window_starts']
+__all__ = ['SuperpixelEncoderDecoder', 'SuperpixelInputs', 'check_test_cfg', 'window_starts']

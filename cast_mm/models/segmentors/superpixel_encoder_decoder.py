@@ -1,22 +1,105 @@
 """mmseg EncoderDecoder that hands CAST its superpixels."""
-from typing import Dict, List, Optional
+import dataclasses
+from typing import Dict, List, Optional, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.config import ConfigDict
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
-from cast_mm.datasets.transforms.formatting import MISSING_SUPERPIXELS_HINT
-from cast_mm.ops import slic_superpixels
 from cast_mm.registry import MODELS, TRANSFORMS
 from ..backbones.cast import CAST, CASTFeatures
-from ..data_preprocessors import sample_superpixels
-from ..utils import stack_superpixel_maps
+from ..data_preprocessors.seg_data_preprocessor import SUPERPIXEL_IMAGE_FIELD
+from ..utils import MISSING_SUPERPIXELS_HINT, build_superpixel_source, sample_superpixels
 
 #: Superpixels of sliding windows: the official protocol (SEEDS, window area / 16**2).
 DEFAULT_WINDOW_SUPERPIXELS = dict(type='cast_mm.SEEDSSuperpixels', preset='seg')
+#: Source of ``device_superpixels`` when its config names no type: the batched torch SLIC.
+DEFAULT_DEVICE_SUPERPIXELS = dict(type='cast_mm.SLICSuperpixels')
+
+#: Inference modes of ``test_cfg.mode``.
+TEST_MODES = ('whole', 'slide')
+#: The ``test_cfg`` keys and what they hold: every key is checked here, once.
+TEST_CFG_KEYS = dict(
+    mode="'whole' or 'slide'",
+    crop_size='(height, width) of the sliding window, positive',
+    stride='(height, width) steps between windows, positive and at most the window')
+
+
+def check_test_cfg(test_cfg: Optional[Dict]) -> ConfigDict:
+    """Check a segmentor's ``test_cfg`` and return it with ``mode`` filled in.
+
+    Raises:
+        ValueError: naming the key and the allowed values, for an unknown key or mode, or a
+            slide window that would leave pixels uncovered.
+    """
+    cfg = ConfigDict(test_cfg or {})
+    unknown = sorted(set(cfg) - set(TEST_CFG_KEYS))
+    if unknown:
+        raise ValueError(f'test_cfg got unknown keys {unknown}; it takes '
+                         + ', '.join(f'{key} ({what})' for key, what in TEST_CFG_KEYS.items()))
+    cfg.setdefault('mode', 'whole')
+    if cfg.mode not in TEST_MODES:
+        raise ValueError(f'test_cfg.mode must be one of {TEST_MODES}, got {cfg.mode!r}')
+    for key in ('crop_size', 'stride'):
+        if key not in cfg:
+            if cfg.mode == 'slide':
+                raise ValueError(f"test_cfg.mode='slide' needs test_cfg.{key}: "
+                                 f'{TEST_CFG_KEYS[key]}')
+            continue
+        value = cfg[key]
+        if not (isinstance(value, (tuple, list)) and len(value) == 2
+                and all(isinstance(v, int) and v > 0 for v in value)):
+            raise ValueError(f'test_cfg.{key} must be two positive integers (height, width), '
+                             f'got {value!r}')
+    if 'crop_size' in cfg and 'stride' in cfg:
+        for axis, crop, stride in zip(('height', 'width'), cfg.crop_size, cfg.stride):
+            if stride > crop:
+                raise ValueError(f'test_cfg.stride {tuple(cfg.stride)} is larger than the window '
+                                 f'{tuple(cfg.crop_size)} in {axis}: pixels between windows '
+                                 'would get no score; use a stride at most the crop size')
+    return cfg
+
+
+@dataclasses.dataclass
+class SuperpixelInputs:
+    """What the superpixels of a batch come from, carried beside the normalised images.
+
+    Attributes:
+        maps: ``(B, H, W)`` superpixel maps packed by the pipeline, or None.
+        images: ``(B, 3, H, W)`` uint8 images kept by the data preprocessor (for superpixels
+            computed in the model), or None.
+    """
+    maps: Optional[Tensor] = None
+    images: Optional[Tensor] = None
+
+    def window(self, top: int, left: int, height: int, width: int) -> 'SuperpixelInputs':
+        """The inputs of a window: its image crop (superpixels are computed per window)."""
+        images = None if self.images is None else \
+            self.images[..., top:top + height, left:left + width]
+        return SuperpixelInputs(images=images)
+
+
+def heads_need_fused_tokens(*heads: Optional[Union[Dict, object]]) -> bool:
+    """Whether any of the head configs (or heads) reads CAST's fused segment tokens.
+
+    A head class says it does not with ``needs_fused_tokens = False``.
+    """
+    for head in heads:
+        if head is None:
+            continue
+        if isinstance(head, (list, tuple)):  # mmseg takes a list of auxiliary heads
+            if heads_need_fused_tokens(*head):
+                return True
+            continue
+        if isinstance(head, dict):
+            kind = head.get('type')
+            head = MODELS.get(kind) if isinstance(kind, str) else kind
+        if getattr(head, 'needs_fused_tokens', True):
+            return True
+    return False
 
 
 @MODELS.register_module()
@@ -26,26 +109,31 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
     Training and ``whole`` inference read the superpixel maps the pipeline packed into the data
     samples (``cast_mm.SEEDSSuperpixels`` + ``cast_mm.PackSuperpixelSegInputs``, batched by
     ``cast_mm.SuperpixelSegDataPreProcessor``). ``slide`` inference follows the official
-    protocol instead: every window gets superpixels computed on that window (the normalised
-    window is mapped back to uint8 colours first), so superpixels never straddle windows and
-    the pipeline needs no superpixel transform.
+    protocol instead: every window gets superpixels of its own, computed by the superpixel
+    source on the window of the uint8 image the data preprocessor kept, so superpixels never
+    straddle windows and the pipeline needs no superpixel transform.
+
+    The backbone's level fusion is built only when a head reads the fused tokens (a head class
+    says it does not with ``needs_fused_tokens = False``); set ``backbone.fuse_levels`` to
+    decide yourself.
 
     Args:
         backbone (dict): a ``cast_mm.CAST`` config in ``mode='segmentation'``.
         decode_head (dict): a head taking :class:`CASTFeatures`
             (``cast_mm.SuperpixelMaskTransformerHead`` or ``cast_mm.HierarchyMLPHead``).
-        window_superpixels (dict): the superpixel transform run on each slide window. Its
+        window_superpixels (dict): the superpixel source of slide windows, any registered
+            source (``cast_mm.SEEDSSuperpixels``, ``cast_mm.SLICSuperpixels``). Its
             ``channel_order`` is set from the data preprocessor (RGB after ``bgr_to_rgb``).
             Defaults to SEEDS with the official segmentation parameters.
-        device_superpixels (dict, optional): compute superpixels inside the model, on the
-            device of the batch, with the batched torch SLIC
-            (:func:`cast_mm.ops.slic_superpixels`; keys ``pixels_per_superpixel`` (default
-            256), ``compactness``, ``num_iterations``), for training, whole and slide
-            inference alike; the pipeline then needs no superpixel transform. Use it when CPU
-            SEEDS in the data loader bounds GPU training. Defaults to None (pipeline / window
-            SEEDS).
-        **kwargs: the rest of ``EncoderDecoder`` (``train_cfg``, ``test_cfg``,
-            ``data_preprocessor``, ``auxiliary_head``, ``init_cfg``).
+        device_superpixels (dict, optional): compute the superpixels of every batch inside the
+            model (training, whole and slide inference alike; the pipeline then needs no
+            superpixel transform), with this source; without a ``type`` it is the batched
+            torch SLIC on the batch's device (``cast_mm.SLICSuperpixels``: keys
+            ``pixels_per_superpixel`` (default 256), ``compactness``, ``num_iterations``).
+            Use it when CPU SEEDS in the data loader bounds GPU training. It replaces
+            ``window_superpixels``. Defaults to None (pipeline / window superpixels).
+        **kwargs: the rest of ``EncoderDecoder`` (``train_cfg``, ``test_cfg`` (checked by
+            :func:`check_test_cfg`), ``data_preprocessor``, ``auxiliary_head``, ``init_cfg``).
     """
 
     def __init__(self,
@@ -57,66 +145,68 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         if kwargs.get('neck') is not None:
             raise ValueError('SuperpixelEncoderDecoder takes no neck: CAST features are '
                              'segment tokens, not feature maps')
-        super().__init__(backbone, decode_head, **kwargs)
+        test_cfg = check_test_cfg(kwargs.pop('test_cfg', None))
+        if isinstance(backbone, dict) and backbone.get('mode') == 'segmentation' \
+                and 'fuse_levels' not in backbone:
+            backbone = dict(backbone, fuse_levels=heads_need_fused_tokens(
+                decode_head, kwargs.get('auxiliary_head')))
+        super().__init__(backbone, decode_head, test_cfg=test_cfg, **kwargs)
         if not isinstance(self.backbone, CAST) or self.backbone.mode != 'segmentation':
             raise ValueError("SuperpixelEncoderDecoder needs a cast_mm.CAST backbone with "
                              "mode='segmentation'")
-        window_cfg = dict(window_superpixels or DEFAULT_WINDOW_SUPERPIXELS)
-        window_cfg['channel_order'] = 'rgb' if getattr(
+        channel_order = 'rgb' if getattr(
             self.data_preprocessor, 'channel_conversion', False) else 'bgr'
-        self.window_superpixels = TRANSFORMS.build(window_cfg)
-        self.device_superpixels = dict(device_superpixels) if device_superpixels else None
-        if self.device_superpixels is not None:
-            unknown = set(self.device_superpixels) - {
-                'pixels_per_superpixel', 'compactness', 'num_iterations'}
-            if unknown:
-                raise ValueError(f'device_superpixels got unknown keys {sorted(unknown)}')
+        #: Superpixels computed in the model for every batch, not only for slide windows.
+        self.superpixels_in_model = device_superpixels is not None
+        if self.superpixels_in_model:
+            source = dict(DEFAULT_DEVICE_SUPERPIXELS, **device_superpixels)
+        else:
+            source = window_superpixels or DEFAULT_WINDOW_SUPERPIXELS
+        #: The superpixel source of everything computed in the model.
+        self.superpixel_source = build_superpixel_source(source, TRANSFORMS, channel_order)
 
     # ----------------------------------------------------------------------- superpixels
-    def batch_superpixels(self, inputs: Tensor, data_samples: OptSampleList) -> Tensor:
-        """The ``(B, H, W)`` superpixel maps of ``inputs``: stacked by the data preprocessor, or
-        computed on the device with ``device_superpixels``."""
-        if self.device_superpixels is not None:
-            return self.compute_superpixels(inputs)
+    def superpixel_inputs(self, inputs: Tensor,
+                          data_samples: OptSampleList) -> SuperpixelInputs:
+        """The superpixel maps and uint8 images the data samples of ``inputs`` carry."""
         maps = sample_superpixels(data_samples)
-        if maps is None:
+        if maps is not None:
+            maps = torch.stack(maps).to(inputs.device)
+            if maps.shape[-2:] != inputs.shape[-2:]:
+                raise ValueError(f'superpixel maps of size {tuple(maps.shape[-2:])} do not '
+                                 f'match the batch {tuple(inputs.shape[-2:])}; batch them with '
+                                 "dict(type='cast_mm.SuperpixelSegDataPreProcessor')")
+        images = None
+        if data_samples and all(SUPERPIXEL_IMAGE_FIELD in s for s in data_samples):
+            images = torch.stack([s.get(SUPERPIXEL_IMAGE_FIELD) for s in data_samples])
+        return SuperpixelInputs(maps, images)
+
+    def compute_superpixels(self, superpixels: SuperpixelInputs) -> Tensor:
+        """Superpixels ``(B, H, W)`` computed by the superpixel source on the kept images."""
+        if superpixels.images is None:
+            raise ValueError(
+                'superpixels computed in the model (slide windows, device_superpixels) are made '
+                'from the uint8 images that cast_mm.SuperpixelSegDataPreProcessor keeps in the '
+                "data samples: use data_preprocessor=dict(type='cast_mm."
+                "SuperpixelSegDataPreProcessor', ...) and pass its data_samples on")
+        return self.superpixel_source.compute_batch(superpixels.images)
+
+    def resolve_superpixels(self, superpixels: SuperpixelInputs) -> Tensor:
+        """The ``(B, H, W)`` maps a whole batch runs on: computed in the model with
+        ``device_superpixels``, otherwise the pipeline's."""
+        if self.superpixels_in_model:
+            return self.compute_superpixels(superpixels)
+        if superpixels.maps is None:
             raise ValueError('CAST needs a superpixel map per image and the data samples carry '
                              f"none: {MISSING_SUPERPIXELS_HINT}; or set the model's "
                              "device_superpixels=dict(pixels_per_superpixel=256) to compute them "
                              "in the model; for inference only, test_cfg=dict(mode='slide', ...) "
                              "computes them per window")
-        superpixels = torch.stack(maps).to(inputs.device)
-        if superpixels.shape[-2:] != inputs.shape[-2:]:
-            raise ValueError(f'superpixel maps of size {tuple(superpixels.shape[-2:])} do not '
-                             f'match the batch {tuple(inputs.shape[-2:])}; batch them with '
-                             "dict(type='cast_mm.SuperpixelSegDataPreProcessor')")
-        return superpixels
+        return superpixels.maps
 
-    def denormalize(self, inputs: Tensor) -> Tensor:
-        """Undo the data preprocessor's normalisation: float images in ``[0, 255]``."""
-        images = inputs.detach().float()
-        if getattr(self.data_preprocessor, '_enable_normalize', False):
-            images = images * self.data_preprocessor.std + self.data_preprocessor.mean
-        return images.clamp(0, 255)
-
-    def to_uint8_images(self, inputs: Tensor) -> List[np.ndarray]:
-        """The batch as ``H x W x 3`` uint8 arrays in the data preprocessor's colour order."""
-        images = self.denormalize(inputs).round().to(torch.uint8).permute(0, 2, 3, 1)
-        return list(images.cpu().numpy())
-
-    def compute_superpixels(self, inputs: Tensor) -> Tensor:
-        """Superpixels of normalised images ``(B, 3, H, W)``: torch SLIC on the device with
-        ``device_superpixels``, otherwise ``window_superpixels`` per image on the CPU."""
-        if self.device_superpixels is not None:
-            cfg = dict(self.device_superpixels)
-            budget = inputs.shape[-2] * inputs.shape[-1] // cfg.pop('pixels_per_superpixel', 256)
-            order = self.window_superpixels.channel_order
-            with torch.no_grad():
-                return slic_superpixels(self.denormalize(inputs), max(1, budget),
-                                        channel_order=order, **cfg)
-        maps = [torch.from_numpy(self.window_superpixels.compute(image))
-                for image in self.to_uint8_images(inputs)]
-        return stack_superpixel_maps(maps).to(inputs.device)
+    def batch_superpixels(self, inputs: Tensor, data_samples: OptSampleList) -> Tensor:
+        """The ``(B, H, W)`` superpixel maps the model runs ``inputs`` on."""
+        return self.resolve_superpixels(self.superpixel_inputs(inputs, data_samples))
 
     # -------------------------------------------------------------------------- forward
     def extract_feat(self, inputs: Tensor, superpixels: Tensor) -> CASTFeatures:
@@ -125,12 +215,10 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict],
                       superpixels: Optional[Tensor] = None) -> Tensor:
-        """Class scores ``(B, num_classes, H, W)`` of ``inputs``.
-
-        Without ``superpixels`` they are computed with ``window_superpixels``.
-        """
+        """Class scores ``(B, num_classes, H, W)`` of ``inputs`` and their superpixel maps."""
         if superpixels is None:
-            superpixels = self.compute_superpixels(inputs)
+            raise ValueError('SuperpixelEncoderDecoder.encode_decode needs the (B, H, W) '
+                             'superpixel maps of the images')
         seg_logits = self.decode_head.forward(self.extract_feat(inputs, superpixels))
         if seg_logits.shape[-2:] != inputs.shape[-2:]:
             seg_logits = F.interpolate(seg_logits, size=inputs.shape[-2:], mode='bilinear',
@@ -149,32 +237,47 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         return self.decode_head.forward(feats)
 
     def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+        """As mmseg's ``predict``; :meth:`inference` also gets the batch's superpixels."""
+        superpixels = self.superpixel_inputs(inputs, data_samples)
         if data_samples is not None:
             batch_img_metas = [sample.metainfo for sample in data_samples]
         else:
             shape = inputs.shape[2:]
-            batch_img_metas = [
-                dict(ori_shape=shape, img_shape=shape, pad_shape=shape,
-                     padding_size=[0, 0, 0, 0])
-            ] * inputs.shape[0]
-        if self.test_cfg.get('mode', 'whole') == 'slide':
-            seg_logits = self.slide_inference(inputs, batch_img_metas)
-        else:
-            superpixels = self.batch_superpixels(inputs, data_samples)
-            seg_logits = self.whole_inference(inputs, batch_img_metas, superpixels)
+            batch_img_metas = [dict(ori_shape=shape, img_shape=shape, pad_shape=shape,
+                                    padding_size=[0, 0, 0, 0])] * inputs.shape[0]
+        seg_logits = self.inference(inputs, batch_img_metas, superpixels)
         return self.postprocess_result(seg_logits, data_samples)
 
-    def whole_inference(self, inputs: Tensor, batch_img_metas: List[dict],
-                        superpixels: Optional[Tensor] = None) -> Tensor:
-        """Scores of whole images with the given (or freshly computed) superpixels."""
-        return self.encode_decode(inputs, batch_img_metas, superpixels)
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict],
+                  superpixels: Optional[SuperpixelInputs] = None) -> Tensor:
+        """Scores of a test batch in the ``test_cfg`` mode (checked by
+        :func:`check_test_cfg`).
 
-    def slide_inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        Args:
+            inputs (Tensor): normalised images ``(B, 3, H, W)``.
+            batch_img_metas (List[dict]): their meta information.
+            superpixels (SuperpixelInputs, optional): what their superpixels come from.
+        """
+        mode = check_test_cfg(self.test_cfg).mode
+        superpixels = superpixels or SuperpixelInputs()
+        if mode == 'slide':
+            return self.slide_inference(inputs, batch_img_metas, superpixels)
+        return self.whole_inference(inputs, batch_img_metas, superpixels)
+
+    def whole_inference(self, inputs: Tensor, batch_img_metas: List[dict],
+                        superpixels: Optional[SuperpixelInputs] = None) -> Tensor:
+        """Scores of whole images."""
+        maps = self.resolve_superpixels(superpixels or SuperpixelInputs())
+        return self.encode_decode(inputs, batch_img_metas, maps)
+
+    def slide_inference(self, inputs: Tensor, batch_img_metas: List[dict],
+                        superpixels: Optional[SuperpixelInputs] = None) -> Tensor:
         """Average the scores of overlapping windows, each with its own superpixels.
 
         Windows are placed as in mmseg (the last one flush with the border; windows shrink
         to images smaller than ``crop_size``).
         """
+        superpixels = superpixels or SuperpixelInputs()
         stride_h, stride_w = self.test_cfg.stride
         crop_h, crop_w = self.test_cfg.crop_size
         batch, _, height, width = inputs.shape
@@ -183,8 +286,9 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         for y in window_starts(height, crop_h, stride_h):
             for x in window_starts(width, crop_w, stride_w):
                 window = inputs[:, :, y:y + crop_h, x:x + crop_w]
+                maps = self.compute_superpixels(superpixels.window(y, x, crop_h, crop_w))
                 preds[:, :, y:y + crop_h, x:x + crop_w] += self.encode_decode(
-                    window, batch_img_metas)
+                    window, batch_img_metas, maps)
                 counts[:, :, y:y + crop_h, x:x + crop_w] += 1
         return preds / counts
 

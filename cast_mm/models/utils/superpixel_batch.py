@@ -1,9 +1,55 @@
-"""Batching of superpixel maps (shared by the mmseg and mmpretrain data preprocessors)."""
-from typing import Optional, Sequence, Tuple
+"""Superpixel maps of a batch: read from data samples, stacked and padded.
+
+One place for what the mmseg and mmpretrain data preprocessors, segmentors and classifiers
+share: the hints that tell a user how to make a pipeline produce superpixels, reading the maps
+the pipeline packed into the data samples, and stacking maps of different sizes.
+"""
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+#: What to tell a user whose mmseg pipeline produced no superpixel map.
+MISSING_SUPERPIXELS_HINT = (
+    "add dict(type='cast_mm.SEEDSSuperpixels') after the last geometric transform (and any "
+    "Pad) of the pipeline, and pack with dict(type='cast_mm.PackSuperpixelSegInputs')")
+
+#: What to tell a user whose mmpretrain pipeline produced no superpixel map.
+MISSING_CLS_SUPERPIXELS_HINT = (
+    "add dict(type='cast_mm.SEEDSSuperpixels', preset='deit' or 'moco') after the last "
+    "augmentation of the pipeline (for multi-view pipelines wrap it in ApplyToList after "
+    "MultiView) and pack with dict(type='cast_mm.PackSuperpixelClsInputs')")
+
+
+def sample_superpixels(data_samples: Optional[Sequence[Any]],
+                       hint: str = MISSING_SUPERPIXELS_HINT,
+                       required: bool = False) -> Optional[List[Tensor]]:
+    """The superpixel maps the data samples of a batch carry, or None if none carries one.
+
+    mmseg samples hold ``superpixels`` as ``PixelData`` of shape ``(1, H, W)`` (read as
+    ``(H, W)``), mmpretrain samples as a tensor ``(H, W)`` or ``(V, H, W)`` for ``V`` views.
+
+    Args:
+        data_samples: the batch's data samples (may be None).
+        hint (str): how to make the pipeline produce superpixels, for the error messages.
+        required (bool): raise instead of returning None when no sample carries a map.
+
+    Raises:
+        ValueError: if only some samples carry a map, or none does and ``required``.
+    """
+    if not data_samples:
+        if required:
+            raise ValueError(f'CAST needs superpixels but the batch has no data samples; {hint}')
+        return None
+    present = ['superpixels' in sample for sample in data_samples]
+    if all(present):
+        maps = [sample.superpixels for sample in data_samples]
+        return [m if isinstance(m, Tensor) else m.data[0] for m in maps]
+    if not any(present) and not required:
+        return None
+    raise ValueError(f'sample {present.index(False)} carries no superpixels ({sum(present)} of '
+                     f'{len(present)} samples do); {hint}')
 
 
 def stack_superpixel_maps(maps: Sequence[Tensor],

@@ -1,7 +1,8 @@
 # ADE20K (150 classes) with SEEDS superpixels, following the official CAST fine-tuning data
-# (spec §4.3): images resized into (2048, 512) with ratio 0.5-2.0, 512 crops (cat_max_ratio
-# 0.75), flip, photometric distortion, padded to the crop; superpixels on the final padded crop
-# with a budget of H * W / 16**2 (1024 at 512^2).
+# (segm/data/config/ade20k.py, superpixels as in segm/data/base.py): images resized into
+# (2048, 512) with ratio 0.5-2.0, 512 crops (cat_max_ratio 0.75), flip, photometric
+# distortion, padded to the crop; superpixels on the final padded crop with a budget of
+# H * W / 16**2 (1024 at 512^2). Global batch 8 (one official process); 1 image x 8 GPUs here.
 dataset_type = 'ADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (512, 512)
@@ -50,7 +51,7 @@ train_dataloader = dict(
     batch_size=1,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
+    sampler=dict(type='cast_mm.ResumableInfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

@@ -1,5 +1,5 @@
-# COCO train2017 images (no labels) for MoCo-v3 CAST pre-training (spec §6:
-# scripts/moco/train_coco_cast.sh reads an ImageFolder on data/coco/train). Same two-view
+# COCO train2017 images (no labels) for MoCo-v3 CAST pre-training
+# (scripts/moco/train_coco_cast.sh reads an ImageFolder on data/coco/train). Same two-view
 # pipeline and per-view superpixels as on ImageNet.
 _base_ = ['./imagenet_bs32_cast_mocov3.py']
 

@@ -1,4 +1,4 @@
-# ImageNet-1k for supervised CAST (DeiT recipe, spec §5: deit/main_suppix.py + timm
+# ImageNet-1k for supervised CAST (DeiT recipe: deit/main_suppix.py + timm
 # create_transform). The torchvision/timm transforms are expressed with their mmpretrain
 # equivalents (as in mmpretrain's imagenet_bs64_swin_224.py); superpixels are computed on the
 # final augmented image, after crop, flip, RandAugment and RandomErasing, as officially.
@@ -54,15 +54,16 @@ test_pipeline = [
 
 train_dataloader = dict(
     batch_size=128,  # 8 GPUs x 128 (scripts/deit/train_imagenet1k_cast.sh)
+    drop_last=True,  # as deit/main_suppix.py's training loader
     num_workers=8,
     persistent_workers=True,
     dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline),
     # repeated augmentation (--repeated-aug, DeiT default)
-    sampler=dict(type='RepeatAugSampler', shuffle=True),
+    sampler=dict(type='cast_mm.ResumableRepeatAugSampler', shuffle=True),
 )
 
 val_dataloader = dict(
-    # official eval batch is 1.5 x 128; CAST outputs depend on batch composition (spec §10.1)
+    # official eval batch is 1.5 x 128; CAST outputs depend on batch composition
     batch_size=192,
     num_workers=8,
     persistent_workers=True,

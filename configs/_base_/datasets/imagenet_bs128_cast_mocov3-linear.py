@@ -1,4 +1,4 @@
-# ImageNet-1k for linear probing of MoCo-v3 CAST (spec §6: main_lincls_suppix.py): torchvision
+# ImageNet-1k for linear probing of MoCo-v3 CAST (main_lincls_suppix.py): torchvision
 # RandomResizedCrop(224) + flip for training, Resize(256) + CenterCrop(224) for validation,
 # superpixels as in pre-training (196, histogram bins 15, 20 iterations).
 dataset_type = 'ImageNet'
@@ -31,7 +31,7 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='cast_mm.ResumableDefaultSampler', shuffle=True),
 )
 
 val_dataloader = dict(

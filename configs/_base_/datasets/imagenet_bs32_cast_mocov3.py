@@ -1,4 +1,4 @@
-# ImageNet-1k two-view pipeline for MoCo-v3 CAST pre-training (spec §6: moco-v3 BYOL
+# ImageNet-1k two-view pipeline for MoCo-v3 CAST pre-training (moco-v3 BYOL
 # augmentations of main_moco_suppix.py, in mmpretrain's mocov3 ViT form: crop scale 0.08-1).
 # Each view gets its own superpixels, computed after all its augmentations (before
 # normalisation): 196 SEEDS superpixels, histogram bins 15, 20 iterations
@@ -45,9 +45,10 @@ train_pipeline = [
 
 train_dataloader = dict(
     batch_size=32,  # 8 GPUs x 32 = 256 (scripts/moco/train_imagenet1k_cast.sh, -b 256)
+    drop_last=True,  # as main_moco_suppix.py's loader
     num_workers=8,
     persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='cast_mm.ResumableDefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline))

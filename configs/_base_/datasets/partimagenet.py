@@ -1,5 +1,5 @@
 # PartImageNet_OOD val (2,957 images, COCO-format part polygons) for object / part
-# segmentation from the CAST hierarchy (spec §7.3). Layout:
+# segmentation from the CAST hierarchy. Layout:
 #   data/PartImageNet/annotations/val.json
 #   data/PartImageNet/images/val/<file_name of the json>
 # Image and part map: short side resized to 224 (the map with nearest), centre crop 224; SEEDS

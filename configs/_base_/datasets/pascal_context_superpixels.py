@@ -1,6 +1,7 @@
 # Pascal Context, 60 classes including background (mmseg PascalContextDataset), with SEEDS
-# superpixels, following the official CAST fine-tuning data (spec §4.3): short side 520
-# (img_scale (4160, 520)), ratio 0.5-2.0, 480 crops, budget H * W / 16**2 (900 at 480^2).
+# superpixels, following the official CAST fine-tuning data (segm/data/config/
+# pascal_context.py): short side 520 (img_scale (4160, 520)), ratio 0.5-2.0, 480 crops,
+# budget H * W / 16**2 (900 at 480^2).
 _base_ = ['./ade20k_superpixels.py']
 dataset_type = 'PascalContextDataset'
 data_root = 'data/VOCdevkit/VOC2010/'
@@ -42,7 +43,7 @@ tta_pipeline = [
             [dict(type='cast_mm.PackSuperpixelSegInputs')],
         ])
 ]
-# Global batch 16 (2 images x 8 GPUs).
+# Global batch 16: one official process with 16 images; 2 images x 8 GPUs here.
 train_dataloader = dict(
     batch_size=2,
     dataset=dict(

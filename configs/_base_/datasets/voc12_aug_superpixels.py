@@ -1,10 +1,10 @@
 # Pascal VOC 2012 train+ (10,582 images: SegmentationClassAug / aug.txt, as written by mmseg's
 # tools/dataset_converters/voc_aug.py) and val with SEEDS superpixels, following the SPML
-# fine-tuning of CAST (spec §7.1): random scale 0.5-1.5 of the original image (VOC images have a
-# longer side of 500), 512 crops padded with the mean colour, flip; test images resized so the
-# longer side is 512, predicted whole and resized back. SEEDS with 1024 superpixels, 5 bins,
-# 15 iterations on the final image (the official training ran SEEDS on the crop downscaled by
-# 2, which cast_mm cannot: superpixel maps match the image).
+# fine-tuning of CAST (scripts/spml/finetune_cast.sh): random scale 0.5-1.5 of the original
+# image (VOC images have a longer side of 500), 512 crops padded with the mean colour, flip;
+# test images resized so the longer side is 512, predicted whole and resized back. SEEDS with
+# 1024 superpixels, 5 bins, 15 iterations on the final image (the official training ran SEEDS
+# on the crop downscaled by 2, which cast_mm cannot: superpixel maps match the image).
 dataset_type = 'PascalVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (512, 512)
@@ -31,7 +31,7 @@ train_dataloader = dict(
     batch_size=1,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
+    sampler=dict(type='cast_mm.ResumableInfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

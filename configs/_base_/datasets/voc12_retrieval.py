@@ -1,4 +1,4 @@
-# Pascal VOC 2012 for the unsupervised prototype-retrieval protocol (spec §7.1): one test pass
+# Pascal VOC 2012 for the unsupervised prototype-retrieval protocol: one test pass
 # over the memory split (train+ = SegmentationClassAug / aug.txt, 10,582 images, as written by
 # mmseg's tools/dataset_converters/voc_aug.py) and the query split (val, 1,449 images).
 # Images are resized so the longer side is 512; SEEDS (1024 superpixels, 5 bins, 15

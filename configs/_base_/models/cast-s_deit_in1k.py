@@ -1,6 +1,7 @@
-# Supervised CAST-S classifier (spec §2.2 cast_deit.py, §5): learned position embedding,
-# normalised stage-4 class token -> linear head; drop path 0.1 (--drop-path 0.1), label
-# smoothing 0.1, Mixup alpha 0.8 / CutMix alpha 1.0, switch prob 0.5, on every batch.
+# Supervised CAST-S classifier (cast_models/cast_deit.py, deit/main_suppix.py): learned
+# position embedding, normalised stage-4 class token -> linear head; drop path 0.1
+# (--drop-path 0.1), label smoothing 0.1, Mixup alpha 0.8 / CutMix alpha 1.0, switch prob 0.5,
+# on every batch.
 model = dict(
     type='cast_mm.SuperpixelImageClassifier',
     backbone=dict(

@@ -13,8 +13,8 @@ model = dict(
         mode='classification',
         pos_embed='sincos',
         img_size=224,
-        # Padded token slots are masked, so batching does not change an image's hierarchy
-        # (spec §10.1); the official notebooks ran one image at a time.
+        # Padded token slots are masked, so batching does not change an image's hierarchy;
+        # the official notebooks ran one image at a time.
         mask_padding=True),
     levels=(3, 4),
     output_shape='img_shape')

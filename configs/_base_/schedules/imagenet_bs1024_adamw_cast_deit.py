@@ -1,4 +1,4 @@
-# DeiT schedule for supervised CAST (spec §5): AdamW, lr 5e-4 x global batch / 512 (= 1e-3 at
+# DeiT schedule for supervised CAST: AdamW, lr 5e-4 x global batch / 512 (= 1e-3 at
 # 8 x 128), eps 1e-8, weight decay 0.05 with 1-D parameters (norms, biases), pos_embed and
 # cls_token exempt; 5 warm-up epochs from 1e-6, then cosine to 1e-5, stepped per epoch as
 # timm's scheduler is; 300 epochs.
@@ -17,7 +17,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=5, end=300),
 ]
 
-train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
+train_cfg = dict(type='cast_mm.ResumableEpochBasedTrainLoop', max_epochs=300, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 

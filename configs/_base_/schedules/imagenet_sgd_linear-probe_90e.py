@@ -1,4 +1,4 @@
-# Linear-probe schedule (spec §6, main_lincls_suppix.py): SGD momentum 0.9, no weight decay,
+# Linear-probe schedule (main_lincls_suppix.py): SGD momentum 0.9, no weight decay,
 # lr --lr 30 x batch / 256 (= 120 at -b 1024), cosine decay per epoch over 90 epochs.
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=30 * 1024 / 256, momentum=0.9,
                                     weight_decay=0.))
@@ -6,7 +6,7 @@ optim_wrapper = dict(optimizer=dict(type='SGD', lr=30 * 1024 / 256, momentum=0.9
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=90, eta_min=0., by_epoch=True,
                         begin=0, end=90)]
 
-train_cfg = dict(by_epoch=True, max_epochs=90, val_interval=1)
+train_cfg = dict(type='cast_mm.ResumableEpochBasedTrainLoop', max_epochs=90, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 

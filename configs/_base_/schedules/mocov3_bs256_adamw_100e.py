@@ -1,4 +1,4 @@
-# MoCo-v3 CAST pre-training schedule (spec §6, scripts/moco/train_imagenet1k_cast.sh): AdamW,
+# MoCo-v3 CAST pre-training schedule (scripts/moco/train_imagenet1k_cast.sh): AdamW,
 # lr 1.5e-4 x batch / 256, weight decay 0.1 on all parameters, 100 epochs with 10 warm-up
 # epochs; linear warm-up and half-cosine to 0 are both updated per iteration.
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1.5e-4, weight_decay=0.1))
@@ -10,6 +10,6 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=100)
+train_cfg = dict(type='cast_mm.ResumableEpochBasedTrainLoop', max_epochs=100)
 
 auto_scale_lr = dict(base_batch_size=256)

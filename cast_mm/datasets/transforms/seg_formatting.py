@@ -6,12 +6,8 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.datasets.transforms import PackSegInputs
 
+from cast_mm.models.utils import MISSING_SUPERPIXELS_HINT
 from cast_mm.registry import TRANSFORMS
-
-#: What to tell a user whose pipeline produced no superpixel map.
-MISSING_SUPERPIXELS_HINT = (
-    "add dict(type='cast_mm.SEEDSSuperpixels') after the last geometric transform (and any "
-    "Pad) of the pipeline, and pack with dict(type='cast_mm.PackSuperpixelSegInputs')")
 
 
 @TRANSFORMS.register_module()

@@ -1,0 +1,91 @@
+"""Which checkpoint of a work folder ``--resume`` continues from."""
+import glob
+import logging
+import os
+import os.path as osp
+import re
+import zipfile
+from typing import List, Optional
+
+from mmengine.logging import print_log
+
+from .hooks.atomic_checkpoint_hook import TEMP_SUFFIX
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be a checkpoint to resume from, or None when it looks complete.
+
+    The check reads the file's zip directory and the checksums of its records (torch's file
+    format), without unpickling anything.
+
+    Args:
+        path (str): A checkpoint file.
+    """
+    if not osp.isfile(path):
+        return 'missing'
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        return f'truncated or corrupt ({error})'
+    if broken is not None:
+        return f'corrupt (record {broken} fails its checksum)'
+    if not any(name.endswith('data.pkl') for name in names):
+        return 'not a torch checkpoint (no data.pkl record)'
+    return None
+
+
+def _step(path: str) -> int:
+    match = re.search(r'(\d+)\.pth$', osp.basename(path))
+    return int(match.group(1)) if match else -1
+
+
+def checkpoint_candidates(work_dir: str) -> List[str]:
+    """Checkpoint files of ``work_dir``, newest first (by modification time, then step)."""
+    paths = [p for p in glob.glob(osp.join(glob.escape(work_dir), '*.pth'))
+             if not p.endswith(TEMP_SUFFIX) and osp.isfile(p)]
+    return sorted(paths, key=lambda p: (os.stat(p).st_mtime, _step(p)), reverse=True)
+
+
+def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest readable checkpoint of ``work_dir`` (None when there is none).
+
+    The newest is the one ``last_checkpoint`` names. When that file is missing or unreadable,
+    the newest readable checkpoint file of the folder is taken instead, with a warning that
+    names both.
+
+    Args:
+        work_dir (str): The training work folder.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    latest = None
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            latest = f.read().strip() or None
+    candidates = checkpoint_candidates(work_dir)
+    if latest is not None:
+        problem = checkpoint_problem(latest)
+        if problem is None:
+            return latest
+        skipped = {osp.abspath(latest)}
+    elif candidates:
+        latest, problem, skipped = candidates[0], None, set()
+    else:
+        return None
+    for path in candidates:
+        if osp.abspath(path) in skipped:
+            continue
+        other = checkpoint_problem(path)
+        if other is None:
+            if problem is not None:
+                print_log(f'The newest checkpoint {latest} is {problem}; resuming from the newest '
+                          f'readable one, {path}.', logger='current', level=logging.WARNING)
+            return path
+        print_log(f'Skipping checkpoint {path}: {other}.', logger='current',
+                  level=logging.WARNING)
+        if problem is None:
+            problem = other
+    print_log(f'No readable checkpoint in {work_dir} (the newest, {latest}, is {problem}); '
+              'training starts from the beginning.', logger='current', level=logging.WARNING)
+    return None

@@ -1,0 +1,105 @@
+"""Training samplers that can start at any position of their index stream.
+
+A resumed run asks its sampler to skip the samples that were already trained on: the skipped
+positions are dropped from the index stream (a few integers each), so no image is loaded, and the
+remaining indices are exactly those an uninterrupted run would have drawn. The sampler's seed and
+layout go into the checkpoint, so the order also survives a run started without a fixed seed.
+"""
+import itertools
+from typing import Iterator, Optional
+
+from mmengine.dataset import DefaultSampler, InfiniteSampler
+from mmpretrain.datasets.samplers import RepeatAugSampler
+
+from ..registry import DATA_SAMPLERS
+
+
+class ResumableSamplerMixin:
+    """Skip-by-index and a checkpointable state for a sampler with ``seed`` and ``world_size``."""
+
+    _skip: Optional[int] = None
+
+    def skip_next(self, num_samples: int) -> None:
+        """Make the next ``iter(sampler)`` start ``num_samples`` indices (of this rank) later.
+
+        Args:
+            num_samples (int): Indices of this rank to drop from the start of the next pass.
+        """
+        if num_samples < 0:
+            raise ValueError(f'cannot skip a negative number of samples ({num_samples})')
+        self._skip = int(num_samples)
+
+    def _take_skip(self) -> int:
+        skip, self._skip = self._skip or 0, None
+        return skip
+
+    def state_dict(self) -> dict:
+        """The seed and layout that determine the index stream."""
+        return dict(type=type(self).__name__, seed=int(self.seed), shuffle=bool(self.shuffle),
+                    world_size=int(self.world_size), epoch=int(getattr(self, 'epoch', 0)))
+
+    def load_state_dict(self, state: dict) -> None:
+        """Take the seed of a checkpointed sampler (the layout is checked by the loop).
+
+        Args:
+            state (dict): The output of :meth:`state_dict`.
+        """
+        self.seed = int(state['seed'])
+
+
+@DATA_SAMPLERS.register_module()
+class ResumableInfiniteSampler(ResumableSamplerMixin, InfiniteSampler):
+    """MMEngine's ``InfiniteSampler`` that can resume its stream at any position.
+
+    Args:
+        dataset (Sized): The dataset.
+        shuffle (bool): Whether to shuffle the indices of each pass. Defaults to True.
+        seed (int, optional): Seed of the shuffle; a seed shared by all ranks when None.
+    """
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.indices = self._indices_of_rank()
+
+    def __iter__(self) -> Iterator[int]:
+        if self._skip is not None:
+            # A fresh stream from position 0 of this seed: indices an earlier iterator
+            # prefetched do not count.
+            self.indices = itertools.islice(self._indices_of_rank(), self._take_skip(), None)
+        return self._continue()
+
+    def _continue(self) -> Iterator[int]:
+        yield from self.indices
+
+
+@DATA_SAMPLERS.register_module()
+class ResumableDefaultSampler(ResumableSamplerMixin, DefaultSampler):
+    """MMEngine's ``DefaultSampler`` that can start an epoch part-way through.
+
+    Args:
+        dataset (Sized): The dataset.
+        shuffle (bool): Whether to shuffle the indices of each epoch. Defaults to True.
+        seed (int, optional): Seed of the shuffle; a seed shared by all ranks when None.
+        round_up (bool): Whether to pad the indices to a multiple of the world size.
+            Defaults to True.
+    """
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self._take_skip(), None)
+
+
+@DATA_SAMPLERS.register_module()
+class ResumableRepeatAugSampler(ResumableSamplerMixin, RepeatAugSampler):
+    """MMPretrain's ``RepeatAugSampler`` (DeiT's repeated augmentation) that can start an epoch
+    part-way through.
+
+    Args:
+        dataset (Sized): The dataset.
+        shuffle (bool): Whether to shuffle the indices of each epoch. Defaults to True.
+        num_repeats (int): How many augmented copies of each sample an epoch holds.
+            Defaults to 3.
+        seed (int, optional): Seed of the shuffle; a seed shared by all ranks when None.
+    """
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self._take_skip(), None)

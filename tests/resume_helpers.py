@@ -1,0 +1,144 @@
+"""A tiny CAST training for the resume and checkpoint tests; also runnable as a script.
+
+``python tests/resume_helpers.py WORK_DIR MAX_ITERS [--resume] [--hang-before N]`` trains
+(or resumes) in WORK_DIR and writes the final weights to WORK_DIR/final_weights.pth.
+``--hang-before N`` writes WORK_DIR/hanging and blocks when iteration N starts, so a test can kill
+the process at a known point; ``--launcher pytorch`` runs under ``torch.distributed.run`` (gloo).
+"""
+import argparse
+import os.path as osp
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.dist import get_rank, is_distributed
+from mmengine.hooks import Hook
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch.utils.data import Dataset
+
+import cast_mm  # noqa: F401  (registers the cast_mm scope)
+from cast_mm.models import CAST
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels  # noqa: E402
+
+
+class TinyCASTClassifier(BaseModel):
+    """CAST with dropout and drop path on, and a linear head."""
+
+    def __init__(self, drop: float = 0.2):
+        super().__init__()
+        self.backbone = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS, img_size=32,
+                             drop_rate=drop, drop_path_rate=drop)
+        self.dropout = nn.Dropout(drop)
+        self.head = nn.Linear(48, 3)
+
+    def forward(self, inputs, superpixels, labels, mode='tensor'):
+        logits = self.head(self.dropout(self.backbone(inputs, superpixels)[0]))
+        if mode == 'loss':
+            return dict(loss=F.cross_entropy(logits, labels))
+        return logits
+
+
+class RandomImages(Dataset):
+    """Images fixed by their index, plus augmentation noise from the process's global RNGs
+    (torch, numpy and Python random), as data pipelines draw it.
+
+    ``RandomImages.loaded`` lists the indices loaded in this process (the runner works on a
+    deep copy of the dataset, so the record is kept on the class).
+    """
+
+    loaded = []
+
+    def __init__(self, size: int = 8, augment: bool = True):
+        self.size = size
+        self.augment = augment
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, index):
+        self.loaded.append(index)
+        gen = torch.Generator().manual_seed(index)
+        image = torch.randn(3, 32, 32, generator=gen)
+        if self.augment:
+            image = image + 0.1 * torch.randn(3, 32, 32)
+            image = image * float(np.random.uniform(0.9, 1.1)) + random.uniform(-0.1, 0.1)
+        return dict(inputs=image, superpixels=grid_superpixels(1, 32, 32, cell=4)[0],
+                    labels=torch.tensor(index % 3))
+
+
+class HangHook(Hook):
+    """Blocks when iteration ``index`` (0-based) starts, after writing ``<work_dir>/hanging``."""
+
+    priority = 'LOWEST'
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == self.index:
+            open(osp.join(runner.work_dir, 'hanging'), 'w').close()
+            time.sleep(600)
+
+
+def make_runner(work_dir, max_iters=6, resume=False, load_from=None, by_epoch=False,
+                dataset=None, num_workers=0, interval=2, max_keep_ckpts=-1, hang_before=None,
+                drop=0.2, seed=0, stock=False, launcher='none'):
+    """A Runner of the tiny classifier with the cast_mm resumable loop, sampler and hook
+    (``stock=True``: MMEngine's own ones)."""
+    torch.manual_seed(seed)
+    dataset = RandomImages() if dataset is None else dataset
+    if by_epoch:
+        sampler = 'DefaultSampler' if stock else 'cast_mm.ResumableDefaultSampler'
+        loop = 'EpochBasedTrainLoop' if stock else 'cast_mm.ResumableEpochBasedTrainLoop'
+        train_cfg = dict(type=loop, max_epochs=max_iters)
+    else:
+        sampler = 'InfiniteSampler' if stock else 'cast_mm.ResumableInfiniteSampler'
+        loop = 'IterBasedTrainLoop' if stock else 'cast_mm.ResumableIterBasedTrainLoop'
+        train_cfg = dict(type=loop, max_iters=max_iters)
+    checkpoint = dict(type='CheckpointHook' if stock else 'cast_mm.AtomicCheckpointHook',
+                      interval=interval, by_epoch=False, max_keep_ckpts=max_keep_ckpts)
+    return Runner(
+        model=TinyCASTClassifier(drop),
+        work_dir=str(work_dir),
+        train_dataloader=dict(dataset=dataset, batch_size=2, num_workers=num_workers,
+                              sampler=dict(type=sampler, shuffle=True),
+                              collate_fn=dict(type='default_collate')),
+        train_cfg=train_cfg,
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
+        default_hooks=dict(checkpoint=checkpoint, logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=[] if hang_before is None else [HangHook(hang_before)],
+        randomness=dict(seed=seed, diff_rank_seed=True),  # each rank its own RNG stream
+        launcher=launcher,
+        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        resume=resume,
+        load_from=load_from,
+        default_scope='mmengine')
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('work_dir')
+    parser.add_argument('max_iters', type=int)
+    parser.add_argument('--resume', action='store_true')
+    parser.add_argument('--hang-before', type=int)
+    parser.add_argument('--launcher', default='none')
+    args = parser.parse_args()
+    runner = make_runner(args.work_dir, args.max_iters, resume=args.resume,
+                         hang_before=args.hang_before, launcher=args.launcher)
+    runner.train()
+    model = getattr(runner.model, 'module', runner.model)
+    if get_rank() == 0:
+        torch.save(model.state_dict(), osp.join(args.work_dir, 'final_weights.pth'))
+    if is_distributed():
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == '__main__':
+    main()
