@@ -131,8 +131,10 @@ def test_foreign_weights_are_refused_by_name(files, tmp_path, name, message):
     with pytest.raises(ForeignCheckpointError, match=message):
         model.init_weights()
     # A checkpoint of the model itself passes the check.
-    runner = Runner(model=_checked(MODELS.build(cfg.model)), work_dir=str(tmp_path / 'ok'),
-                    load_from=files['good'], default_scope='cast_mm')
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = _checked(MODELS.build(cfg.model))
+    runner = Runner(model=model, work_dir=str(tmp_path / 'ok'), load_from=files['good'],
+                    default_scope='cast_mm')
     runner.load_or_resume()
 
 

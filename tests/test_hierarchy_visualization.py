@@ -152,7 +152,8 @@ def _image(tmp_path):
     return path
 
 
-TINY_OVERRIDES = (f'backbone=dict(arch={TINY_ARCH!r}, num_clusters={TINY_CLUSTERS!r}, '
+TINY_OVERRIDES = (f'backbone=dict(arch=dict(_delete_=True, **{TINY_ARCH!r}), '
+                  f'num_clusters={TINY_CLUSTERS!r}, '
                   'img_size=64, pool_num_heads=4)')
 
 

@@ -2,7 +2,7 @@
 
 Usage is that of mmseg's ``tools/test.py``::
 
-    python tools/test.py configs/cast/cast-s_ade20k.py work_dirs/cast-s_ade20k/iter_160000.pth
+    python tools/test.py configs/cast/cast-s_ade20k.py work_dirs/cast-s_ade20k/iter_161728.pth
     python tools/test.py CONFIG CHECKPOINT --tta --show-dir vis
 """
 import argparse

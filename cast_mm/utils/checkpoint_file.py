@@ -212,7 +212,8 @@ def check_cast_weights(module: torch.nn.Module, state_dict: Mapping[str, Any],
     name = f'checkpoint {source}' if source else 'the checkpoint being loaded'
     expected = module.state_dict()
     matching = [k for k in own if k in expected]
-    if not matching:
+    # cls_token, pos_embed and norm.* are common to every ViT: only CAST's own weights count.
+    if not [k for k in matching if not re.match(r'^(cls_token|pos_embed|norm\.)', k)]:
         where = f" under '{prefix}'" if prefix else ''
         raise ForeignCheckpointError(
             f'{name} is {describe_state_dict(state_dict)}: none of its {len(own)} tensors{where} '
