@@ -23,15 +23,15 @@ REPO = osp.dirname(TESTS)
 def warnings_logged(monkeypatch):
     """Messages print_log sends to the current MMEngine logger at WARNING."""
     messages = []
-    logger = MMLogger.get_current_instance()
-    original = logger.log
+    original = MMLogger.log
 
-    def log(level, msg, *args, **kwargs):
+    # Patched on the class: a runner built inside the test becomes the current logger.
+    def log(self, level, msg, *args, **kwargs):
         if level >= logging.WARNING:
             messages.append(str(msg))
-        return original(level, msg, *args, **kwargs)
+        return original(self, level, msg, *args, **kwargs)
 
-    monkeypatch.setattr(logger, 'log', log)
+    monkeypatch.setattr(MMLogger, 'log', log)
     return messages
 
 
