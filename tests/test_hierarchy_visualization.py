@@ -196,7 +196,8 @@ def test_tool_draws_the_demo_model_with_its_own_checkpoint(tmp_path):
 
     from cast_mm.registry import MODELS
     config = osp.join(REPO, 'configs', 'cast', 'cast-s_demo.py')
-    with DefaultScope.overwrite_default_scope('cast_mm'):
+    # built as the demo's runner builds it: mmseg's default scope around cast_mm's types
+    with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(Config.fromfile(config).model)
     ckpt = tmp_path / 'iter_200.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict(iter=200)), ckpt)
@@ -237,7 +238,7 @@ def test_tool_draws_official_weights_by_model_name(hub, tmp_path, mmpretrain_sco
     assert proc.returncode == 0, proc.stderr
     assert len(hub.hits) == 1
     image = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
-    image = cv2.resize(image, (85, 64), interpolation=cv2.INTER_AREA)
+    image = cv2.resize(image, (85, 64), interpolation=cv2.INTER_LINEAR)  # 60 x 80 up to 64
     preprocessor = source.data_preprocessor
     extractor = HierarchyExtractor(source, mean=preprocessor.mean.flatten().tolist(),
                                    std=preprocessor.std.flatten().tolist())
