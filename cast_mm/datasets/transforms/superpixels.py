@@ -14,6 +14,7 @@ preset         budget              histogram_bins  iterations  used by
 All use ``num_levels=1, prior=2, double_step=False``. :class:`SuperpixelTransform` is the
 pipeline side of every superpixel source (SEEDS here, SLIC in ``slic_superpixels.py``).
 """
+import math
 from typing import Dict, Optional
 
 import cv2
@@ -42,6 +43,12 @@ def _require_seeds():
     return cv2.ximgproc.createSuperpixelSEEDS
 
 
+#: Shortest image side given to OpenCV's SEEDS (smaller images are edge-padded first).
+SEEDS_MIN_SIDE = 16
+#: SEEDS' seed blocks must be this many times smaller than the image's shorter side.
+SEEDS_BLOCK_MARGIN = 1.25
+
+
 def seeds_superpixels(image: np.ndarray,
                       num_superpixels: int,
                       channel_order: str = 'rgb',
@@ -65,10 +72,26 @@ def seeds_superpixels(image: np.ndarray,
     code = cv2.COLOR_RGB2LAB if channel_order == 'rgb' else cv2.COLOR_BGR2LAB
     lab = cv2.cvtColor(np.ascontiguousarray(image), code)
     height, width = image.shape[:2]
-    seeds = create(width, height, 3, int(num_superpixels), num_levels, prior, histogram_bins,
+    # OpenCV's SEEDS crashes or never returns on images with a side below a few pixels and on
+    # thin images whose seed blocks (side sqrt(H * W / S)) are taller or wider than the image.
+    # Such images are edge-padded to SEEDS_MIN_SIDE and given enough superpixels for blocks to
+    # fit; the labels of the padding are cropped off and the ids renumbered. Ordinary images
+    # (SEEDS' own budget fits) are left exactly as they are.
+    padded_h, padded_w = max(height, SEEDS_MIN_SIDE), max(width, SEEDS_MIN_SIDE)
+    short = min(padded_h, padded_w)
+    budget = max(int(num_superpixels),
+                 math.ceil(padded_h * padded_w * (SEEDS_BLOCK_MARGIN / short)**2))
+    if (padded_h, padded_w) != (height, width):
+        lab = cv2.copyMakeBorder(lab, 0, padded_h - height, 0, padded_w - width,
+                                 cv2.BORDER_REPLICATE)
+    seeds = create(padded_w, padded_h, 3, budget, num_levels, prior, histogram_bins,
                    double_step)
     seeds.iterate(lab, num_iterations)
-    return seeds.getLabels().astype(np.int64)
+    labels = seeds.getLabels()
+    if budget == int(num_superpixels) and (padded_h, padded_w) == (height, width):
+        return labels.astype(np.int64)
+    labels = labels[:height, :width]
+    return np.unique(labels, return_inverse=True)[1].reshape(height, width).astype(np.int64)
 
 
 def three_channel_image(image, owner: str = 'the pipeline') -> np.ndarray:
