@@ -3,7 +3,10 @@ import os.path as osp
 import pytest
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: The tests folder (shared helpers and this conftest live here; tests sit in sub-folders that
+#: mirror the package, configs and repository-level tests at the top).
+TESTS = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(TESTS)
 #: The shared folder sits beside the repository (CI clones main with shared/ next to it).
 SHARED = osp.join(osp.dirname(REPO), 'shared')
 PUBLIC_FIXTURE = osp.join(SHARED, 'fixtures', 'official_parity_public.pt')

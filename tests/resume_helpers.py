@@ -1,13 +1,15 @@
 """A tiny CAST training for the resume and checkpoint tests; also runnable as a script.
 
-``python tests/resume_helpers.py WORK_DIR MAX_ITERS [--resume] [--hang-before N]`` trains
-(or resumes) in WORK_DIR and writes the final weights to WORK_DIR/final_weights.pth.
+``python tests/resume_helpers.py WORK_DIR MAX_ITERS [--resume] [--hang-before N] [--by-epoch]
+[--interval K]`` trains (or resumes) in WORK_DIR and writes the final weights to
+WORK_DIR/final_weights.pth (``--by-epoch``: MAX_ITERS epochs; checkpoints every K iterations).
 ``--hang-before N`` writes WORK_DIR/hanging and blocks when iteration N starts, so a test can kill
 the process at a known point; ``--launcher pytorch`` runs under ``torch.distributed.run`` (gloo).
 """
 import argparse
 import os.path as osp
 import random
+import socket
 import sys
 import time
 
@@ -15,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.dist import get_rank, is_distributed
+from mmengine.config import Config
+from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
@@ -23,9 +26,17 @@ from torch.utils.data import Dataset
 
 import cast_mm  # noqa: F401  (registers the cast_mm scope)
 from cast_mm.models import CAST
+from cast_mm.utils import close_distributed, setup_cpu_distributed
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels  # noqa: E402
+
+
+def free_port() -> int:
+    """A TCP port of localhost that no process listens on now (for ``--master_port``)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 class TinyCASTClassifier(BaseModel):
@@ -104,6 +115,11 @@ def make_runner(work_dir, max_iters=6, resume=False, load_from=None, by_epoch=Fa
         train_cfg = dict(type=loop, max_iters=max_iters)
     checkpoint = dict(type='CheckpointHook' if stock else 'cast_mm.AtomicCheckpointHook',
                       interval=interval, by_epoch=False, max_keep_ckpts=max_keep_ckpts)
+    env_cfg = dict(dist_cfg=dict(backend='gloo'))
+    # Without CUDA, MMEngine's PyTorch launcher fails selecting a GPU per process; the tools'
+    # CPU set-up starts the gloo group and gives DDP no device.
+    launch_cfg = Config(dict(launcher=launcher, env_cfg=env_cfg))
+    setup_cpu_distributed(launch_cfg)
     return Runner(
         model=TinyCASTClassifier(drop),
         work_dir=str(work_dir),
@@ -116,10 +132,12 @@ def make_runner(work_dir, max_iters=6, resume=False, load_from=None, by_epoch=Fa
         custom_hooks=[] if hang_before is None else [HangHook(hang_before)],
         randomness=dict(seed=seed, diff_rank_seed=True),  # each rank its own RNG stream
         launcher=launcher,
-        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        env_cfg=env_cfg,
         resume=resume,
         load_from=load_from,
-        default_scope='mmengine')
+        default_scope='mmengine',
+        cfg=None if launch_cfg.get('model_wrapper_cfg') is None else dict(
+            model_wrapper_cfg=launch_cfg.model_wrapper_cfg))
 
 
 def main():
@@ -129,15 +147,17 @@ def main():
     parser.add_argument('--resume', action='store_true')
     parser.add_argument('--hang-before', type=int)
     parser.add_argument('--launcher', default='none')
+    parser.add_argument('--by-epoch', action='store_true')
+    parser.add_argument('--interval', type=int, default=2)
     args = parser.parse_args()
     runner = make_runner(args.work_dir, args.max_iters, resume=args.resume,
-                         hang_before=args.hang_before, launcher=args.launcher)
+                         hang_before=args.hang_before, launcher=args.launcher,
+                         by_epoch=args.by_epoch, interval=args.interval)
     runner.train()
     model = getattr(runner.model, 'module', runner.model)
     if get_rank() == 0:
         torch.save(model.state_dict(), osp.join(args.work_dir, 'final_weights.pth'))
-    if is_distributed():
-        torch.distributed.destroy_process_group()
+    close_distributed()
 
 
 if __name__ == '__main__':

@@ -11,11 +11,18 @@ from mmengine.config import Config
 from cast_mm.datasets import generate_demo_ade20k
 
 CONFIGS = osp.join(REPO, 'configs', 'cast')
-#: Every segmentation config shipped in configs/cast.
-SEG_CONFIGS = sorted(
-    name for name in os.listdir(CONFIGS)
-    if name.endswith('.py') and any(key in name for key in ('ade20k', 'pascal-context', 'demo',
-                                                            'voc-finetune')))
+
+
+def _trains_a_segmentor(name: str) -> bool:
+    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    return 'train_dataloader' in cfg and cfg.model.type.endswith('SuperpixelEncoderDecoder')
+
+
+#: Every segmentation training config shipped in configs/cast, found by what it builds (not by
+#: its name), so a new one is trained by the parametrised tests without a list to extend.
+SEG_CONFIGS = sorted(name for name in os.listdir(CONFIGS)
+                     if name.endswith('.py') and _trains_a_segmentor(name))
+#: Crop size of the shrunk configs.
 CROP = 64
 
 

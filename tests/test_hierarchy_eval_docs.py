@@ -4,11 +4,13 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 DOC = osp.join(REPO, 'docs', 'hierarchy.md')
 
 
+@pytest.mark.slow
 def test_hierarchy_doc_python_example_runs(tmp_path):
     with open(DOC) as f:
         text = f.read()

@@ -1,4 +1,4 @@
-"""The full-size models of configs/cast/ have the official architectures (spec §2.6 counts)."""
+"""The full-size models of configs/cast/ have the official architectures (official counts)."""
 import os.path as osp
 
 import pytest

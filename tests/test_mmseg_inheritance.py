@@ -77,6 +77,7 @@ def _train(config: str, tmp_path):
     return (tmp_path / 'work')
 
 
+@pytest.mark.slow
 def test_relative_base_inherits_and_trains(tmp_path):
     relative = osp.relpath(osp.join(CONFIGS, 'cast-s_ade20k.py'), tmp_path / 'configs')
     config = _downstream(tmp_path, f'_base_ = [{relative!r}]')
@@ -87,6 +88,7 @@ def test_relative_base_inherits_and_trains(tmp_path):
     _train(config, tmp_path)
 
 
+@pytest.mark.slow
 def test_package_base_inherits_and_trains(tmp_path):
     config = _downstream(tmp_path, "_base_ = ['cast_mm::cast/cast-s_ade20k.py']")
     cfg = Config.fromfile(config)
@@ -95,6 +97,7 @@ def test_package_base_inherits_and_trains(tmp_path):
     _train(config, tmp_path)
 
 
+@pytest.mark.slow
 def test_mmseg_bases_with_cast_mm_types_train(tmp_path):
     config = _downstream(tmp_path, "_base_ = ['./cast_on_mmseg_bases.py']")
     (tmp_path / 'configs' / 'cast_on_mmseg_bases.py').write_text(MMSEG_BASES)

@@ -1,4 +1,5 @@
 """Every segmentation config trains, evaluates, resumes and runs distributed (tiny CAST, CPU)."""
+import math
 import os
 import os.path as osp
 import subprocess
@@ -27,7 +28,8 @@ def test_official_recipe_numbers():
                                                weight_decay=0.)
     assert cfg.param_scheduler[0].power == 0.9 and cfg.param_scheduler[0].eta_min == 1e-5
     assert cfg.train_cfg.max_iters == 161728 and cfg.train_dataloader.batch_size == 1
-    assert cfg.model.test_cfg == dict(mode='slide', crop_size=(512, 512), stride=(480, 480))
+    assert cfg.model.test_cfg == dict(mode='slide', crop_size=(512, 512), stride=(480, 480),
+                                      resize_to_window=True)
     assert cfg.model.backbone.drop_path_rate == 0. and cfg.model.decode_head.dropout == 0.1
     assert cfg.model.backbone.init_cfg.checkpoint == (
         'https://huggingface.co/twke/CAST/resolve/main/snapshots/deit/imagenet1k/cast_small/'
@@ -35,7 +37,8 @@ def test_official_recipe_numbers():
     ctx = Config.fromfile(osp.join(CONFIGS, 'cast-s_pascal-context.py'))
     assert ctx.model.decode_head.num_classes == 60
     assert ctx.train_cfg.max_iters == 80128 and ctx.train_dataloader.batch_size == 2
-    assert ctx.model.test_cfg == dict(mode='slide', crop_size=(480, 480), stride=(448, 448))
+    assert ctx.model.test_cfg == dict(mode='slide', crop_size=(480, 480), stride=(448, 448),
+                                      resize_to_window=True)
     assert ctx.train_dataloader.dataset.type == 'PascalContextDataset'
 
 
@@ -47,8 +50,9 @@ def test_config_trains_two_iterations_and_evaluates(name, tmp_path):
     runner.train()
     assert runner.iter == 2
     assert osp.exists(tmp_path / 'work' / 'iter_2.pth')
-    miou = runner.message_hub.get_scalar('val/mIoU').current()
-    assert 0 <= miou <= 100
+    # evaluated once, at the end: the score exists and is a number (a config whose evaluation
+    # does not run or finds no class leaves it out or NaN); tools/demo.py is checked to learn
+    assert math.isfinite(runner.message_hub.get_scalar('val/mIoU').current())
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path):
@@ -68,6 +72,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
     assert any('resumed' in p.read_text().lower() for p in logs)
 
 
+@pytest.mark.slow
 def test_dist_train_and_dist_test_two_processes_with_gloo(tmp_path):
     root = make_ade20k(str(tmp_path / 'ade'))
     config = tmp_path / 'tiny_ade20k.py'

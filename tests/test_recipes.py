@@ -36,10 +36,17 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+#: Steps that are not part of a recipe: ``cast_mm.CheckImage`` returns what ``LoadImageFromFile``
+#: loads (``H x W x 3`` uint8) unchanged and only converts or refuses user-given arrays.
+_NOT_RECIPE = ('cast_mm.CheckImage', )
+
+
 def _transforms(pipeline: List[Dict]) -> List[Any]:
     """A pipeline as ``[type, {arguments}]`` pairs (nested pipelines likewise)."""
     out = []
     for t in pipeline:
+        if t['type'] in _NOT_RECIPE:
+            continue
         args = {k: v for k, v in t.items() if k != 'type'}
         if t['type'] == 'MultiView':
             args['transforms'] = [_transforms(view) for view in t['transforms']]
@@ -223,7 +230,9 @@ SEGMENTER_ADE20K = dict(
     head='cast_mm.SuperpixelMaskTransformerHead', head_norm=None,
     decoder_dropout=0.1,  # segm/config.yml decoder.mask_transformer.dropout
     loss=_CE, ignore_index=255,
-    test_cfg={'mode': 'slide', 'crop_size': [512, 512], 'stride': [480, 480]},  # crop - 32
+    # miou_cast.py: stride crop - 32, an image smaller than the window resized up to it
+    test_cfg={'mode': 'slide', 'crop_size': [512, 512], 'stride': [480, 480],
+              'resize_to_window': True},
     window_superpixels={'type': 'cast_mm.SEEDSSuperpixels', 'preset': 'seg'},
     find_unused_parameters=False,  # official True; every parameter gets a gradient here
     built_backbone_norms=['MaskedSyncBatchNorm'], built_max_drop_path=0.0,
@@ -238,7 +247,8 @@ SEGMENTER_PASCAL_CONTEXT = dict(
     train_pipeline=_PC_TRAIN, test_pipeline=_PC_TEST,
     checkpoints=[{'by_epoch': False, 'interval': 8000, 'max_keep_ckpts': 3,
                   'save_best': 'mIoU'}],
-    test_cfg={'mode': 'slide', 'crop_size': [480, 480], 'stride': [448, 448]},
+    test_cfg={'mode': 'slide', 'crop_size': [480, 480], 'stride': [448, 448],
+              'resize_to_window': True},
 )
 _BASE = dict(arch='base')
 #: The SegFormer-style hierarchy head is ours (no official counterpart): recipe otherwise official.
@@ -413,7 +423,8 @@ ROWS: Dict[str, Dict[str, Any]] = {
         ],
         checkpoints=[{'by_epoch': False, 'interval': 200, 'max_keep_ckpts': 1,
                       'save_best': None}],
-        test_cfg={'mode': 'slide', 'crop_size': [128, 128], 'stride': [96, 96]}),
+        test_cfg={'mode': 'slide', 'crop_size': [128, 128], 'stride': [96, 96],
+                  'resize_to_window': True}),
     # SPML fine-tuning on VOC 2012 train+ (scripts/spml/finetune_cast.sh).
     'cast-s_voc-finetune.py': dict(
         SEGMENTER_ADE20K, pos_embed='sincos',
@@ -484,6 +495,9 @@ def _config_names() -> List[str]:
 
 
 def test_every_config_has_a_row():
+    """The coverage check: every config is built here, a training config by
+    test_built_model_matches_the_official_recipe (its row), an evaluation-only config by
+    test_evaluation_only_config_builds; a config in neither fails."""
     names = set(_config_names())
     missing = names - set(ROWS) - EVALUATION_ONLY
     assert not missing, f'configs without an official-recipe row in tests/test_recipes.py: ' \
@@ -513,3 +527,17 @@ def test_config_matches_the_official_recipe(name):
 def test_built_model_matches_the_official_recipe(name):
     want = {k: v for k, v in ROWS[name].items() if k.startswith('built_')}
     _compare(name, built_values(name), want)
+
+
+@pytest.mark.parametrize('name', sorted(EVALUATION_ONLY))
+def test_evaluation_only_config_builds(name):
+    from mmengine.registry import DefaultScope
+
+    from cast_mm.models import CAST
+    from cast_mm.registry import MODELS
+    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    if 'backbone' in cfg.model:  # a segmentor or classifier; else the bare backbone
+        cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'cast_mm')):
+        model = MODELS.build(cfg.model)
+    assert any(isinstance(m, CAST) for m in model.modules()), f'{name} builds no CAST'

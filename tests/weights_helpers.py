@@ -105,3 +105,48 @@ def to_official_deit(state_dict, depths) -> dict:
         else:
             model[key] = value
     return dict(model=model, epoch=299, args=argparse.Namespace(model='cast_small'))
+
+
+def segmenter_model_cfg(public_fixture) -> dict:
+    """An mmseg model config of the fixture's official Segmenter (``segmenter_seg``) size."""
+    config = public_fixture['cases']['segmenter_seg']['config']
+    return dict(
+        type='cast_mm.SuperpixelEncoderDecoder',
+        data_preprocessor=dict(type='cast_mm.SuperpixelSegDataPreProcessor',
+                               mean=[255 * m for m in public_fixture['image_mean']],
+                               std=[255 * s for s in public_fixture['image_std']],
+                               bgr_to_rgb=False),
+        backbone=dict(type='cast_mm.CAST', mode='segmentation', pos_embed='learned',
+                      arch=dict(embed_dims=config['embed_dim'], depths=config['depth'],
+                                num_heads=config['num_heads']),
+                      num_clusters=config['num_clusters'], img_size=config['img_size']),
+        decode_head=dict(type='cast_mm.SuperpixelMaskTransformerHead',
+                         in_channels=config['embed_dim'],
+                         channels=config['decoder']['d_model'],
+                         num_classes=config['num_classes'],
+                         num_layers=config['decoder']['n_layers'],
+                         num_heads=config['decoder']['n_heads'],
+                         ffn_dims=config['decoder']['d_ff']),
+        test_cfg=dict(mode='whole'))
+
+
+def load_in_process_group(rank: int, world_size: int, init_file: str, env: dict, url: str,
+                          results: str) -> None:
+    """One rank of a gloo group on CPU: load ``url`` and write what happened to
+    ``results/rank<rank>.txt`` (``ok <number of tensors>`` or ``error <message>``)."""
+    import os
+    import os.path as osp
+
+    import torch.distributed as dist
+    os.environ.update(env)
+    import cast_mm  # noqa: F401  (registers the loaders, reading CAST_MM_WEIGHTS_BASE)
+    from cast_mm.converters import load_official_weights
+    dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                            world_size=world_size)
+    try:
+        out = f"ok {len(load_official_weights(url)['state_dict'])}"
+    except Exception as err:  # reported to the test, which checks the message
+        out = f'error {type(err).__name__}: {err}'
+    with open(osp.join(results, f'rank{rank}.txt'), 'w') as f:
+        f.write(out)
+    dist.destroy_process_group()

@@ -1,8 +1,12 @@
-"""Evaluate a cast_mm checkpoint (MMSegmentation or MMPretrain config).
+"""Evaluate a checkpoint (MMSegmentation or MMPretrain config).
 
-Usage is that of mmseg's ``tools/test.py``::
+Usage is that of mmseg's ``tools/test.py``; the checkpoint is a cast_mm checkpoint, an
+official CAST file (converted when loaded) or its URL (downloaded once into torch hub's
+cache)::
 
     python tools/test.py configs/cast/cast-s_ade20k.py work_dirs/cast-s_ade20k/iter_161728.pth
+    python tools/test.py configs/cast/cast-s_8xb128_in1k.py \
+        https://huggingface.co/twke/CAST/resolve/main/snapshots/deit/imagenet1k/cast_small/best_checkpoint.pth
     python tools/test.py CONFIG CHECKPOINT --tta --show-dir vis
 """
 import argparse
@@ -18,7 +22,10 @@ from cast_mm.utils import close_distributed, load_tool_config, setup_cpu_distrib
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and evaluate) a cast_mm model')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file (cast_mm / converted layout)')
+    parser.add_argument(
+        'checkpoint',
+        help='a cast_mm checkpoint, an official CAST file (path, converted when loaded) or '
+        'its URL (https://huggingface.co/twke/CAST/resolve/main/..., downloaded once)')
     parser.add_argument('--work-dir', help='where metrics are dumped')
     parser.add_argument('--out', help='directory for raw predictions (mmseg evaluators)')
     parser.add_argument('--show', action='store_true', help='show predictions')

@@ -1,7 +1,7 @@
 """Check converted official checkpoints against outputs recorded from the official code.
 
-A fixture (format: ``shared/fixtures/README.md``) holds cases, each with the official model's
-constructor ``config``, its ``checkpoint`` in the original file layout, ``images_uint8``,
+A fixture (a ``torch.save`` file with a ``cases`` mapping) holds cases, each with the official
+model's constructor ``config``, its ``checkpoint`` in the original file layout, ``images_uint8``,
 ``superpixels`` and the recorded ``outputs``. :func:`check_case` converts the checkpoint, builds
 the matching cast_mm model, runs it and compares every recorded output: sampled indices must be
 identical, float outputs within ``rtol`` times the largest reference magnitude.

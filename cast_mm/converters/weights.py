@@ -37,22 +37,12 @@ import torch
 
 from cast_mm.utils.checkpoint_file import (CheckpointError, CorruptCheckpointError, read_checkpoint,
                                            remember_source)
+from cast_mm.utils.official_weights import DEFAULT_WEIGHTS_BASE, OFFICIAL_WEIGHTS, WEIGHTS_BASE_ENV
 from .official import UnknownCheckpointLayout, convert_official_checkpoint, detect_layout
 
-#: Where the official files are published (the official README links them).
-DEFAULT_WEIGHTS_BASE = 'https://huggingface.co/twke/CAST/resolve/main'
-#: Environment variable that replaces :data:`DEFAULT_WEIGHTS_BASE`.
-WEIGHTS_BASE_ENV = 'CAST_MM_WEIGHTS_BASE'
-
 #: The CAST files of the official release: path under the base -> (layout, official family).
-OFFICIAL_FILES: Dict[str, Tuple[str, str]] = OrderedDict([
-    ('snapshots/deit/imagenet1k/cast_small/best_checkpoint.pth', ('deit', 'cast_deit')),
-    ('snapshots/moco/imagenet1k/cast_small/checkpoint_0099.pth.tar', ('moco', 'cast')),
-    ('snapshots/moco/imagenet1k/cast_small_deep/checkpoint_0099.pth.tar', ('moco', 'cast')),
-    ('snapshots/moco/imagenet1k/cast_base/checkpoint_0099.pth.tar', ('moco', 'cast')),
-    ('snapshots/moco/coco/cast_small/checkpoint_0149.pth.tar', ('moco', 'cast_seg')),
-    ('snapshots/moco/coco/cast_small/checkpoint_0399.pth.tar', ('moco', 'cast_seg')),
-])
+OFFICIAL_FILES: Dict[str, Tuple[str, str]] = OrderedDict(
+    (path, (entry.layout, entry.family)) for path, entry in OFFICIAL_WEIGHTS.items())
 
 _CHUNK = 1 << 20
 
@@ -275,41 +265,49 @@ def load_official_weights(url: str, map_location: Any = 'cpu',
     Returns:
         dict: an MMEngine checkpoint (``state_dict`` in cast_mm names and ``meta``).
     """
-    _, sha256 = split_url(url)
-    source = resolve_url(url)
-    dst = cache_path(url)
     rank, world_size = _dist_info()
     if world_size > 1 and rank != 0:
         _barrier()  # rank 0 downloads first
-    for attempt in range(2):
-        fresh = not osp.isfile(dst)
-        if fresh:
-            download(source, dst, sha256=sha256, progress=progress)
-        elif sha256 is not None and _sha256(dst) != sha256:
-            _remove(dst)
-            if attempt == 0:
-                continue
-            raise WeightsDownloadError(f'{url}: the cached file {dst} has the wrong SHA-256')
+    try:
+        return _fetch_and_convert(url, map_location, progress)
+    finally:
+        # also when rank 0 failed: the others then try themselves and report their own error
+        if world_size > 1 and rank == 0:
+            _barrier()
+
+
+def _fetch_and_convert(url: str, map_location: Any, progress: Optional[bool]) -> Dict[str, Any]:
+    """The body of :func:`load_official_weights` for one process."""
+    _, sha256 = split_url(url)
+    source = resolve_url(url)
+    dst = cache_path(url)
+    if osp.isfile(dst):
         try:
-            checkpoint = read_checkpoint(dst, map_location=map_location, source=source)
-            layout = official_layout(checkpoint)
-            if layout is None:
-                keys = sorted(map(str, checkpoint)) if isinstance(checkpoint, Mapping) else \
-                    type(checkpoint).__name__
-                raise CorruptCheckpointError(
-                    f'{source} is not an official CAST checkpoint (downloaded to {dst}): no '
-                    f'official layout (DeiT, MoCo-v3, linear probe, Segmenter) matches its '
-                    f'top-level keys {keys}')
-            converted = to_mmengine_checkpoint(checkpoint, source, strict=True)
-            _check_known_file(url, converted['meta']['cast_mm'])
-        except CheckpointError as err:
-            _remove(dst)
-            if fresh or attempt == 1:
-                raise WeightsDownloadError(f'{err} (removed from the cache)') from err
-            continue  # a damaged cache entry: fetch it again
-        break
-    if world_size > 1 and rank == 0:
-        _barrier()
+            return _read_verified(url, dst, source, map_location, sha256)
+        except CheckpointError:
+            _remove(dst)  # a damaged or outdated cache entry: fetch it again
+    download(source, dst, sha256=sha256, progress=progress)
+    try:
+        return _read_verified(url, dst, source, map_location)
+    except CheckpointError as err:
+        _remove(dst)
+        raise WeightsDownloadError(f'{err} (removed from the cache)') from err
+
+
+def _read_verified(url: str, dst: str, source: str, map_location: Any,
+                   sha256: Optional[str] = None) -> Dict[str, Any]:
+    """Read, check and convert the file ``dst`` that holds ``url`` (its hash if given)."""
+    if sha256 is not None and _sha256(dst) != sha256:
+        raise CorruptCheckpointError(f'{url}: the cached file {dst} has the wrong SHA-256')
+    checkpoint = read_checkpoint(dst, map_location=map_location, source=source)
+    if official_layout(checkpoint) is None:
+        keys = sorted(map(str, checkpoint)) if isinstance(checkpoint, Mapping) else \
+            type(checkpoint).__name__
+        raise CorruptCheckpointError(
+            f'{source} is not an official CAST checkpoint (downloaded to {dst}): no official '
+            f'layout (DeiT, MoCo-v3, linear probe, Segmenter) matches its top-level keys {keys}')
+    converted = to_mmengine_checkpoint(checkpoint, source, strict=True)
+    _check_known_file(url, converted['meta']['cast_mm'])
     return converted
 
 

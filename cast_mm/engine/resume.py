@@ -12,8 +12,8 @@ from mmengine.logging import print_log
 from .hooks.atomic_checkpoint_hook import TEMP_SUFFIX
 
 
-def checkpoint_problem(path: str) -> Optional[str]:
-    """Why ``path`` cannot be a checkpoint to resume from, or None when it looks complete.
+def torch_file_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a complete torch file to resume from, or None when it looks complete.
 
     The check reads the file's zip directory and the checksums of its records (torch's file
     format), without unpickling anything.
@@ -65,7 +65,7 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
             latest = f.read().strip() or None
     candidates = checkpoint_candidates(work_dir)
     if latest is not None:
-        problem = checkpoint_problem(latest)
+        problem = torch_file_problem(latest)
         if problem is None:
             return latest
         skipped = {osp.abspath(latest)}
@@ -76,7 +76,7 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
     for path in candidates:
         if osp.abspath(path) in skipped:
             continue
-        other = checkpoint_problem(path)
+        other = torch_file_problem(path)
         if other is None:
             if problem is not None:
                 print_log(f'The newest checkpoint {latest} is {problem}; resuming from the newest '

@@ -38,10 +38,23 @@ def _history_buffer_state(buffer) -> dict:
     return dict(buffer.__dict__)
 
 
+#: MMEngine's own ``HistoryBuffer.__getstate__`` (kept so a test can check that the workaround
+#: below is still needed).
+UPSTREAM_HISTORY_BUFFER_GETSTATE = None
+
+
 def pickle_history_buffers_without_functions() -> None:
-    """Make ``HistoryBuffer`` pickle without function references (safe-loadable)."""
+    """Make ``HistoryBuffer`` pickle without function references (safe-loadable).
+
+    Workaround for mmengine 0.10.7, whose ``HistoryBuffer.__getstate__`` adds the class's
+    ``_statistics_methods`` (functions) to every pickled buffer; delete it once
+    ``tests/test_utils/test_checkpoint_compat.py`` reports the upstream state loads safely.
+    """
+    global UPSTREAM_HISTORY_BUFFER_GETSTATE
     from mmengine.logging import HistoryBuffer
-    HistoryBuffer.__getstate__ = _history_buffer_state
+    if HistoryBuffer.__getstate__ is not _history_buffer_state:
+        UPSTREAM_HISTORY_BUFFER_GETSTATE = HistoryBuffer.__getstate__
+        HistoryBuffer.__getstate__ = _history_buffer_state
 
 
 def allow_mmengine_checkpoint_globals() -> None:

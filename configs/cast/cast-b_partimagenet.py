@@ -3,8 +3,9 @@
 # mean per-image Jaccard). Level 4 (8 segments) = objects, level 3 (16) = parts, each segment
 # named by open_clip among the objects / the parts of its object.
 #   python tools/test.py configs/cast/cast-b_partimagenet.py CHECKPOINT
-# CHECKPOINT: a cast_mm MoCo-v3 CAST-B checkpoint, or the converted official one
-# (tools/model_converters/cast_official_to_mm.py).
+# CHECKPOINT: a cast_mm MoCo-v3 CAST-B checkpoint, or the official one by path or URL
+# (https://huggingface.co/twke/CAST/resolve/main/snapshots/moco/imagenet1k/cast_base/
+# checkpoint_0099.pth.tar, converted when loaded).
 _base_ = [
     '../_base_/datasets/partimagenet.py', '../_base_/models/cast_hierarchy.py',
     '../_base_/default_runtime.py'

@@ -21,6 +21,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='cast_mm.CheckImage'),  # arrays as files load: H x W x 3 uint8
     dict(type='Resize', scale=(160, 128), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     superpixels,

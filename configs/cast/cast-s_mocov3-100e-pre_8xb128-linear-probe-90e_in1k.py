@@ -1,10 +1,9 @@
 # Linear probe of MoCo-v3 CAST-S on ImageNet-1k (main_lincls_suppix.py): frozen
 # encoder kept in eval mode, 1000-class linear head (init N(0, 0.01^2), zero bias), SGD lr 30 x
 # 1024 / 256, 90 epochs, batch 1024. README: 68.1 top-1.
-# The encoder comes from a converted MoCo-v3 checkpoint (base encoder only):
-#   python tools/model_converters/cast_official_to_mm.py checkpoint_0099.pth.tar \
-#       checkpoints/cast-s_mocov3-100e_in1k.pth
-# or from this repository's own pre-training (its state_dict also has 'backbone.' keys).
+# The encoder comes from the official MoCo-v3 checkpoint (base encoder only; downloaded on
+# first use, converted when loaded), or from this repository's own pre-training: set
+# model.backbone.init_cfg.checkpoint to its file (its state_dict also has 'backbone.' keys).
 _base_ = [
     '../_base_/datasets/imagenet_bs128_cast_mocov3-linear.py',
     '../_base_/schedules/imagenet_sgd_linear-probe_90e.py',
@@ -12,7 +11,8 @@ _base_ = [
 ]
 # Validated every epoch; the reported top-1 is the best epoch's (model_best.pth.tar officially).
 default_hooks = dict(
-    checkpoint=dict(interval=1, max_keep_ckpts=1, save_best='accuracy/top1', rule='greater'))
+    checkpoint=dict(type='cast_mm.AtomicCheckpointHook', interval=1, max_keep_ckpts=1,
+                    save_best='accuracy/top1', rule='greater'))
 
 model = dict(
     type='cast_mm.SuperpixelImageClassifier',

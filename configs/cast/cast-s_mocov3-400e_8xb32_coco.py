@@ -28,9 +28,11 @@ train_cfg = dict(max_epochs=400)
 # The official script keeps every 50th epoch (checkpoint_0049 ... checkpoint_0399): epoch 150
 # feeds cast-s_voc-retrieval.py and epoch 400 cast-s_voc-finetune.py. Keep those
 # (epoch_50.pth ... epoch_400.pth), plus the latest epoch for resuming (latest_epoch_N.pth).
-default_hooks = dict(checkpoint=dict(interval=50, max_keep_ckpts=-1))
+default_hooks = dict(
+    checkpoint=dict(type='cast_mm.AtomicCheckpointHook', interval=50, max_keep_ckpts=-1))
 custom_hooks = [
-    dict(type='CheckpointHook', interval=1, max_keep_ckpts=1, filename_tmpl='latest_epoch_{}.pth')
+    dict(type='cast_mm.AtomicCheckpointHook', interval=1, max_keep_ckpts=1,
+         filename_tmpl='latest_epoch_{}.pth')
 ]
 # the last pooling's class-token update feeds nothing in the fused-mean output
 find_unused_parameters = True

@@ -17,8 +17,8 @@ model = dict(
     backbone=dict(
         pos_embed='sincos',  # MoCo-v3 convention
         drop_path_rate=0.,
-        # cast_mm MoCo-v3 COCO pre-training (cast-s_mocov3-400e_8xb32_coco.py), last epoch, or
-        # the converted official snapshots/moco/coco/cast_small/checkpoint_0399.pth.tar
+        # The official MoCo-v3 COCO weights of epoch 400 (converted when loaded), or this
+        # repository's own pre-training (cast-s_mocov3-400e_8xb32_coco.py), last epoch
         init_cfg=dict(type='Pretrained',
                       checkpoint='https://huggingface.co/twke/CAST/resolve/main/'
                       'snapshots/moco/coco/cast_small/checkpoint_0399.pth.tar',

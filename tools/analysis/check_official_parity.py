@@ -16,7 +16,7 @@ from cast_mm.converters.parity import DEFAULT_RTOL, check_fixture
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('fixture', help='fixture file (see shared/fixtures/README.md)')
+    parser.add_argument('fixture', help='fixture file: official checkpoints, inputs, outputs')
     parser.add_argument('--cases', nargs='+', help='only these cases')
     parser.add_argument('--rtol', type=float, default=DEFAULT_RTOL,
                         help='float tolerance as a fraction of the largest reference value '

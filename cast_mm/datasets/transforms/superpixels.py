@@ -23,6 +23,7 @@ from mmcv.transforms import BaseTransform
 
 from cast_mm.models.utils.superpixel_source import SEG_PIXELS_PER_SUPERPIXEL, SuperpixelSource
 from cast_mm.registry import TRANSFORMS
+from .check_image import three_channel_image
 
 PRESETS: Dict[str, Dict] = dict(
     seg=dict(num_superpixels=None, pixels_per_superpixel=SEG_PIXELS_PER_SUPERPIXEL,
@@ -92,48 +93,6 @@ def seeds_superpixels(image: np.ndarray,
         return labels.astype(np.int64)
     labels = labels[:height, :width]
     return np.unique(labels, return_inverse=True)[1].reshape(height, width).astype(np.int64)
-
-
-def three_channel_image(image, owner: str = 'the pipeline') -> np.ndarray:
-    """``image`` as ``H x W x 3``, the way ``LoadImageFromFile`` loads files.
-
-    A grey ``H x W`` or ``H x W x 1`` image is repeated into three channels and the alpha
-    channel of an ``H x W x 4`` image is dropped; an empty image or any other shape is refused.
-
-    Args:
-        image (array-like): The image.
-        owner (str): Who asks, for the error message.
-    """
-    if image is None:
-        raise ValueError(f'{owner} got no image (None): the file could not be read or decoded')
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise ValueError(f'{owner} needs an H x W image with 1, 3 or 4 channels, got shape '
-                         f'{image.shape}')
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f'{owner} got an empty image ({image.shape[0]} x {image.shape[1]} '
-                         'pixels)')
-    if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    elif image.shape[2] == 4:
-        image = image[..., :3]
-    return image
-
-
-@TRANSFORMS.register_module()
-class CheckImage(BaseTransform):
-    """Refuse empty or malformed images with a clear error, and make grey and RGBA arrays
-    three-channel, right after loading (before resizing, which fails on an empty image with a
-    division by zero).
-
-    Required keys: ``img``. Modified keys: ``img`` (``H x W x 3``).
-    """
-
-    def transform(self, results: Dict) -> Dict:
-        results['img'] = three_channel_image(results.get('img'), 'CheckImage')
-        return results
 
 
 class SuperpixelTransform(SuperpixelSource, BaseTransform):

@@ -28,6 +28,8 @@ from torch import Tensor
 
 from cast_mm.ops import masked_mean, num_token_slots, segment_padding_mask
 from cast_mm.registry import MODELS
+from cast_mm.utils.checkpoint_file import check_cast_weights
+from cast_mm.utils.official_weights import DEFAULT_WEIGHTS_BASE, OFFICIAL_WEIGHTS
 from ..fast_paths import FAST_PATHS, FEATURE_INTERPOLATION, POSITION_INTERPOLATION
 from ..layers import (BlockFusion, ConvStem, GraphPooling, TransformerBlock,
                       interpolated_segment_mean, resized_segment_mean, sincos_pos_embed_2d)
@@ -132,17 +134,30 @@ def _replaces_default_init(entry: Dict) -> bool:
     return bool(getattr(initializer, 'replaces_default_init', False))
 
 
+def _missing_checkpoint_message(path: str) -> str:
+    files = '\n'.join(f'    {DEFAULT_WEIGHTS_BASE}/{path}  ({entry.description}; name '
+                      f'{entry.model_name})' for path, entry in OFFICIAL_WEIGHTS.items())
+    return (f"CAST init_cfg checkpoint '{path}' does not exist. Either\n"
+            '- load official weights directly: set model.backbone.init_cfg.checkpoint to an '
+            "official URL (with prefix='backbone.'), or use a model name "
+            '(mmpretrain.get_model(NAME, pretrained=True)); the file is downloaded once into '
+            "torch hub's cache and converted when loaded. The official weights are\n"
+            f'{files}\n'
+            '  (none for a supervised CAST-B, none fine-tuned for ADE20K or Pascal Context; '
+            'README, "Pretrained models");\n'
+            '- for an offline copy, convert an official file: python '
+            f'tools/model_converters/cast_official_to_mm.py OFFICIAL_FILE {path} (official files '
+            'need no --trust-pickle);\n'
+            '- point model.backbone.init_cfg.checkpoint at a checkpoint of your own;\n'
+            '- or train from random weights: --cfg-options model.backbone.init_cfg=None')
+
+
 def _check_local_checkpoint(path: Optional[str]) -> None:
-    """Name the way to get a missing pre-trained checkpoint before MMEngine tries to load it."""
+    """Name the ways to get a missing pre-trained checkpoint before MMEngine tries to load it."""
     if not isinstance(path, str) or '://' in path or ':' in path.split('/')[0]:
         return  # URLs and MMEngine prefixes (open-mmlab:, mmpretrain::, ...) load elsewhere
     if not osp.isfile(path):
-        raise FileNotFoundError(
-            f"CAST init_cfg checkpoint '{path}' does not exist. Convert an official "
-            'checkpoint into it with `python tools/model_converters/cast_official_to_mm.py '
-            f'OFFICIAL.pth {path} --trust-pickle` (README, "Official checkpoints"), point '
-            'model.backbone.init_cfg.checkpoint at your own, or start from random weights with '
-            '--cfg-options model.backbone.init_cfg=None')
+        raise FileNotFoundError(_missing_checkpoint_message(path))
 
 
 @MODELS.register_module()
@@ -247,6 +262,9 @@ class CAST(BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        # Weights from elsewhere (another model, a CAST of another size or mode) are refused
+        # with an error naming the file, wherever they are loaded into this backbone.
+        self.register_load_state_dict_pre_hook(check_cast_weights)
         self.with_cp = with_cp
         arch_cfg = self._parse_arch(arch)
         if mode not in self.default_num_clusters:

@@ -1,4 +1,5 @@
 from .superpixel_encoder_decoder import (SuperpixelEncoderDecoder, SuperpixelInputs, check_test_cfg,
-                                         window_starts)
+                                         window_fit_size, window_starts)
 
-__all__ = ['SuperpixelEncoderDecoder', 'SuperpixelInputs', 'check_test_cfg', 'window_starts']
+__all__ = ['SuperpixelEncoderDecoder', 'SuperpixelInputs', 'check_test_cfg', 'window_fit_size',
+           'window_starts']

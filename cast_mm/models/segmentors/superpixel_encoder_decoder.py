@@ -1,6 +1,6 @@
 """mmseg EncoderDecoder that hands CAST its superpixels."""
 import dataclasses
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,9 @@ TEST_MODES = ('whole', 'slide')
 TEST_CFG_KEYS = dict(
     mode="'whole' or 'slide'",
     crop_size='(height, width) of the sliding window, positive',
-    stride='(height, width) steps between windows, positive and at most the window')
+    stride='(height, width) steps between windows, positive and at most the window',
+    resize_to_window='True to resize an image smaller than the window up to it before sliding '
+    '(bilinear, aspect ratio kept), False (default) to shrink the window to the image')
 
 
 def check_test_cfg(test_cfg: Optional[Dict]) -> ConfigDict:
@@ -54,6 +56,9 @@ def check_test_cfg(test_cfg: Optional[Dict]) -> ConfigDict:
                 and all(isinstance(v, int) and v > 0 for v in value)):
             raise ValueError(f'test_cfg.{key} must be two positive integers (height, width), '
                              f'got {value!r}')
+    if not isinstance(cfg.get('resize_to_window', False), bool):
+        raise ValueError('test_cfg.resize_to_window must be True or False, got '
+                         f'{cfg.resize_to_window!r}')
     if 'crop_size' in cfg and 'stride' in cfg:
         for axis, crop, stride in zip(('height', 'width'), cfg.crop_size, cfg.stride):
             if stride > crop:
@@ -79,6 +84,16 @@ class SuperpixelInputs:
         """The inputs of a window: its image crop (superpixels are computed per window)."""
         images = None if self.images is None else \
             self.images[..., top:top + height, left:left + width]
+        return SuperpixelInputs(images=images)
+
+    def resized(self, size: Tuple[int, int]) -> 'SuperpixelInputs':
+        """The inputs of the batch resized to ``size``: the kept uint8 images bilinearly, as
+        the normalised batch is (resizing commutes with the per-channel normalisation), then
+        truncated to uint8. Pipeline maps do not survive a resize and are dropped."""
+        images = None
+        if self.images is not None:
+            images = F.interpolate(self.images.float(), size=size, mode='bilinear',
+                                   align_corners=False).clamp_(0, 255).to(torch.uint8)
         return SuperpixelInputs(images=images)
 
 
@@ -274,12 +289,21 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
                         superpixels: Optional[SuperpixelInputs] = None) -> Tensor:
         """Average the scores of overlapping windows, each with its own superpixels.
 
-        Windows are placed as in mmseg (the last one flush with the border; windows shrink
-        to images smaller than ``crop_size``).
+        Windows are placed as in mmseg (the last one flush with the border). An image smaller
+        than ``crop_size`` gets one window of its own size, or, with
+        ``test_cfg.resize_to_window=True`` (the official protocol), is first resized up so
+        that the window fits (:func:`window_fit_size`); its scores are then resized back to
+        the input size.
         """
         superpixels = superpixels or SuperpixelInputs()
         stride_h, stride_w = self.test_cfg.stride
         crop_h, crop_w = self.test_cfg.crop_size
+        size = tuple(inputs.shape[-2:])
+        fit = window_fit_size(size, (crop_h, crop_w)) \
+            if self.test_cfg.get('resize_to_window', False) else None
+        if fit is not None:
+            inputs = F.interpolate(inputs, size=fit, mode='bilinear', align_corners=False)
+            superpixels = superpixels.resized(fit)
         batch, _, height, width = inputs.shape
         preds = inputs.new_zeros((batch, self.out_channels, height, width))
         counts = inputs.new_zeros((batch, 1, height, width))
@@ -290,7 +314,28 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
                 preds[:, :, y:y + crop_h, x:x + crop_w] += self.encode_decode(
                     window, batch_img_metas, maps)
                 counts[:, :, y:y + crop_h, x:x + crop_w] += 1
-        return preds / counts
+        scores = preds / counts
+        if fit is not None:
+            scores = F.interpolate(scores, size=size, mode='bilinear',
+                                   align_corners=self.align_corners)
+        return scores
+
+
+def window_fit_size(size: Tuple[int, int],
+                    crop: Tuple[int, int]) -> Optional[Tuple[int, int]]:
+    """The size an image of ``size`` (height, width) is resized to so that a ``crop`` window
+    fits, aspect ratio kept; None when it already fits.
+
+    The side that needs the larger scale becomes the window's side and the other side is
+    ``int(ratio * window side)``, as the official evaluation resizes (for a square window:
+    the shorter side becomes the window's).
+    """
+    (height, width), (crop_h, crop_w) = size, crop
+    if height >= crop_h and width >= crop_w:
+        return None
+    if crop_h / height >= crop_w / width:
+        return crop_h, max(int(width / height * crop_h), crop_w)
+    return max(int(height / width * crop_w), crop_h), crop_w
 
 
 def window_starts(size: int, crop: int, stride: int) -> List[int]:

@@ -45,6 +45,7 @@ train_pipeline = [
 
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='cast_mm.CheckImage'),  # arrays as files load: H x W x 3 uint8
     # Resize(int(224 / 0.875) = 256, bicubic) + CenterCrop(224)
     dict(type='ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=224),

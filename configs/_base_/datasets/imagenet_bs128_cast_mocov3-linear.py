@@ -20,6 +20,7 @@ train_pipeline = [
 
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    dict(type='cast_mm.CheckImage'),  # arrays as files load: H x W x 3 uint8
     dict(type='ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bilinear'),
     dict(type='CenterCrop', crop_size=224),
     dict(type='cast_mm.SEEDSSuperpixels', preset='moco'),

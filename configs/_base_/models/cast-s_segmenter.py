@@ -34,10 +34,9 @@ model = dict(
         # model. (The fusion BatchNorm still counts padded slots in its statistics, as
         # officially; mask_padding=False is the official padded computation.)
         mask_padding=True,
-        # Converted official DeiT ImageNet checkpoint (README, "Official checkpoints"):
-        #   python3 tools/model_converters/cast_official_to_mm.py \
-        #       snapshots/deit/imagenet1k/cast_small/best_checkpoint.pth \
-        #       checkpoints/cast-s_deit_in1k.pth --trust-pickle
+        # The official DeiT ImageNet CAST-S weights, as the official fine-tuning starts:
+        # downloaded on first use into torch hub's cache, converted when loaded (README,
+        # "Pretrained models").
         init_cfg=dict(type='Pretrained',
                       checkpoint='https://huggingface.co/twke/CAST/resolve/main/'
                       'snapshots/deit/imagenet1k/cast_small/best_checkpoint.pth',
@@ -56,5 +55,7 @@ model = dict(
     # Superpixels of each sliding window: SEEDS with the official parameters.
     window_superpixels=dict(type='cast_mm.SEEDSSuperpixels', preset='seg'),
     train_cfg=dict(),
-    # Official evaluation (segm/eval/miou_cast.py): windows of the crop size, stride crop - 32.
-    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(480, 480)))
+    # Official evaluation (segm/eval/miou_cast.py): windows of the crop size, stride crop - 32,
+    # an image smaller than the window resized up to it first (shorter side to the window).
+    test_cfg=dict(
+        mode='slide', crop_size=(512, 512), stride=(480, 480), resize_to_window=True))

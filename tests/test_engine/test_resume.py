@@ -1,5 +1,6 @@
 """Resumption: no replay of trained batches, the same batches and RNG states as an
 uninterrupted run (bit-equal weights with dropout and drop path on), safe loading."""
+import glob
 import os
 import os.path as osp
 import signal
@@ -9,19 +10,44 @@ import time
 
 import pytest
 import torch
-from resume_helpers import RandomImages, make_runner
+from conftest import TESTS
+from resume_helpers import RandomImages, free_port, make_runner
 
 import cast_mm  # noqa: F401  (allow-lists MMEngine checkpoint objects)
 from cast_mm.engine import (ResumableDefaultSampler, ResumableInfiniteSampler, get_rng_states,
                             preserved_rng_states, set_rng_states)
 
-HELPER = osp.join(osp.dirname(osp.abspath(__file__)), 'resume_helpers.py')
+HELPER = osp.join(TESTS, 'resume_helpers.py')
 
 
 def assert_bit_equal(state, expected):
     assert state.keys() == expected.keys()
     for key, value in expected.items():
         assert torch.equal(state[key], value), f'{key} differs'
+
+
+def run_checked(command, env, timeout=600, log_dir=None):
+    """Run ``command``; when it fails, the assertion shows the tail of its output and of the
+    per-process logs ``torch.distributed.run`` wrote under ``log_dir``."""
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        children = ''
+        if log_dir is not None:
+            for log in sorted(glob.glob(osp.join(str(log_dir), '**', 'stderr.log'),
+                                        recursive=True)):
+                with open(log, errors='replace') as f:
+                    children += f'\n--- {log} (tail)\n{f.read()[-4000:]}'
+        raise AssertionError(
+            f'{" ".join(map(str, command))} exited with {proc.returncode}\n'
+            f'--- stdout (tail)\n{proc.stdout[-2000:]}\n--- stderr (tail)\n'
+            f'{proc.stderr[-3000:]}{children}')
+    return proc
+
+
+def cpu_env():
+    """The environment of a CPU training subprocess (also on machines with GPUs, which may have
+    fewer devices than the test starts processes)."""
+    return dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
 
 
 def train(work_dir, **kwargs):
@@ -73,6 +99,7 @@ def test_resume_loads_no_trained_batch(tmp_path):
     assert len(RandomImages.loaded) == 6 * 2
 
 
+@pytest.mark.slow
 def test_resume_with_loader_workers_keeps_the_order(tmp_path):
     # Worker processes restart their RNGs on resume, so only augmentation-free data is exact.
     kwargs = dict(num_workers=2, dataset=RandomImages(augment=False))
@@ -83,6 +110,7 @@ def test_resume_with_loader_workers_keeps_the_order(tmp_path):
     assert_bit_equal(resumed.model.state_dict(), expected)
 
 
+@pytest.mark.slow
 def test_checkpoint_carries_rng_and_sampler_state(tmp_path):
     train(tmp_path, max_iters=2)
     checkpoint = torch.load(tmp_path / 'iter_2.pth', weights_only=True)  # still safe to load
@@ -92,13 +120,13 @@ def test_checkpoint_carries_rng_and_sampler_state(tmp_path):
                                     shuffle=True, world_size=1, epoch=0, batch_size=2)
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_bit_equal(tmp_path):
     """SIGKILL a real training process in iteration 6 (checkpoints every 2 iterations), resume
     it, and compare with an uninterrupted process: the weights are equal to the last bit."""
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+    env = cpu_env()
     full, split = tmp_path / 'full', tmp_path / 'split'
-    subprocess.run([sys.executable, HELPER, str(full), '8'], check=True, env=env,
-                   capture_output=True, timeout=300)
+    run_checked([sys.executable, HELPER, str(full), '8'], env, timeout=300)
     proc = subprocess.Popen([sys.executable, HELPER, str(split), '8', '--hang-before', '5'],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -112,32 +140,45 @@ def test_killed_training_resumes_bit_equal(tmp_path):
     finally:
         proc.kill()
     assert (split / 'last_checkpoint').read_text().endswith('iter_4.pth')
-    subprocess.run([sys.executable, HELPER, str(split), '8', '--resume'], check=True, env=env,
-                   capture_output=True, timeout=300)
+    run_checked([sys.executable, HELPER, str(split), '8', '--resume'], env, timeout=300)
     expected = torch.load(full / 'final_weights.pth', weights_only=True)
     assert_bit_equal(torch.load(split / 'final_weights.pth', weights_only=True), expected)
 
 
 @pytest.mark.slow
-def test_two_process_resume_is_bit_equal(tmp_path):
-    """DDP on CPU (gloo, 2 processes): stop at iteration 3, resume, finish like a run that was
-    never stopped; each rank restores its own RNG states and data shard."""
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+@pytest.mark.parametrize('by_epoch', [False, True])
+def test_two_process_resume_is_bit_equal(tmp_path, by_epoch):
+    """DDP on CPU (gloo, 2 processes), each rank with its own RNG states and data shard; the
+    resumed run finishes like one that was never stopped.
 
-    def run(work_dir, iters, *extra, port):
-        subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-                        '--master_port', str(port), HELPER, str(work_dir), str(iters),
-                        '--launcher', 'pytorch', *extra],
-                       check=True, env=env, capture_output=True, timeout=600)
+    Iteration-based: 6 iterations, stopped at 3. Epoch-based: 3 epochs of 2 batches per rank,
+    resumed from ``iter_3.pth``, i.e. inside the second epoch (checkpoints every 3 iterations).
+    """
+    env = cpu_env()
 
-    run(tmp_path / 'full', 6, port=29611)
-    run(tmp_path / 'split', 3, port=29612)
-    checkpoint = torch.load(tmp_path / 'split' / 'iter_3.pth', weights_only=True)
+    def run(work_dir, iters, *extra):
+        # A port free now, not a fixed one: other tests and runs on the machine may hold any.
+        # Each process's stdout and stderr go to its own file under log_dir (-r 3).
+        log_dir = tmp_path / 'torchrun_logs' / f'{work_dir.name}_{iters}'
+        mode = ['--by-epoch', '--interval', '3'] if by_epoch else []
+        run_checked([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                     '--master_addr', '127.0.0.1', '--master_port', str(free_port()),
+                     '--log-dir', str(log_dir), '--redirects', '3', HELPER, str(work_dir),
+                     str(iters), '--launcher', 'pytorch', *mode, *extra], env, log_dir=log_dir)
+
+    full, split = tmp_path / 'full', tmp_path / 'split'
+    run(full, 3 if by_epoch else 6)
+    run(split, 2 if by_epoch else 3)
+    if by_epoch:  # resume from the checkpoint inside epoch 2, not the one at its end
+        (split / 'iter_4.pth').unlink()
+        (split / 'last_checkpoint').write_text(str(split / 'iter_3.pth'))
+    checkpoint = torch.load(split / 'iter_3.pth', weights_only=True)
     states = checkpoint['resume_state']['rng']
     assert len(states) == 2 and not torch.equal(states[0]['torch'], states[1]['torch'])
-    run(tmp_path / 'split', 6, '--resume', port=29613)
-    assert_bit_equal(torch.load(tmp_path / 'split' / 'final_weights.pth', weights_only=True),
-                     torch.load(tmp_path / 'full' / 'final_weights.pth', weights_only=True))
+    assert checkpoint['resume_state']['sampler']['world_size'] == 2
+    run(split, 3 if by_epoch else 6, '--resume')
+    assert_bit_equal(torch.load(split / 'final_weights.pth', weights_only=True),
+                     torch.load(full / 'final_weights.pth', weights_only=True))
 
 
 @pytest.mark.parametrize('sampler_type', [ResumableInfiniteSampler, ResumableDefaultSampler])

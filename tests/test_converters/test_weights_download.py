@@ -4,6 +4,7 @@ A loopback HTTP server stands in for the Hugging Face hub (``CAST_MM_WEIGHTS_BAS
 it) and serves checkpoints in the official layouts, built from the parity fixtures.
 """
 import argparse
+import copy
 import hashlib
 import os
 import os.path as osp
@@ -11,14 +12,18 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
-from weights_helpers import COCO, DEIT, MOCO, file_bytes, loopback_hub, to_official_deit
+from weights_helpers import (COCO, DEIT, MOCO, file_bytes, load_in_process_group, loopback_hub,
+                             segmenter_model_cfg, to_official_deit)
 
 import cast_mm  # noqa: F401
 from cast_mm.converters import (DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES, CheckpointError,
-                                WeightsDownloadError, load_official_weights)
+                                WeightsDownloadError, convert_official_checkpoint,
+                                load_official_weights)
 from cast_mm.converters.parity import _run, build_official_model, compare_outputs, normalise_images
-from cast_mm.converters.weights import cache_path
+from cast_mm.converters.weights import cache_path, download
 from cast_mm.models import CAST
 
 
@@ -88,6 +93,48 @@ def test_init_cfg_pretrained_url_loads_the_official_segmentation_encoder(
         assert torch.equal(model.state_dict()[key], value), key
 
 
+def test_init_model_and_load_from_take_an_official_file_by_url_or_path(
+        hub, public_fixture, tmp_path):
+    """``mmseg.apis.init_model`` and a runner's ``load_from`` (which ``tools/test.py`` and
+    ``tools/train.py`` set from their arguments) convert an official file in memory."""
+    from mmseg.apis import init_model
+    case = public_fixture['cases']['segmenter_seg']
+    expected = convert_official_checkpoint(case['checkpoint']).state_dict()
+    # No Segmenter weights are released: a file a mirror adds, in the official layout.
+    path = 'snapshots/segmenter/ade20k/cast_small/checkpoint.pth'
+    local = tmp_path / 'checkpoint.pth'
+    torch.save(case['checkpoint'], local)
+    hub.serve(path, local.read_bytes())
+    url = f'{DEFAULT_WEIGHTS_BASE}/{path}'
+    model_cfg = segmenter_model_cfg(public_fixture)
+
+    def assert_loaded(model):
+        state = model.state_dict()
+        assert any(k.startswith('decode_head.decoder.') for k in expected)
+        for key, value in expected.items():
+            assert torch.equal(state[key], value), key
+
+    for source in (url, str(local)):
+        cfg = Config(dict(model=copy.deepcopy(model_cfg), default_scope='mmseg'))
+        assert_loaded(init_model(cfg, source, device='cpu'))
+        runner = Runner(model=copy.deepcopy(model_cfg), work_dir=str(tmp_path / 'work'),
+                        load_from=source, default_scope='mmseg')
+        runner.load_or_resume()
+        assert_loaded(runner.model)
+    assert hub.hits == ['/twke/CAST/resolve/main/' + path]  # downloaded once, then the cache
+
+
+def test_a_download_names_its_source_and_destination_and_shows_progress(hub, tmp_path, capsys):
+    body = bytes(range(256)) * 8192  # 2 MiB: more than one chunk
+    hub.serve('snapshots/test/file.bin', body)
+    url, dst = f'{hub.url}/snapshots/test/file.bin', tmp_path / 'out' / 'file.bin'
+    assert download(url, str(dst), progress=True) == str(dst)
+    err = capsys.readouterr().err
+    assert f'Downloading {url} to {dst}' in err
+    assert '100%' in err and '2.00M' in err  # the progress bar's last state
+    assert dst.read_bytes() == body and os.listdir(dst.parent) == ['file.bin']
+
+
 def test_a_given_hash_is_checked_and_a_corrupt_file_leaves_no_cache(hub, public_fixture,
                                                                     tmp_path):
     body = file_bytes(public_fixture['cases']['moco_cls']['checkpoint'], tmp_path)
@@ -106,6 +153,18 @@ def test_a_given_hash_is_checked_and_a_corrupt_file_leaves_no_cache(hub, public_
     out = load_official_weights(url)
     assert out['meta']['cast_mm']['official_family'] == 'cast'
     assert hashlib.sha256(open(cache_path(url), 'rb').read()).hexdigest() == digest
+
+    # A cache entry damaged later is fetched again: caught by the hash, or without one by
+    # reading it.
+    for checked_url in (url, url.partition('#')[0]):
+        hits = len(hub.hits)
+        with open(cache_path(url), 'r+b') as f:
+            f.truncate(len(body) // 2)
+        again = load_official_weights(checked_url)
+        assert len(hub.hits) == hits + 1
+        assert open(cache_path(url), 'rb').read() == body
+        for key, value in out['state_dict'].items():
+            assert torch.equal(again['state_dict'][key], value), key
 
 
 @pytest.mark.parametrize('kind', ['truncated', 'html', 'html-as-binary', '404', 'unrecognised',
@@ -136,6 +195,36 @@ def test_bad_downloads_name_the_url_and_leave_no_cache(hub, public_fixture, tmp_
         _load_checkpoint(url, map_location='cpu')
     assert f'{hub.url}/{MOCO}' in str(info.value)
     assert not osp.exists(cache_path(url))
+
+
+@pytest.mark.slow
+def test_in_a_process_group_rank_0_downloads_and_a_failure_reaches_every_rank(
+        hub, public_fixture, tmp_path):
+    import torch.multiprocessing as mp
+    hub.serve(MOCO, file_bytes(public_fixture['cases']['moco_cls']['checkpoint'], tmp_path))
+    env = {k: os.environ[k] for k in ('CAST_MM_WEIGHTS_BASE', 'TORCH_HOME')}
+    env['OMP_NUM_THREADS'] = '1'
+    for name, path in (('ok', MOCO), ('missing', 'snapshots/moco/none/checkpoint.pth.tar')):
+        results = tmp_path / name
+        results.mkdir()
+        context = mp.start_processes(
+            load_in_process_group, nprocs=2, join=False, start_method='spawn',
+            args=(2, str(tmp_path / f'{name}.init'), env, f'{DEFAULT_WEIGHTS_BASE}/{path}',
+                  str(results)))
+        for process in context.processes:
+            process.join(timeout=120)  # a rank left waiting at the barrier would hang here
+        hung = [p.pid for p in context.processes if p.is_alive()]
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+        assert not hung, f'ranks still running: {hung}'
+        outcome = [(results / f'rank{r}.txt').read_text() for r in range(2)]
+        if name == 'ok':
+            assert outcome[0] == outcome[1] and outcome[0].startswith('ok ')
+            assert hub.hits == ['/twke/CAST/resolve/main/' + MOCO]  # one download for both
+        else:
+            assert all(o.startswith('error WeightsDownloadError') and 'HTTP 404' in o
+                       and f'{hub.url}/{path}' in o for o in outcome), outcome
 
 
 def test_evil_pickle_is_refused_and_runs_nothing(hub, tmp_path):
@@ -175,9 +264,15 @@ def test_get_model_and_inferencer_by_name_with_official_weights(hub, tmp_path,
     model = get_model('cast-s_deit_in1k', pretrained=True)
     for key, value in source.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
-    assert model.dataset_meta['classes'][0].startswith('tench')
+    # The converted checkpoint carries the ImageNet class names of its 1000-way head, which
+    # get_model keeps where mmpretrain's Inferencers read them (model._dataset_meta).
+    converted = load_official_weights(f'{DEFAULT_WEIGHTS_BASE}/{DEIT}')
+    classes = converted['meta']['dataset_meta']['classes']
+    assert len(classes) == 1000 and classes[0].startswith('tench')
+    assert tuple(model._dataset_meta['classes']) == tuple(classes)
     inferencer = ImageClassificationInferencer('cast-s_deit_in1k', pretrained=True)
+    assert tuple(inferencer.classes) == tuple(classes)
     image = (np.random.RandomState(0).rand(96, 128, 3) * 255).astype(np.uint8)
     result = inferencer(image)[0]
-    assert result['pred_class'] in model.dataset_meta['classes']
-    assert len(hub.hits) == 1  # the second use came from the cache
+    assert result['pred_class'] == classes[result['pred_label']]
+    assert len(hub.hits) == 1  # every later use came from the cache

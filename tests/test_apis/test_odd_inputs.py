@@ -16,7 +16,8 @@ from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
 from mmengine.config import Config
 from seg_helpers import CONFIGS, shrink_seg_config
 
-from cast_mm.datasets.transforms import CheckImage, SEEDSSuperpixels, three_channel_image
+from cast_mm.datasets.transforms import (CheckImage, SEEDSSuperpixels, three_channel_image,
+                                         uint8_image)
 
 
 def _photo(height, width, seed=0):
@@ -52,6 +53,7 @@ GOOD = {
     'RGBA array': (lambda t: _bgra(37, 53), (37, 53)),
     'float array 0..1': (lambda t: _photo(37, 53).astype(np.float32) / 255, (37, 53)),
     'float array 0..255': (lambda t: _photo(37, 53).astype(np.float64), (37, 53)),
+    'uint16 array': (lambda t: _photo(37, 53).astype(np.uint16) * 257, (37, 53)),
     '1 x 1': (lambda t: _photo(1, 1), (1, 1)),
     '7 x 9': (lambda t: _photo(7, 9), (7, 9)),
     '20 x 900': (lambda t: _photo(20, 900), (20, 900)),
@@ -71,18 +73,13 @@ def _garbage_file(tmp_path):
 BAD = {
     'missing file': (lambda t: str(t / 'no_such_image.png'), Exception, 'no_such_image.png'),
     'unreadable file': (_garbage_file, Exception, 'broken.png'),
-    '0 x 0 array': (lambda t: np.zeros((0, 0, 3), np.uint8), ValueError, 'empty image'),
+    '0 x 0 array': (lambda t: np.zeros((0, 0, 3), np.uint8), ValueError,
+                    r'empty image \(0 x 0 pixels\)'),
+    'normalised float array': (lambda t: (_photo(37, 53) - 120.0) / 58.0, ValueError,
+                               'before mean / std normalisation'),
+    'complex array': (lambda t: _photo(37, 53).astype(np.complex64), ValueError,
+                      'dtype complex64'),
 }
-# The shipped test pipelines resize before any cast_mm step, and resizing a 0 x 0 image divides
-# by zero inside mmcv / mmpretrain; cast_mm.CheckImage after loading gives the clear error.
-EMPTY_NEEDS_CHECK = pytest.mark.xfail(
-    strict=True, raises=ZeroDivisionError,
-    reason='the shipped test pipelines lack cast_mm.CheckImage before resizing')
-
-
-def _bad_params():
-    return [pytest.param(name, marks=EMPTY_NEEDS_CHECK) if name == '0 x 0 array' else name
-            for name in BAD]
 
 
 # ---------------------------------------------------------------- the transforms themselves
@@ -94,6 +91,24 @@ def test_superpixel_transform_takes_every_array(name, tmp_path):
     assert results['img'].shape == (height, width, 3)  # packed as three channels
 
 
+def test_check_image_converts_arrays_as_files_load(tmp_path):
+    photo = _photo(37, 53)
+    check = CheckImage()
+    for name in ('grey file', 'RGBA file', '16-bit file'):
+        loaded = cv2.imread(GOOD[name][0](tmp_path), cv2.IMREAD_COLOR)  # LoadImageFromFile's
+        array = {'grey file': photo[..., 0], 'RGBA file': _bgra(37, 53),
+                 '16-bit file': photo.astype(np.uint16) * 257}[name]
+        np.testing.assert_array_equal(check.transform(dict(img=array))['img'], loaded)
+    for image in (photo.astype(np.float32) / 255, photo.astype(np.float64)):
+        np.testing.assert_array_equal(check.transform(dict(img=image))['img'], photo)
+    assert check.transform(dict(img=photo))['img'] is photo  # nothing to do: no copy
+    dark = np.full((4, 4, 3), 1.0)  # read as 0..1 by default, as 0..255 when told
+    assert check.transform(dict(img=dark))['img'].max() == 255
+    assert CheckImage(float_range='0-255').transform(dict(img=dark))['img'].max() == 1
+    assert uint8_image(np.array([[True, False]])).tolist() == [[255, 0]]
+    assert uint8_image(np.array([[0, 255]], np.int64)).dtype == np.uint8
+
+
 def test_check_image_errors_name_the_problem():
     with pytest.raises(ValueError, match=r'empty image \(0 x 5 pixels\)'):
         CheckImage().transform(dict(img=np.zeros((0, 5, 3), np.uint8)))
@@ -103,6 +118,14 @@ def test_check_image_errors_name_the_problem():
         three_channel_image(np.zeros((4, 4, 2), np.uint8))
     with pytest.raises(ValueError, match='empty image'):
         SEEDSSuperpixels().transform(dict(img=np.zeros((0, 0), np.uint8)))
+    with pytest.raises(ValueError, match=r'dtype int32 with values -1\.\.300'):
+        uint8_image(np.array([[-1, 300]], np.int32))
+    with pytest.raises(ValueError, match='NaN or infinite'):
+        uint8_image(np.array([[0.5, np.nan]]))
+    with pytest.raises(ValueError, match=r'values 0\.5\.\.2, outside 0\.\.1'):
+        CheckImage(float_range='0-1').transform(dict(img=np.array([[0.5, 2.0]])))
+    with pytest.raises(ValueError, match='float_range must be one of'):
+        CheckImage(float_range='0-65535')
 
 
 # ------------------------------------------------------------------ mmseg inference_model
@@ -150,22 +173,11 @@ def test_segmentation_predicts_the_input_size(name, seg_mode, tmp_path):
     assert tuple(result.pred_sem_seg.data.shape) == (1, *size)
 
 
-@pytest.mark.parametrize('name', _bad_params())
+@pytest.mark.parametrize('name', list(BAD))
 def test_segmentation_refuses_bad_inputs_clearly(name, seg_mode, tmp_path):
     make, error, pattern = BAD[name]
     with pytest.raises(error, match=pattern):
         _infer(seg_mode, make(tmp_path))
-
-
-def test_segmentation_with_check_image_refuses_an_empty_array(seg_model):
-    cfg = seg_model.cfg
-    saved = cfg.test_pipeline
-    cfg.test_pipeline = [saved[0], dict(type='cast_mm.CheckImage'), *saved[1:]]
-    try:
-        with pytest.raises(ValueError, match=r'empty image \(0 x 0 pixels\)'):
-            _infer(seg_model, np.zeros((0, 0, 3), np.uint8))
-    finally:
-        cfg.test_pipeline = saved
 
 
 @pytest.mark.slow
@@ -206,16 +218,7 @@ def classifier(tmp_path_factory):
         return ImageClassificationInferencer(model=str(path), device='cpu')
 
 
-#: Arrays the shipped DeiT test pipeline cannot take yet: its first step after loading is
-#: mmpretrain's Pillow ResizeEdge, which accepts only uint8 H x W x 3 (or H x W) arrays; a
-#: conversion step before it (cast_mm.CheckImage does not convert floats yet) is still to come.
-PILLOW_ONLY_UINT8 = pytest.mark.xfail(strict=True, raises=(AssertionError, KeyError, TypeError),
-                                      reason='mmpretrain Pillow resize takes uint8 RGB only')
-CLS_NOT_YET = ('float array 0..1', 'float array 0..255', 'grey H x W x 1 array')
-
-
-@pytest.mark.parametrize('name', [pytest.param(n, marks=PILLOW_ONLY_UINT8) if n in CLS_NOT_YET
-                                  else n for n in GOOD])
+@pytest.mark.parametrize('name', list(GOOD))
 def test_classification_inferencer_scores_every_input(name, classifier, tmp_path):
     make, _ = GOOD[name]
     result = classifier(make(tmp_path))[0]
@@ -223,7 +226,7 @@ def test_classification_inferencer_scores_every_input(name, classifier, tmp_path
     assert np.isfinite(result['pred_scores']).all()
 
 
-@pytest.mark.parametrize('name', _bad_params())
+@pytest.mark.parametrize('name', list(BAD))
 def test_classification_inferencer_refuses_bad_inputs_clearly(name, classifier, tmp_path):
     make, error, pattern = BAD[name]
     with pytest.raises(error, match=pattern):
@@ -261,7 +264,8 @@ def _as_file(name, tmp_path):
     if isinstance(made, str):
         return made
     if made.dtype != np.uint8:
-        pytest.skip('the tool reads files; float images have no common file form')
+        pytest.skip('the tool reads image files; a float or 16-bit array is drawn from its file '
+                    "form, covered by the '16-bit file' case")
     return _write(tmp_path / 'image.png', made)
 
 

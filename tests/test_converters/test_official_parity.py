@@ -36,6 +36,7 @@ def test_comparison_fails_loudly_on_drift():
     assert not any(row.ok for row in missing)
 
 
+@pytest.mark.slow
 def test_checker_cli_exit_codes(tmp_path, public_fixture):
     script = f'{REPO}/tools/analysis/check_official_parity.py'
     ok = subprocess.run([sys.executable, script, PUBLIC_FIXTURE], capture_output=True, text=True)

@@ -68,6 +68,7 @@ def partimagenet_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_dataset_meta_and_masks(partimagenet_root):
     dataset = PartImageNetDataset(ann_file='annotations/val.json',
                                   data_root=str(partimagenet_root),

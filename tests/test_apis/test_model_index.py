@@ -37,6 +37,7 @@ def test_classification_configs_are_in_the_model_hub():
     assert model.backbone.pos_embed_type == 'learned'
 
 
+@pytest.mark.slow
 def test_the_index_is_registered_on_the_first_import_of_mmpretrain_apis():
     # A process in which mmpretrain.apis is not imported yet when the index is registered:
     # forget the module (and its ModelHub) after importing cast_mm.
@@ -57,6 +58,16 @@ def test_the_index_is_registered_on_the_first_import_of_mmpretrain_apis():
     assert int(proc.stdout.split()[-1]) == len(list(metafile_models()))
 
 
+def test_the_official_table_names_the_published_model_of_every_file():
+    """One table of the official files (cast_mm.utils.official_weights) serves the downloads,
+    the backbone's missing-checkpoint message and, through this test, the metafile."""
+    from cast_mm.utils.official_weights import OFFICIAL_WEIGHTS
+    assert list(OFFICIAL_WEIGHTS) == list(OFFICIAL_FILES)
+    weights = {model['Name']: model.get('Weights') for model in metafile_models()}
+    for path, entry in OFFICIAL_WEIGHTS.items():
+        assert weights.get(entry.model_name) == f'{DEFAULT_WEIGHTS_BASE}/{path}', entry
+
+
 def test_model_info_reads_the_metafile():
     info = model_info('cast-s_deit_in1k')
     assert info['config'].endswith(osp.join('configs', 'cast', 'cast-s_8xb128_in1k.py'))
@@ -65,6 +76,7 @@ def test_model_info_reads_the_metafile():
         model_info('cast-s_nonexistent')
 
 
+@pytest.mark.slow
 def test_every_published_url_has_the_documented_form_and_its_config_builds():
     published = {}
     for model in metafile_models():

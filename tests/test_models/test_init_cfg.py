@@ -40,11 +40,11 @@ def test_pretrained_loads_in_dict_and_list_form(tmp_path, form):
 
 
 @pytest.mark.parametrize('form', ['dict', 'list'])
-def test_missing_local_checkpoint_names_the_converter(tmp_path, form):
+def test_missing_local_checkpoint_names_the_official_weights(tmp_path, form):
     entry = dict(type='Pretrained', checkpoint=str(tmp_path / 'missing.pth'), prefix='backbone.')
     constant = dict(type='Constant', val=1, layer='Linear')
     model = tiny_cast(init_cfg=entry if form == 'dict' else [constant, entry])
-    with pytest.raises(FileNotFoundError, match='cast_official_to_mm.py'):
+    with pytest.raises(FileNotFoundError, match='https://huggingface.co/twke/CAST/resolve/main/'):
         model.init_weights()
 
 

@@ -1,7 +1,6 @@
 """Synchronised batch norm of CAST: plain BN in one process, global statistics across processes."""
 import json
 import os
-import os.path as osp
 import subprocess
 import sys
 import textwrap
@@ -9,7 +8,7 @@ import textwrap
 import pytest
 import torch
 import torch.nn as nn
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
+from conftest import TESTS, TINY_ARCH, TINY_CLUSTERS
 
 from cast_mm.models import CAST
 from cast_mm.models.utils import MaskedSyncBatchNorm, build_batch_norm, norm_segment_tokens
@@ -121,7 +120,7 @@ def ranks(tmp_path_factory):
     """One training step in each of 2 gloo processes (CPU), their results per rank."""
     out = tmp_path_factory.mktemp('two_ranks')
     script = out / 'worker.py'
-    script.write_text(WORKER.format(tests=osp.join(REPO, 'tests')))
+    script.write_text(WORKER.format(tests=TESTS))
     env = dict(os.environ, OMP_NUM_THREADS='1')
     procs = [subprocess.Popen([sys.executable, str(script), str(rank), str(out)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

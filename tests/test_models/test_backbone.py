@@ -20,14 +20,14 @@ def n_params(model, trainable=False):
 @pytest.mark.parametrize('arch,params', [('small', 27_954_864), ('small-deep', 35_052_720),
                                          ('base', 111_030_624), ('base-deep', 139_382_112)])
 def test_arch_zoo_matches_official_parameter_counts(arch, params):
-    # Spec §2.6: official classification models without their head.
+    # Parameter counts of the official classification models without their head.
     model = CAST(arch=arch, pos_embed='learned')
     assert n_params(model) == params
 
 
 def test_classification_freezes_last_pool_segmentation_does_not():
     cls = CAST(arch='small')
-    assert n_params(cls, trainable=True) == 26_176_944  # spec §2.6 minus the 1000-class head
+    assert n_params(cls, trainable=True) == 26_176_944  # official count minus the 1000-class head
     assert not any(p.requires_grad for p in cls.pools[3].parameters())
     seg = CAST(arch='small', mode='segmentation')
     assert all(p.requires_grad for p in seg.parameters())
@@ -183,6 +183,7 @@ def test_fused_attention_matches_literal():
         torch.testing.assert_close(fused(x, sp)[0], literal(x, sp)[0], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_compile_and_export_trace_the_whole_backbone():
     model = tiny()
     x = torch.randn(2, 3, 64, 64)
@@ -197,13 +198,21 @@ def test_compile_and_export_trace_the_whole_backbone():
     assert 'cast_mm.farthest_point_sampling' in str(exported.graph)
 
 
-def test_missing_pretrained_checkpoint_names_the_converter(tmp_path):
+def test_missing_pretrained_checkpoint_names_the_official_weights(tmp_path):
+    from cast_mm.converters import DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES
     missing = str(tmp_path / 'cast-s_deit_in1k.pth')
     model = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS,
                  init_cfg=dict(type='Pretrained', checkpoint=missing))
-    with pytest.raises(FileNotFoundError, match='cast_official_to_mm.py') as info:
+    with pytest.raises(FileNotFoundError, match='does not exist') as info:
         model.init_weights()
-    assert missing in str(info.value) and 'init_cfg=None' in str(info.value)
+    message = str(info.value)
+    assert missing in message and 'init_cfg=None' in message
+    # every official file by its full URL, the converter only for an offline copy, and no
+    # advice to unpickle fully
+    for path in OFFICIAL_FILES:
+        assert f'{DEFAULT_WEIGHTS_BASE}/{path}' in message, path
+    assert f'cast_official_to_mm.py OFFICIAL_FILE {missing}' in message
+    assert 'need no --trust-pickle' in message and message.count('--trust-pickle') == 1
     # an existing file loads as usual
     source = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS)
     torch.save(dict(state_dict=source.state_dict()), missing)

@@ -89,6 +89,7 @@ def test_official_namespace_loads_safely_and_code_needs_explicit_trust(public_fi
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_command_line_converter(public_fixture, tmp_path):
     src = tmp_path / 'deit.pth'
     torch.save(dict(public_fixture['cases']['deit_cls']['checkpoint'],

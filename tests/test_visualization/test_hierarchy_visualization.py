@@ -106,6 +106,7 @@ def test_hook_draws_after_test_and_every_interval(tmp_path):
         HierarchyVisualizationHook([path], draw_after=('train', ))
 
 
+@pytest.mark.slow
 def test_tool_writes_levels_and_panels_for_a_folder(tmp_path):
     rng = np.random.RandomState(0)
     folder = tmp_path / 'images'
@@ -161,6 +162,7 @@ TINY_OVERRIDES = (f'backbone=dict(arch=dict(_delete_=True, **{TINY_ARCH!r}), '
     ('cast-s_ade20k.py', 'decode_head=dict(in_channels=48, channels=48, num_heads=4)'),
     ('cast-s_8xb128_in1k.py', 'head=dict(in_channels=48)'),
 ])
+@pytest.mark.slow
 def test_tool_draws_any_model_with_a_cast_backbone(tmp_path, base, head):
     config = tmp_path / 'tiny.py'
     config.write_text(f"_base_ = [{osp.join(REPO, 'configs', 'cast', base)!r}]\n"
@@ -190,6 +192,7 @@ def test_tool_draws_any_model_with_a_cast_backbone(tmp_path, base, head):
     assert cv2.imread(str(tmp_path / 'trained' / 'photo_level4.png')).shape == (64, 85, 3)
 
 
+@pytest.mark.slow
 def test_tool_draws_the_demo_model_with_its_own_checkpoint(tmp_path):
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
@@ -207,6 +210,7 @@ def test_tool_draws_the_demo_model_with_its_own_checkpoint(tmp_path):
     assert cv2.imread(str(tmp_path / 'out' / 'photo_panel.png')) is not None
 
 
+@pytest.mark.slow  # three runs of the tool
 def test_tool_refuses_foreign_weights_and_unknown_names(tmp_path):
     config = tmp_path / 'tiny.py'
     config.write_text(f"model = dict(type='cast_mm.CAST', arch={TINY_ARCH!r}, "
@@ -232,7 +236,10 @@ def test_tool_draws_official_weights_by_model_name(hub, tmp_path, mmpretrain_sco
     source = get_model('cast-s_deit_in1k').eval()
     official = to_official_deit(source.state_dict(), source.backbone.depths)
     hub.serve(DEIT, file_bytes(official, tmp_path))
-    image_path = _image(tmp_path)
+    from skimage import data  # a real photograph (bundled with scikit-image), 60 x 80
+    image_path = tmp_path / 'photo.png'
+    cv2.imwrite(str(image_path), cv2.resize(data.astronaut()[..., ::-1], (80, 60),
+                                            interpolation=cv2.INTER_AREA))
     proc = _run_tool(image_path, '--model', 'cast-s_deit_in1k', '--out', tmp_path / 'out',
                      '--short-side', 64)
     assert proc.returncode == 0, proc.stderr

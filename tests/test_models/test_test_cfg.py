@@ -10,7 +10,9 @@ from mmseg.registry import MODELS
 from seg_helpers import CONFIGS, shrink_seg_config
 
 from cast_mm.datasets import PackSuperpixelSegInputs
-from cast_mm.models.segmentors import check_test_cfg
+import torch.nn.functional as F
+
+from cast_mm.models.segmentors import SuperpixelInputs, check_test_cfg, window_fit_size
 
 
 @pytest.fixture(scope='module')
@@ -34,6 +36,8 @@ def _build(model_cfg, **test_cfg):
     (dict(mode='slide', crop_size=(64, ), stride=(48, 48)), 'two positive integers'),
     (dict(mode='slide', stride=(48, 48)), r"mode='slide' needs test_cfg\.crop_size"),
     (dict(mode='whole', strides=(48, 48)), r"unknown keys \['strides'\]"),
+    (dict(mode='slide', crop_size=(64, 64), stride=(48, 48), resize_to_window='yes'),
+     "resize_to_window must be True or False, got 'yes'"),
 ])
 def test_bad_test_cfg_is_refused_at_build(tiny_model_cfg, test_cfg, message):
     with pytest.raises(ValueError, match=message):
@@ -70,3 +74,50 @@ def test_a_mode_changed_after_build_is_refused_at_inference(tiny_model_cfg):
     data = model.data_preprocessor(_packed(32, 32), False)
     with pytest.raises(ValueError, match="'whole', 'slide'"):
         model.predict(**data)
+
+
+@pytest.mark.parametrize('size, crop, fit', [
+    ((600, 700), (512, 512), None),          # fits: not resized
+    ((512, 512), (512, 512), None),
+    ((300, 1200), (512, 512), (512, 2048)),  # the shorter side becomes the window's
+    ((1200, 300), (512, 512), (2048, 512)),
+    ((100, 100), (512, 512), (512, 512)),
+    ((333, 500), (480, 480), (480, 720)),    # int(500 / 333 * 480) = 720
+    ((600, 100), (64, 128), (768, 128)),     # the width needs the larger scale
+])
+def test_window_fit_size_is_the_official_resize(size, crop, fit):
+    assert window_fit_size(size, crop) == fit
+
+
+def test_resize_to_window_slides_the_resized_image_and_scores_the_input_size(tiny_model_cfg):
+    """An image smaller than the window is resized up (bilinear, aspect kept), slid over, and
+    its scores resized back; without the option it gets one window of its own size."""
+    torch.manual_seed(0)
+    slide = dict(mode='slide', crop_size=(64, 64), stride=(48, 48))
+    model = _build(tiny_model_cfg, **slide, resize_to_window=True).eval()
+    plain = _build(tiny_model_cfg, **slide).eval()
+    plain.load_state_dict(model.state_dict())
+    data = model.data_preprocessor(_packed(40, 150), False)
+    inputs, samples = data['inputs'], data['data_samples']
+    metas = [sample.metainfo for sample in samples]
+    with torch.no_grad():
+        scores = model.inference(inputs, metas, model.superpixel_inputs(inputs, samples))
+        fit = window_fit_size((40, 150), (64, 64))
+        assert fit == (64, 240)
+        resized = plain.slide_inference(
+            F.interpolate(inputs, size=fit, mode='bilinear', align_corners=False), metas,
+            plain.superpixel_inputs(inputs, samples).resized(fit))
+        expected = F.interpolate(resized, size=(40, 150), mode='bilinear', align_corners=False)
+        unresized = plain.inference(inputs, metas, plain.superpixel_inputs(inputs, samples))
+    assert scores.shape[-2:] == (40, 150) and torch.isfinite(scores).all()
+    torch.testing.assert_close(scores, expected, rtol=0, atol=0)
+    assert not torch.allclose(scores, unresized, atol=1e-3)  # the option changes the protocol
+
+
+def test_superpixel_inputs_resize_like_the_normalised_batch():
+    images = torch.randint(0, 256, (1, 3, 10, 20), dtype=torch.uint8)
+    resized = SuperpixelInputs(images=images).resized((20, 40)).images
+    exact = F.interpolate(images.float(), size=(20, 40), mode='bilinear', align_corners=False)
+    assert resized.dtype == torch.uint8 and resized.shape == (1, 3, 20, 40)
+    assert torch.equal(resized, exact.to(torch.uint8))  # truncated, as the official astype
+    assert SuperpixelInputs(maps=torch.zeros(1, 10, 20)).resized((20, 40)).maps is None

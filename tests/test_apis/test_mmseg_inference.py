@@ -1,4 +1,5 @@
 """Segmentor inference: whole vs slide, TTA, mmseg APIs, the converted Segmenter, bad inputs."""
+import copy
 import os.path as osp
 
 import numpy as np
@@ -117,6 +118,7 @@ def test_no_cast_backbone_is_refused(tiny_cfg):
         MODELS.build(cfg)
 
 
+@pytest.mark.slow
 def test_mmseg_apis_and_inferencer(tiny_cfg, tmp_path):
     cfg = tiny_cfg.copy()
     cfg.train_cfg.max_iters = 1
@@ -137,16 +139,43 @@ def test_mmseg_apis_and_inferencer(tiny_cfg, tmp_path):
     assert len(list((tmp_path / 'vis' / 'vis').iterdir())) >= 1
 
 
-def test_test_time_augmentation(tiny_cfg):
-    cfg = tiny_cfg.copy()
+def _tta_config(cfg, ratios, flips):
+    cfg = copy.deepcopy(cfg)
+    cfg.model.test_cfg.mode = 'whole'
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     tta = cfg.test_dataloader.dataset.pipeline[1].transforms
-    tta[0] = [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in (0.75, 1.0)]
+    tta[0] = [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in ratios]
+    tta[1] = [dict(type='RandomFlip', prob=p, direction='horizontal') for p in flips]
     cfg.tta_model.module = cfg.model
     cfg.model = cfg.tta_model
-    cfg.model.module.test_cfg.mode = 'whole'
-    metrics = Runner.from_cfg(cfg).test()
-    assert 0 <= metrics['mIoU'] <= 100
+    return cfg
+
+
+def _runner(cfg):
+    cfg.randomness = dict(seed=0)  # the same random tiny model in every runner
+    return Runner.from_cfg(cfg)
+
+
+def _first_prediction(runner):
+    with torch.no_grad():
+        return runner.model.test_step(next(iter(runner.test_dataloader)))[0]
+
+
+def test_test_time_augmentation(tiny_cfg):
+    """One TTA branch (scale 1, no flip) is the plain prediction (the same scores, the same
+    labels); scales and flips also run through a whole test."""
+    plain_cfg = copy.deepcopy(tiny_cfg)
+    plain_cfg.model.test_cfg.mode = 'whole'
+    plain = _first_prediction(_runner(plain_cfg))
+    single = _first_prediction(_runner(_tta_config(tiny_cfg, ratios=(1.0, ), flips=(0., ))))
+    torch.testing.assert_close(single.seg_logits.data, plain.seg_logits.data, rtol=1e-5,
+                               atol=1e-6)
+    assert torch.equal(single.pred_sem_seg.data, plain.pred_sem_seg.data)
+    several = _tta_config(tiny_cfg, ratios=(0.75, 1.0), flips=(0., 1.))
+    metrics = _runner(several).test()
+    assert set(metrics) == {'aAcc', 'mIoU', 'mAcc'}
+    flipped = _first_prediction(_runner(_tta_config(tiny_cfg, ratios=(1.0, ), flips=(1., ))))
+    assert not torch.allclose(flipped.seg_logits.data, single.seg_logits.data)  # flip is used
 
 
 def _segmenter_model_cfg(public_fixture):

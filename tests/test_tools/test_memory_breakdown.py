@@ -1,0 +1,63 @@
+"""tools/analysis/memory_breakdown.py attributes a train step's saved tensors to their modules."""
+import importlib
+import os.path as osp
+import sys
+
+import pytest
+from conftest import REPO
+
+ANALYSIS = osp.join(REPO, 'tools', 'analysis')
+
+
+@pytest.fixture(scope='module')
+def tool():
+    if ANALYSIS not in sys.path:
+        sys.path.insert(0, ANALYSIS)
+    return importlib.import_module('memory_breakdown')
+
+
+@pytest.fixture(scope='module')
+def smoke_results(tool, tmp_path_factory):
+    bench = tool.benchmark_module()
+    saved = dict(bench.TASKS), {k: dict(v) for k, v in bench.TASK_OPTIONS.items()}
+    bench.use_smoke_sizes()
+    try:
+        return {name: tool.breakdown(bench, name, top=50)
+                for name in ('cast_seg_literal', 'cast_seg_fast', 'cast_seg_fast+cp')}
+    finally:
+        bench.TASKS.update(saved[0])
+        for key, value in saved[1].items():
+            bench.TASK_OPTIONS[key] = value
+
+
+def places(result):
+    return {place: size for place, size, _ in result['by_module']}
+
+
+@pytest.mark.slow
+def test_pixel_loss_saves_pixel_logits_and_superpixel_loss_does_not(smoke_results):
+    literal, fast = smoke_results['cast_seg_literal'], smoke_results['cast_seg_fast']
+    # Batch 1, 150 classes, at the padded crop: mmseg's pixel cross entropy keeps its
+    # log-softmax of that size for the backward pass; the superpixel loss keeps none.
+    def pixel_maps(result):
+        return [place for place, _, shape, _ in result['largest']
+                if len(shape) == 4 and shape[:2] == (1, 150)]
+
+    assert pixel_maps(literal), literal['largest']
+    assert all(p.startswith('decode_head') for p in pixel_maps(literal)), literal['largest']
+    assert not pixel_maps(fast), fast['largest']
+    assert fast['saved_total'] < literal['saved_total']
+
+
+@pytest.mark.slow
+def test_checkpointed_blocks_save_less_and_totals_add_up(smoke_results):
+    fast, fast_cp = smoke_results['cast_seg_fast'], smoke_results['cast_seg_fast+cp']
+    assert places(fast_cp).get('backbone.blocks', 0) < places(fast)['backbone.blocks']
+    for result in smoke_results.values():
+        assert sum(size for _, size, _ in result['by_module']) == result['saved_total']
+        assert result['saved_tensors'] > 0 and result['parameter_gradients'] > 0
+
+
+def test_unknown_model_names_are_named(tool):
+    with pytest.raises(SystemExit, match='unknown CAST model names'):
+        tool.main(['--models', 'deit_s'])
