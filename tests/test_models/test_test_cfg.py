@@ -4,14 +4,13 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 from seg_helpers import CONFIGS, shrink_seg_config
 
 from cast_mm.datasets import PackSuperpixelSegInputs
-import torch.nn.functional as F
-
 from cast_mm.models.segmentors import SuperpixelInputs, check_test_cfg, window_fit_size
 
 

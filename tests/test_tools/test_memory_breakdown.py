@@ -39,6 +39,7 @@ def test_pixel_loss_saves_pixel_logits_and_superpixel_loss_does_not(smoke_result
     literal, fast = smoke_results['cast_seg_literal'], smoke_results['cast_seg_fast']
     # Batch 1, 150 classes, at the padded crop: mmseg's pixel cross entropy keeps its
     # log-softmax of that size for the backward pass; the superpixel loss keeps none.
+
     def pixel_maps(result):
         return [place for place, _, shape, _ in result['largest']
                 if len(shape) == 4 and shape[:2] == (1, 150)]

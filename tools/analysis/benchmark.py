@@ -2,7 +2,7 @@
 
     python tools/analysis/benchmark.py [--device cpu|cuda] [--threads 2] [--warmup 1]
         [--repeats 5] [--sections models train profile fps superpixels quality compile]
-        [--scale 1] [--json out.json]
+        [--no-memory] [--smoke] [--json out.json]
 
 Every model is built from a config users train and test with: ``configs/cast/cast-s_ade20k.py``
 and ``configs/cast/cast-s_8xb128_in1k.py``, and the references mmseg's Segmenter ViT-S and
@@ -27,9 +27,10 @@ one run on one machine, so the ratios printed beside the tables are like for lik
   alike. The median is reported.
 * Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the memory held before the
   call; on CPU the peak resident set size of a fresh child process running one call, above
-  its resident size before that call. A train step is measured after one untimed step, so the
-  memory before it holds the model, its optimiser state and the batch ("resident"); the peak
-  above it is activations, gradients and temporaries.
+  its resident size before that call (after returning the C heap's free memory to the
+  system, so that memory the call allocates again counts). A train step is measured after one
+  untimed step, so the memory before it holds the model, its optimiser state and the batch
+  ("resident"); the peak above it is activations, gradients and temporaries.
 * ``literal`` is the official computation: the backbone's literal switches
   (``cast_mm.models.fast_paths.LITERAL_PATHS``: full-resolution token pooling, explicit softmax
   attention, NCHW stem), DGL farthest point sampling on CPU, explicit attention in the decoder,
@@ -296,6 +297,23 @@ class Runner:
         return torch.stack([m if isinstance(m, torch.Tensor) else m.data[0] for m in maps])
 
 
+def release_free_heap() -> None:
+    """Return the C heap's free memory to the system (glibc), so the resident set is live data.
+
+    glibc keeps freed blocks below its (adaptive, up to 32 MiB) mmap threshold in the heap for
+    reuse; without this, a second step would reuse the first step's freed memory and its peak
+    above the resident level would miss everything it allocates again (gradients among them).
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+    gc.collect()
+    name = ctypes.util.find_library('c')
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, 'malloc_trim'):
+        libc.malloc_trim(0)
+
+
 def _cpu_peak_child(name: str, kind: str, threads: int, tasks: Dict, options: Dict,
                     queue) -> None:
     torch.set_num_threads(threads)
@@ -306,6 +324,7 @@ def _cpu_peak_child(name: str, kind: str, threads: int, tasks: Dict, options: Di
     if kind == 'train':
         runner.call()  # optimiser state and lazily built buffers become resident
     # Reset the peak (a child starts with its own loading peak), then measure.
+    release_free_heap()
     with open('/proc/self/clear_refs', 'w') as f:
         f.write('5')
     before = _rss_bytes('VmRSS')
@@ -733,9 +752,9 @@ def main(argv=None) -> int:
                          repeats=args.repeats, torch=torch.__version__, tasks=dict(TASKS))
     for section in args.sections:
         SECTIONS[section](args, device, results)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=1, default=str)
+        if args.json:  # after every section, so a long run keeps what it has measured
+            with open(args.json, 'w') as f:
+                json.dump(results, f, indent=1, default=str)
     return 0
 
 
