@@ -99,6 +99,8 @@ def shrink_seg_config(cfg: Config, work_dir: str, data_root: Optional[str] = Non
         if data_root is not None:
             loader_cfg.dataset.data_root = data_root
         _shrink_pipeline(loader_cfg.dataset.pipeline)
+    if 'test_pipeline' in cfg:  # what mmseg.apis.inference_model runs
+        _shrink_pipeline(cfg.test_pipeline)
     cfg.train_dataloader.batch_size = 2
     cfg.train_cfg.update(max_iters=iters, val_interval=iters)
     cfg.param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=iters,
