@@ -24,6 +24,24 @@ def grid_superpixels(batch: int, height: int, width: int, cell: int = 8) -> torc
     return ids.expand(batch, height, width).clone()
 
 
+def write_tiny_backbone(root) -> tuple:
+    """A bare tiny CAST config and a checkpoint of random weights (``backbone.*`` keys), as
+    ``tools/visualize_hierarchy.py IMAGE CONFIG CHECKPOINT`` takes them: (config, checkpoint,
+    the model holding those weights)."""
+    from cast_mm.models import CAST
+    config = root / 'tiny.py'
+    config.write_text(f"model = dict(type='cast_mm.CAST', arch={TINY_ARCH!r}, "
+                      f"num_clusters={TINY_CLUSTERS!r}, img_size=64, pos_embed='sincos', "
+                      "mask_padding=True)\n")
+    torch.manual_seed(0)
+    model = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS, img_size=64, pos_embed='sincos',
+                 mask_padding=True)
+    checkpoint = root / 'tiny.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in model.state_dict().items()}},
+               checkpoint)
+    return config, checkpoint, model
+
+
 @pytest.fixture(scope='session')
 def public_fixture():
     if not osp.exists(PUBLIC_FIXTURE):

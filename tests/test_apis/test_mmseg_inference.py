@@ -13,6 +13,7 @@ from mmseg.apis import MMSegInferencer, inference_model, init_model
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from seg_helpers import CONFIGS, make_ade20k, shrink_seg_config
+from weights_helpers import segmenter_model_cfg
 
 from cast_mm.converters import convert_official_checkpoint
 from cast_mm.converters.parity import compare_outputs
@@ -180,26 +181,7 @@ def test_test_time_augmentation(tiny_cfg):
 
 def _segmenter_model_cfg(public_fixture):
     case = public_fixture['cases']['segmenter_seg']
-    config, converted = case['config'], convert_official_checkpoint(case['checkpoint'])
-    mean = [255 * m for m in public_fixture['image_mean']]
-    std = [255 * s for s in public_fixture['image_std']]
-    model_cfg = dict(
-        type='cast_mm.SuperpixelEncoderDecoder',
-        data_preprocessor=dict(type='cast_mm.SuperpixelSegDataPreProcessor', mean=mean,
-                               std=std, bgr_to_rgb=False),
-        backbone=dict(type='cast_mm.CAST', mode='segmentation', pos_embed='learned',
-                      arch=dict(embed_dims=config['embed_dim'], depths=config['depth'],
-                                num_heads=config['num_heads']),
-                      num_clusters=config['num_clusters'], img_size=config['img_size']),
-        decode_head=dict(type='cast_mm.SuperpixelMaskTransformerHead',
-                         in_channels=config['embed_dim'],
-                         channels=config['decoder']['d_model'],
-                         num_classes=config['num_classes'],
-                         num_layers=config['decoder']['n_layers'],
-                         num_heads=config['decoder']['n_heads'],
-                         ffn_dims=config['decoder']['d_ff']),
-        test_cfg=dict(mode='whole'))
-    return model_cfg, converted
+    return segmenter_model_cfg(public_fixture), convert_official_checkpoint(case['checkpoint'])
 
 
 def test_converted_segmenter_checkpoint_matches_the_official_outputs(public_fixture):

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
+from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, write_tiny_backbone
 from mmengine.config import Config
 from seg_helpers import CONFIGS, shrink_seg_config
 
@@ -244,18 +244,7 @@ def _tool():
 
 @pytest.fixture(scope='module')
 def tiny_backbone(tmp_path_factory):
-    from cast_mm.models import CAST
-    root = tmp_path_factory.mktemp('hier')
-    config = root / 'tiny.py'
-    config.write_text(f"model = dict(type='cast_mm.CAST', arch={TINY_ARCH!r}, "
-                      f"num_clusters={TINY_CLUSTERS!r}, img_size=64, pos_embed='sincos', "
-                      "mask_padding=True)\n")
-    torch.manual_seed(0)
-    model = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS, img_size=64, pos_embed='sincos',
-                 mask_padding=True)
-    checkpoint = root / 'tiny.pth'
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in model.state_dict().items()}},
-               checkpoint)
+    config, checkpoint, _ = write_tiny_backbone(tmp_path_factory.mktemp('hier'))
     return str(config), str(checkpoint)
 
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
+from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, write_tiny_backbone
 from mmengine.registry import VISUALIZERS
 from weights_helpers import DEIT, file_bytes, loopback_hub, to_official_deit
 
@@ -113,15 +113,7 @@ def test_tool_writes_levels_and_panels_for_a_folder(tmp_path):
     folder.mkdir()
     for name in ('a.png', 'b.jpg'):
         cv2.imwrite(str(folder / name), rng.randint(0, 255, (70, 90, 3), dtype=np.uint8))
-    config = tmp_path / 'tiny.py'
-    config.write_text(f"model = dict(type='cast_mm.CAST', arch={TINY_ARCH!r}, "
-                      f"num_clusters={TINY_CLUSTERS!r}, img_size=64, pos_embed='sincos', "
-                      "mask_padding=True)\n")
-    torch.manual_seed(0)
-    model = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS, img_size=64, pos_embed='sincos',
-                 mask_padding=True)
-    ckpt = tmp_path / 'tiny.pth'
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in model.state_dict().items()}}, ckpt)
+    config, ckpt, model = write_tiny_backbone(tmp_path)
     out = tmp_path / 'out'
     proc = subprocess.run(
         [sys.executable, osp.join(REPO, 'tools', 'visualize_hierarchy.py'), str(folder),
