@@ -1,4 +1,6 @@
+import importlib
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -22,6 +24,15 @@ def grid_superpixels(batch: int, height: int, width: int, cell: int = 8) -> torc
     cols = torch.arange(width).div(cell, rounding_mode='floor')
     ids = rows[:, None] * ((width + cell - 1) // cell) + cols[None, :]
     return ids.expand(batch, height, width).clone()
+
+
+def import_analysis_tool(name: str):
+    """A script of tools/analysis imported as a module by its name (not loaded from a path), so
+    that children it spawns can import it too: spawned processes inherit ``sys.path``."""
+    folder = osp.join(REPO, 'tools', 'analysis')
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
 
 
 def write_tiny_backbone(root) -> tuple:

@@ -1,24 +1,16 @@
 """tools/analysis/benchmark.py builds its models from the configs and every section runs."""
-import importlib
 import json
 import math
 import os.path as osp
-import sys
 
 import pytest
 import torch
-from conftest import REPO
-
-ANALYSIS = osp.join(REPO, 'tools', 'analysis')
+from conftest import REPO, import_analysis_tool
 
 
 @pytest.fixture(scope='module')
 def bench():
-    # Imported by name from its folder (not loaded from a path) so that the spawned child that
-    # measures peak memory can import it too: spawn children inherit sys.path.
-    if ANALYSIS not in sys.path:
-        sys.path.insert(0, ANALYSIS)
-    return importlib.import_module('benchmark')
+    return import_analysis_tool('benchmark')
 
 
 def test_models_come_from_the_shipped_configs(bench):

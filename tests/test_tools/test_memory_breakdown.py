@@ -1,19 +1,12 @@
 """tools/analysis/memory_breakdown.py attributes a train step's saved tensors to their modules."""
-import importlib
-import os.path as osp
-import sys
 
 import pytest
-from conftest import REPO
-
-ANALYSIS = osp.join(REPO, 'tools', 'analysis')
+from conftest import import_analysis_tool
 
 
 @pytest.fixture(scope='module')
 def tool():
-    if ANALYSIS not in sys.path:
-        sys.path.insert(0, ANALYSIS)
-    return importlib.import_module('memory_breakdown')
+    return import_analysis_tool('memory_breakdown')
 
 
 @pytest.fixture(scope='module')

@@ -1,20 +1,13 @@
 """tools/analysis/resume_time.py measures both resume paths at a small iteration."""
-import importlib
-import os.path as osp
-import sys
 
 import pytest
 import torch
-from conftest import REPO
-
-ANALYSIS = osp.join(REPO, 'tools', 'analysis')
+from conftest import import_analysis_tool
 
 
 @pytest.fixture(scope='module')
 def resume_time():
-    if ANALYSIS not in sys.path:
-        sys.path.insert(0, ANALYSIS)
-    return importlib.import_module('resume_time')
+    return import_analysis_tool('resume_time')
 
 
 def test_checkpoint_is_rewritten_to_the_asked_iteration(resume_time, tmp_path):
