@@ -18,7 +18,8 @@ from seg_helpers import CONFIGS, shrink_seg_config
 import cast_mm
 from cast_mm.models import CAST
 from cast_mm.models.fast_paths import FAST_PATHS, LITERAL_PATHS
-from cast_mm.models.layers import Attention, ConvStem, GraphPooling, TransformerBlock
+from cast_mm.models.layers import (Attention, BlockFusion, ConvStem, Dropout, GraphPooling,
+                                   TransformerBlock)
 
 PACKAGE = osp.dirname(cast_mm.__file__)
 #: What each layer may not import: ``ops`` (plain torch) -> ``models`` -> ``datasets`` /
@@ -114,6 +115,9 @@ def test_fast_and_literal_switches_are_written_once():
     for layer in (Attention, TransformerBlock, GraphPooling):
         assert _defaults(layer.__init__)['fused_attn'] is FAST_PATHS['fused_attn']
     assert _defaults(ConvStem.__init__)['channels_last'] is FAST_PATHS['channels_last_stem']
+    for layer in (Attention, TransformerBlock, GraphPooling, BlockFusion):
+        assert _defaults(layer.__init__)['hashed_dropout'] is FAST_PATHS['hashed_dropout']
+    assert _defaults(Dropout.__init__)['hashed'] is FAST_PATHS['hashed_dropout']
 
 
 @pytest.fixture(scope='module')

@@ -25,7 +25,7 @@ def test_all_segmentation_configs_are_covered():
 def test_official_recipe_numbers():
     cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
     assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=1e-3, momentum=0.9, nesterov=True,
-                                               weight_decay=0.)
+                                               weight_decay=0., fused=True)
     assert cfg.param_scheduler[0].power == 0.9 and cfg.param_scheduler[0].eta_min == 1e-5
     assert cfg.train_cfg.max_iters == 161728 and cfg.train_dataloader.batch_size == 1
     assert cfg.model.test_cfg == dict(mode='slide', crop_size=(512, 512), stride=(480, 480),

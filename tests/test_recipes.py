@@ -213,8 +213,10 @@ SEGMENTER_ADE20K = dict(
     # ours: padded slots masked out of attention / pooling (batch invariance); official False
     mask_padding=True,
     init={'type': 'Pretrained', 'prefix': 'backbone.'},  # the official DeiT ImageNet weights
+    # timm create_optimizer('sgd') is nesterov; fused: torch's one-kernel update, the same step
+    # up to float rounding (tests/test_engine/test_fused_optimizers.py)
     optimizer={'type': 'SGD', 'lr': 1e-3, 'momentum': 0.9, 'nesterov': True,
-               'weight_decay': 0.0},  # timm create_optimizer('sgd') is nesterov
+               'weight_decay': 0.0, 'fused': True},
     optim_wrapper='OptimWrapper',  # fp32: train_cast.py's --amp defaults off
     paramwise=None,
     schedule=[{'type': 'PolyLR', 'eta_min': 1e-5, 'power': 0.9, 'begin': 0, 'end': 161728,
@@ -260,7 +262,7 @@ _DEIT = dict(
     backbone_norm='BN',  # DeiT does not synchronise BN
     drop_path=0.1, mask_padding=False, init=None,
     optimizer={'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 0.05, 'eps': 1e-8,
-               'betas': [0.9, 0.999]},  # 5e-4 x 1024 / 512
+               'betas': [0.9, 0.999], 'fused': True},  # 5e-4 x 1024 / 512
     optim_wrapper='OptimWrapper',  # official autocast: use --amp
     paramwise={'flat_decay_mult': 0.0, 'custom_keys': {'.cls_token': {'decay_mult': 0.0},
                                                        '.pos_embed': {'decay_mult': 0.0}}},
@@ -324,7 +326,7 @@ _MOCO = dict(
     backbone_norm='cast_mm.MaskedSyncBN',  # convert_sync_batchnorm on the whole model
     drop_path=0.0, mask_padding=False,
     init={'type': 'CASTMoCoV3'},  # xavier / separate-qkv uniform / cls N(0, 1e-6)
-    optimizer={'type': 'AdamW', 'lr': 1.5e-4, 'weight_decay': 0.1},  # x 256 / 256
+    optimizer={'type': 'AdamW', 'lr': 1.5e-4, 'weight_decay': 0.1, 'fused': True},  # x 256 / 256
     optim_wrapper='OptimWrapper',  # official GradScaler + autocast: use --amp
     paramwise=None,
     # per-iteration linear warm-up (officially from 0) and half cosine to 0
@@ -354,7 +356,8 @@ _LINEAR_PROBE = dict(
     arch='small', mode='classification', pos_embed='sincos', num_clusters=None,
     backbone_norm='BN', drop_path=0.0, mask_padding=False,
     init={'type': 'Pretrained', 'prefix': 'backbone.'},
-    optimizer={'type': 'SGD', 'lr': 120.0, 'momentum': 0.9, 'weight_decay': 0.0},  # 30 x 4
+    optimizer={'type': 'SGD', 'lr': 120.0, 'momentum': 0.9, 'weight_decay': 0.0,
+               'fused': True},  # 30 x 4
     optim_wrapper='OptimWrapper', paramwise=None,
     schedule=[{'type': 'CosineAnnealingLR', 'T_max': 90, 'eta_min': 0.0, 'by_epoch': True,
                'begin': 0, 'end': 90}],
@@ -398,7 +401,7 @@ ROWS: Dict[str, Dict[str, Any]] = {
     # The demo: the ADE20K recipe shrunk to a CPU (sizes, optimiser and length are the demo's).
     'cast-s_demo.py': dict(
         SEGMENTER_ADE20K, num_clusters=[32, 16, 8, 4], init=None,
-        optimizer={'type': 'AdamW', 'lr': 3e-4, 'weight_decay': 0.01},
+        optimizer={'type': 'AdamW', 'lr': 3e-4, 'weight_decay': 0.01, 'fused': True},
         schedule=[{'type': 'PolyLR', 'eta_min': 1e-5, 'power': 0.9, 'begin': 0, 'end': 200,
                    'by_epoch': False}],
         length=200, batch_per_gpu=4,
@@ -431,7 +434,7 @@ ROWS: Dict[str, Dict[str, Any]] = {
         backbone_norm='cast_mm.MaskedSyncBN',  # USE_SYNCBN=true over the 4 GPUs
         init={'type': 'Pretrained', 'prefix': 'backbone.'},  # COCO MoCo-v3, epoch 400
         optimizer={'type': 'SGD', 'lr': 3e-3, 'momentum': 0.9, 'nesterov': False,
-                   'weight_decay': 1e-4},
+                   'weight_decay': 1e-4, 'fused': True},
         paramwise={'bias_lr_mult': 2.0, 'bias_decay_mult': 0.0},
         schedule=[{'type': 'LinearLR', 'start_factor': 1e-3, 'by_epoch': False, 'begin': 0,
                    'end': 100},

@@ -15,14 +15,22 @@ argument                      fast (default)               literal (official)
 ``fused_attn``                ``F.scaled_dot_product_``    explicit softmax attention
                               ``attention``
 ``channels_last_stem``        channels-last conv stem      contiguous (NCHW) conv stem
+``hashed_dropout``            CPU dropout masks hashed     ``torch.nn.Dropout``
+                              from a seed, in parallel,
+                              recomputed in the backward
 ============================  ===========================  ==================================
+
+``hashed_dropout`` changes which elements a given seed drops, not the distribution (see
+:mod:`cast_mm.ops.hashed_dropout`); it matters in training only.
 """
 
 #: Constructor arguments of the fast paths, at their default values.
-FAST_PATHS = dict(token_pooling='fast', fused_attn=True, channels_last_stem=True)
+FAST_PATHS = dict(token_pooling='fast', fused_attn=True, channels_last_stem=True,
+                  hashed_dropout=True)
 
 #: The same arguments set to compute literally what the official code computes.
-LITERAL_PATHS = dict(token_pooling='literal', fused_attn=False, channels_last_stem=False)
+LITERAL_PATHS = dict(token_pooling='literal', fused_attn=False, channels_last_stem=False,
+                     hashed_dropout=False)
 
 #: Interpolation of the stem features onto the superpixel map (segmentation token pooling).
 FEATURE_INTERPOLATION = 'bilinear'

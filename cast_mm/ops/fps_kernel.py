@@ -13,27 +13,17 @@ its own terms in channel order (no reassociation, compiled without floating-poin
 contraction), so every distance, and therefore every index, ties included, is bitwise DGL's.
 Only ``K N C`` work, no ``N^2`` buffer; batch items run on ``torch.get_num_threads()`` threads.
 
-The C source is compiled with the system C compiler (``$CC``, else ``cc``/``gcc``/``clang``)
-into a shared library loaded with :mod:`ctypes` (no Python or torch headers: about a second to
-build), with AVX-512 / AVX2 / generic clones chosen at load time on x86-64 with GCC. It is
-cached under ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``) in a file named
-by a hash of the source, compiler and flags, so an edit rebuilds and concurrent processes share
-one build. Without a compiler, or with ``CAST_MM_FPS_KERNEL=0`` in the environment,
-:func:`load` returns None and callers keep the torch formulation.
+The C source is built by :class:`~cast_mm.ops.compiled_library.CompiledLibrary` (system C
+compiler, cached, loaded with :mod:`ctypes`), with AVX-512 / AVX2 / generic clones chosen at
+load time on x86-64 with GCC. Without a compiler, or with ``CAST_MM_FPS_KERNEL=0`` in the
+environment, :func:`load` returns None and callers keep the torch formulation.
 """
 import ctypes
-import hashlib
-import os
-import os.path as osp
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
-from typing import Optional
 
 import torch
 from torch import Tensor
+
+from .compiled_library import CompiledLibrary
 
 _SOURCE = r"""
 #include <pthread.h>
@@ -193,76 +183,21 @@ int cast_mm_fps(const double *x, int64_t batch, int64_t n, int64_t dim, int64_t 
     return failed;
 }
 """
-_FLAGS = ['-O3', '-shared', '-fPIC', '-pthread', '-ffp-contract=off', '-fno-fast-math']
-_ENV_SWITCH = 'CAST_MM_FPS_KERNEL'
-
-_lock = threading.Lock()
-_state = dict(tried=False, fn=None, reason='not built yet')
-
-
-def _compiler() -> Optional[str]:
-    for name in (os.environ.get('CC'), 'cc', 'gcc', 'clang'):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def _cache_dir() -> str:
-    root = os.environ.get('TORCH_EXTENSIONS_DIR') or osp.join(
-        osp.expanduser('~'), '.cache', 'torch_extensions')
-    return osp.join(root, 'cast_mm_fps')
-
-
-def _build(compiler: str) -> str:
-    """Path of the shared library, compiled into the cache unless already there."""
-    key = hashlib.sha256('\0'.join([_SOURCE, compiler, platform.machine()] +
-                                   _FLAGS).encode()).hexdigest()[:16]
-    directory = _cache_dir()
-    library = osp.join(directory, f'fps_{key}.so')
-    if osp.exists(library):
-        return library
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        source = osp.join(tmp, 'fps.c')
-        with open(source, 'w') as f:
-            f.write(_SOURCE)
-        built = osp.join(tmp, 'fps.so')
-        subprocess.run([compiler, *_FLAGS, source, '-o', built], check=True,
-                       capture_output=True, timeout=120)
-        os.replace(built, library)  # atomic: concurrent builders leave one complete file
-    return library
+LIBRARY = CompiledLibrary(
+    'fps', 'FPS kernel', _SOURCE,
+    {'cast_mm_fps': (ctypes.c_int, [ctypes.c_void_p] + [ctypes.c_int64] * 6 + [ctypes.c_void_p])},
+    fallback='torch loop')
 
 
 def load():
     """The compiled sampling function, or None when it cannot be used (see :func:`status`)."""
-    if os.environ.get(_ENV_SWITCH, '1') == '0':
-        return None
-    with _lock:
-        if not _state['tried']:
-            _state['tried'] = True
-            compiler = _compiler()
-            if compiler is None:
-                _state['reason'] = 'no C compiler found ($CC, cc, gcc, clang)'
-            else:
-                try:
-                    fn = ctypes.CDLL(_build(compiler)).cast_mm_fps
-                except (OSError, subprocess.SubprocessError) as err:
-                    detail = getattr(err, 'stderr', b'') or b''
-                    _state['reason'] = (f'building the FPS kernel failed: {err} '
-                                        f'{detail.decode(errors="replace")[-500:]}').strip()
-                else:
-                    fn.restype = ctypes.c_int
-                    fn.argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 6 + [ctypes.c_void_p]
-                    _state['fn'] = fn
-                    _state['reason'] = 'compiled kernel'
-    return _state['fn']
+    library = LIBRARY.load()
+    return None if library is None else library.cast_mm_fps
 
 
 def status() -> str:
     """Which loop CPU farthest point sampling runs, and why."""
-    if os.environ.get(_ENV_SWITCH, '1') == '0':
-        return f'torch loop ({_ENV_SWITCH}=0)'
-    return 'compiled kernel' if load() is not None else f'torch loop ({_state["reason"]})'
+    return LIBRARY.status()
 
 
 def sample(points: Tensor, num_samples: int, start_idx: int) -> Tensor:

@@ -42,7 +42,8 @@ model = dict(
     backbone=dict(num_clusters=(32, 16, 8, 4), img_size=128, init_cfg=None),
     test_cfg=dict(mode='slide', crop_size=(128, 128), stride=(96, 96)))
 optim_wrapper = dict(
-    _delete_=True, type='OptimWrapper', optimizer=dict(type='AdamW', lr=3e-4, weight_decay=0.01))
+    _delete_=True, type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=3e-4, weight_decay=0.01, fused=True))
 param_scheduler = [
     dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=200, by_epoch=False)
 ]

@@ -120,3 +120,53 @@ def test_superpixel_inputs_resize_like_the_normalised_batch():
     assert resized.dtype == torch.uint8 and resized.shape == (1, 3, 20, 40)
     assert torch.equal(resized, exact.to(torch.uint8))  # truncated, as the official astype
     assert SuperpixelInputs(maps=torch.zeros(1, 10, 20)).resized((20, 40)).maps is None
+
+
+def test_whole_prediction_by_superpixel_equals_mmseg_post_processing(tiny_model_cfg):
+    """Whole-image predictions take each superpixel's argmax once; the data samples are those
+    of mmseg's per-pixel argmax, and images it would crop or resize keep mmseg's path."""
+    from mmseg.models.segmentors import EncoderDecoder
+    model = _build(tiny_model_cfg, mode='whole').eval()
+    head_scores = model.decode_head.segment_scores
+
+    def varied_scores(feats):  # an untrained head scores every superpixel alike
+        scores = head_scores(feats)
+        gen = torch.Generator().manual_seed(0)
+        return scores + torch.randn(scores.shape, generator=gen)
+
+    model.decode_head.segment_scores = varied_scores
+    from cast_mm.datasets import SEEDSSuperpixels
+    rng = np.random.default_rng(0)
+    batch = dict(inputs=[], data_samples=[])
+    for _ in range(2):
+        image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        results = SEEDSSuperpixels().transform(dict(img=image, img_shape=(48, 64),
+                                                    ori_shape=(48, 64)))
+        packed = PackSuperpixelSegInputs(meta_keys=('img_shape', 'ori_shape')).transform(results)
+        batch['inputs'].append(packed['inputs'])
+        batch['data_samples'].append(packed['data_samples'])
+    data = model.data_preprocessor(batch, False)
+    metas = [s.metainfo for s in data['data_samples']]
+    assert model.predicts_by_segments(data['inputs'], metas)
+    with torch.no_grad():
+        got = model.predict(data['inputs'], [s.clone() for s in data['data_samples']])
+        superpixels = model.superpixel_inputs(data['inputs'], data['data_samples'])
+        logits = model.inference(data['inputs'], metas, superpixels)
+        want = EncoderDecoder.postprocess_result(model, logits,
+                                                 [s.clone() for s in data['data_samples']])
+    for g, w in zip(got, want):
+        assert torch.equal(g.seg_logits.data, w.seg_logits.data)
+        assert torch.equal(g.pred_sem_seg.data, w.pred_sem_seg.data)
+        assert g.pred_sem_seg.data.dtype == w.pred_sem_seg.data.dtype
+    assert len(torch.unique(got[0].pred_sem_seg.data)) > 1
+    # Scores that mmseg resizes to another original shape, or flips, are not shortcut.
+    for meta in (dict(ori_shape=(40, 60)), dict(flip=True, flip_direction='horizontal')):
+        samples = [s.clone() for s in data['data_samples']]
+        for s in samples:
+            s.set_metainfo(meta)
+        assert not model.predicts_by_segments(data['inputs'], [s.metainfo for s in samples])
+    slide = _build(tiny_model_cfg, mode='slide', crop_size=(48, 48), stride=(32, 32))
+    assert not slide.predicts_by_segments(data['inputs'], metas)
+    off = tiny_model_cfg.copy()
+    off.predict_by_segments = False
+    assert not _build(off, mode='whole').predicts_by_segments(data['inputs'], metas)

@@ -175,21 +175,24 @@ def test_native_backend_uses_the_kernel_on_cpu_and_the_torch_loop_without_it(mon
 
 
 def test_kernel_build_is_cached_and_a_missing_compiler_falls_back(monkeypatch, tmp_path):
-    from cast_mm.ops import fps_kernel
-    if fps_kernel._compiler() is None:
+    from cast_mm.ops import compiled_library, fps_kernel
+    if compiled_library.find_compiler() is None:
         pytest.skip('no C compiler on this machine')
     monkeypatch.setenv('TORCH_EXTENSIONS_DIR', str(tmp_path))
-    monkeypatch.setattr(fps_kernel, '_state', dict(tried=False, fn=None, reason=''))
-    assert fps_kernel.load() is not None
-    built = list((tmp_path / 'cast_mm_fps').glob('fps_*.so'))
-    assert len(built) == 1
-    stamp = built[0].stat().st_mtime_ns
-    monkeypatch.setattr(fps_kernel, '_state', dict(tried=False, fn=None, reason=''))
-    assert fps_kernel.load() is not None and built[0].stat().st_mtime_ns == stamp  # reused
-    # No compiler: load() says why and the op still samples, through the torch loop.
-    monkeypatch.setattr(fps_kernel, '_state', dict(tried=False, fn=None, reason=''))
-    monkeypatch.setattr(fps_kernel, '_compiler', lambda: None)
-    assert fps_kernel.load() is None and 'no C compiler' in fps_kernel.status()
-    points = cast_like_points(2, 30, 8, 3)
-    assert torch.equal(farthest_point_sampling(points, 10),
-                       farthest_point_sampling(points, 10, backend='dgl'))
+    fps_kernel.LIBRARY.reset()
+    try:
+        assert fps_kernel.load() is not None
+        built = list((tmp_path / 'cast_mm_fps').glob('fps_*.so'))
+        assert len(built) == 1
+        stamp = built[0].stat().st_mtime_ns
+        fps_kernel.LIBRARY.reset()
+        assert fps_kernel.load() is not None and built[0].stat().st_mtime_ns == stamp  # reused
+        # No compiler: load() says why and the op still samples, through the torch loop.
+        fps_kernel.LIBRARY.reset()
+        monkeypatch.setattr(compiled_library, 'find_compiler', lambda: None)
+        assert fps_kernel.load() is None and 'no C compiler' in fps_kernel.status()
+        points = cast_like_points(2, 30, 8, 3)
+        assert torch.equal(farthest_point_sampling(points, 10),
+                           farthest_point_sampling(points, 10, backend='dgl'))
+    finally:
+        fps_kernel.LIBRARY.reset()  # later tests load the library of the default cache again

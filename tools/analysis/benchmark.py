@@ -91,7 +91,9 @@ def literal_options(task: str, device: torch.device) -> Dict:
     options['model.backbone.fps_backend'] = 'dgl' if device.type == 'cpu' else 'native'
     if task == 'seg':
         options['model.decode_head.fused_attn'] = False
+        options['model.decode_head.hashed_dropout'] = False
         options['model.decode_head.loss_by_superpixel'] = False
+        options['model.predict_by_segments'] = False
     return options
 
 

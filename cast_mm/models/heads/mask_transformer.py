@@ -41,6 +41,11 @@ class SuperpixelMaskTransformer(nn.Module):
         drop_path_rate (float): stochastic depth over the blocks. Defaults to 0.
         fused_attn (bool): ``F.scaled_dot_product_attention`` in the blocks instead of the
             official explicit softmax (equal outputs up to rounding). Defaults to True.
+        hashed_dropout (bool): on CPU, dropout masks hashed from a seed, drawn in parallel
+            and not kept for the backward pass (:class:`~cast_mm.models.layers.Dropout`);
+            with ``fused_attn`` the dropped attention weights are not kept either. Same
+            distribution as ``nn.Dropout``. Defaults to True; False is the official
+            ``nn.Dropout``.
     """
 
     def __init__(self,
@@ -52,7 +57,8 @@ class SuperpixelMaskTransformer(nn.Module):
                  ffn_dims: int = None,
                  dropout: float = 0.1,
                  drop_path_rate: float = 0.,
-                 fused_attn: bool = True) -> None:
+                 fused_attn: bool = True,
+                 hashed_dropout: bool = True) -> None:
         super().__init__()
         ffn_dims = ffn_dims or 4 * embed_dims
         self.num_classes = num_classes
@@ -62,7 +68,7 @@ class SuperpixelMaskTransformer(nn.Module):
         self.blocks = nn.ModuleList([
             TransformerBlock(embed_dims, num_heads, ffn_dims / embed_dims, drop_rate=dropout,
                              attn_drop_rate=dropout, drop_path_rate=rate, norm_eps=1e-5,
-                             fused_attn=fused_attn)
+                             fused_attn=fused_attn, hashed_dropout=hashed_dropout)
             for rate in dpr
         ])
         self.decoder_norm = nn.LayerNorm(embed_dims)

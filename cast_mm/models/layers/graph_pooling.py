@@ -24,6 +24,7 @@ from torch import Tensor
 from cast_mm.ops import farthest_point_sampling, gather_tokens, masked_mean
 from ..fast_paths import FAST_PATHS
 from .attention import Attention
+from .dropout import Dropout
 
 
 class PoolingOutput(NamedTuple):
@@ -77,6 +78,8 @@ class GraphPooling(nn.Module):
         dropout (float): dropout after ``fc1``. Defaults to 0.1.
         fps_backend (str): ``'native'`` or ``'dgl'`` farthest point sampling.
         fused_attn (bool): fused scaled-dot-product attention. Defaults to True.
+        hashed_dropout (bool): CPU dropout with hashed masks (:class:`Dropout`). Defaults to
+            True.
     """
 
     def __init__(self,
@@ -86,7 +89,8 @@ class GraphPooling(nn.Module):
                  logit_scale: float = 5.,
                  dropout: float = 0.1,
                  fps_backend: str = 'native',
-                 fused_attn: bool = FAST_PATHS['fused_attn']) -> None:
+                 fused_attn: bool = FAST_PATHS['fused_attn'],
+                 hashed_dropout: bool = FAST_PATHS['hashed_dropout']) -> None:
         super().__init__()
         self.num_clusters = num_clusters
         self.logit_scale = logit_scale
@@ -95,7 +99,7 @@ class GraphPooling(nn.Module):
         hidden = embed_dims * 4
         self.fc1 = nn.Sequential(
             nn.LayerNorm(embed_dims), nn.Linear(embed_dims, hidden), nn.GELU(),
-            nn.Dropout(dropout))
+            Dropout(dropout, hashed_dropout))
         self.fc2 = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, embed_dims))
 
     def sample_centres(self, tokens: Tensor, padding_mask: Tensor):

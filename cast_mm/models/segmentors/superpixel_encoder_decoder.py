@@ -5,13 +5,17 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
+from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
+from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
+from cast_mm.ops import gather_tokens, segment_to_pixels
 from cast_mm.registry import MODELS, TRANSFORMS
 from ..backbones.cast import CAST, CASTFeatures
 from ..data_preprocessors.seg_data_preprocessor import SUPERPIXEL_IMAGE_FIELD
+from ..heads.segment_decode_head import SegmentDecodeHead
 from ..utils import MISSING_SUPERPIXELS_HINT, build_superpixel_source, sample_superpixels
 
 #: Superpixels of sliding windows: the official protocol (SEEDS, window area / 16**2).
@@ -147,6 +151,10 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
             ``pixels_per_superpixel`` (default 256), ``compactness``, ``num_iterations``).
             Use it when CPU SEEDS in the data loader bounds GPU training. It replaces
             ``window_superpixels``. Defaults to None (pipeline / window superpixels).
+        predict_by_segments (bool): in whole-image prediction that mmseg would not crop,
+            flip or resize, take each pixel's class from one argmax per superpixel instead of
+            mmseg's per-pixel argmax over the classes (:meth:`predicts_by_segments`; the same
+            data samples). Defaults to True; False always runs mmseg's post-processing.
         **kwargs: the rest of ``EncoderDecoder`` (``train_cfg``, ``test_cfg`` (checked by
             :func:`check_test_cfg`), ``data_preprocessor``, ``auxiliary_head``, ``init_cfg``).
     """
@@ -156,6 +164,7 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
                  decode_head: Dict,
                  window_superpixels: Optional[Dict] = None,
                  device_superpixels: Optional[Dict] = None,
+                 predict_by_segments: bool = True,
                  **kwargs) -> None:
         if kwargs.get('neck') is not None:
             raise ValueError('SuperpixelEncoderDecoder takes no neck: CAST features are '
@@ -179,6 +188,8 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
             source = window_superpixels or DEFAULT_WINDOW_SUPERPIXELS
         #: The superpixel source of everything computed in the model.
         self.superpixel_source = build_superpixel_source(source, TRANSFORMS, channel_order)
+        #: Whole-image predictions from one argmax per superpixel where they can be.
+        self.predict_by_segments_enabled = predict_by_segments
 
     # ----------------------------------------------------------------------- superpixels
     def superpixel_inputs(self, inputs: Tensor,
@@ -260,8 +271,53 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
             shape = inputs.shape[2:]
             batch_img_metas = [dict(ori_shape=shape, img_shape=shape, pad_shape=shape,
                                     padding_size=[0, 0, 0, 0])] * inputs.shape[0]
+        if self.predicts_by_segments(inputs, batch_img_metas):
+            return self.predict_by_segments(inputs, superpixels, data_samples)
         seg_logits = self.inference(inputs, batch_img_metas, superpixels)
         return self.postprocess_result(seg_logits, data_samples)
+
+    def predicts_by_segments(self, inputs: Tensor, batch_img_metas: List[dict]) -> bool:
+        """Whether :meth:`predict` can take each pixel's class from its superpixel.
+
+        True for whole-image inference by a head whose scores are constant on superpixels
+        (:class:`SegmentDecodeHead`, more than one class) when mmseg's post-processing would
+        neither crop padding, flip nor resize the scores: the argmax of a pixel's scores is
+        then the argmax of its superpixel's, computed once per superpixel instead of over
+        ``num_classes`` values at every pixel.
+        """
+        if not self.predict_by_segments_enabled or self.with_auxiliary_head:
+            return False
+        if check_test_cfg(self.test_cfg).mode != 'whole':
+            return False
+        if not isinstance(self.decode_head, SegmentDecodeHead) or self.out_channels < 2:
+            return False
+        size = tuple(inputs.shape[-2:])
+        for meta in batch_img_metas:
+            padding = meta.get('img_padding_size', meta.get('padding_size', [0] * 4))
+            if any(padding) or meta.get('flip') or tuple(meta['ori_shape'][:2]) != size:
+                return False
+        return True
+
+    def predict_by_segments(self, inputs: Tensor, superpixels: SuperpixelInputs,
+                            data_samples: OptSampleList = None) -> SampleList:
+        """:meth:`predict` of whole images whose scores need no post-processing
+        (:meth:`predicts_by_segments`): the same ``seg_logits`` and ``pred_sem_seg``."""
+        feats = self.extract_feat(inputs, self.resolve_superpixels(superpixels))
+        self.decode_head.check_inputs(feats)
+        scores = self.decode_head.segment_scores(feats)
+        seg_logits = segment_to_pixels(scores, feats.token_labels)
+        if seg_logits.shape[-2:] != inputs.shape[-2:]:  # maps of another size: mmseg's path
+            seg_logits = F.interpolate(seg_logits, size=inputs.shape[-2:], mode='bilinear',
+                                       align_corners=self.align_corners)
+            return self.postprocess_result(seg_logits, data_samples)
+        segment_pred = scores.argmax(dim=-1, keepdim=True)
+        seg_pred = gather_tokens(segment_pred, feats.token_labels).squeeze(-1)
+        if data_samples is None:
+            data_samples = [SegDataSample() for _ in range(inputs.shape[0])]
+        for i, sample in enumerate(data_samples):
+            sample.set_data(dict(seg_logits=PixelData(data=seg_logits[i]),
+                                 pred_sem_seg=PixelData(data=seg_pred[i:i + 1])))
+        return data_samples
 
     def inference(self, inputs: Tensor, batch_img_metas: List[dict],
                   superpixels: Optional[SuperpixelInputs] = None) -> Tensor:

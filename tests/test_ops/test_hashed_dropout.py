@@ -1,0 +1,105 @@
+"""Hashed dropout: the kernel equals the tensor formulation, the masks are dropout's, and the
+backward pass redraws the forward mask."""
+import pytest
+import torch
+
+from cast_mm.ops import hashed_dropout as hd
+
+
+def kernel_or_skip():
+    if hd.LIBRARY.load() is None:
+        pytest.skip(f'compiled dropout kernel unavailable here: {hd.LIBRARY.status()}')
+
+
+def fallback(x, p, seed):
+    scale = torch.tensor(1. / (1. - p), dtype=x.dtype)
+    return torch.where(hd.keep_mask(x.shape, seed, p), x * scale, torch.zeros((), dtype=x.dtype))
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('shape', [(7,), (3, 1000), (2, 6, 130, 131)])
+def test_kernel_equals_the_tensor_formulation(dtype, shape):
+    kernel_or_skip()
+    x = torch.randn(shape, dtype=dtype)
+    for p, seed in [(0.1, 1), (0.5, 2**62 + 12345), (0.9, 7)]:
+        assert torch.equal(hd.dropout_with_seed(x, p, seed), fallback(x, p, seed))
+
+
+def test_kernel_off_gives_the_same_outputs(monkeypatch):
+    x = torch.randn(4, 70000)
+    with_kernel = hd.dropout_with_seed(x, 0.1, 99)
+    monkeypatch.setenv('CAST_MM_DROPOUT_KERNEL', '0')
+    assert hd.LIBRARY.load() is None and 'CAST_MM_DROPOUT_KERNEL=0' in hd.LIBRARY.status()
+    assert torch.equal(hd.dropout_with_seed(x, 0.1, 99), with_kernel)
+
+
+def test_masks_follow_the_row_major_index_whatever_the_strides():
+    x = torch.randn(300, 400)
+    assert torch.equal(hd.dropout_with_seed(x.t(), 0.3, 5),
+                       hd.dropout_with_seed(x.t().contiguous(), 0.3, 5))
+
+
+@pytest.mark.parametrize('p', [0.1, 0.5])
+def test_masks_have_dropouts_distribution(p):
+    n = 2**21
+    x = torch.ones(n)
+    out = hd.dropout_with_seed(x, p, hd.draw_seed())
+    kept = out != 0
+    # Kept elements are scaled exactly as torch's dropout scales them.
+    assert torch.equal(out[kept], torch.full((int(kept.sum()),), 1 / (1 - p)))
+    sigma = (p * (1 - p) / n)**0.5
+    assert abs(kept.double().mean().item() - (1 - p)) < 5 * sigma
+    # Neighbouring elements, rows of a matrix and seeds are uncorrelated.
+    k = kept.double() - kept.double().mean()
+    for lag in (1, 2, 64, 1024):
+        corr = (k[:-lag] * k[lag:]).mean() / k.var()
+        assert abs(corr.item()) < 5 / n**0.5
+    other = hd.dropout_with_seed(x, p, hd.draw_seed()) != 0
+    assert abs(((kept == other).double().mean() - (p**2 + (1 - p)**2)).item()) < 5 / n**0.5
+
+
+def test_seeds_come_from_torchs_generator():
+    x = torch.randn(1000)
+    torch.manual_seed(3)
+    a = hd.hashed_dropout(x, 0.2)
+    torch.manual_seed(3)
+    b = hd.hashed_dropout(x, 0.2)
+    c = hd.hashed_dropout(x, 0.2)
+    assert torch.equal(a, b) and not torch.equal(b, c)
+    assert hd.hashed_dropout(x, 0.2, training=False) is x and hd.hashed_dropout(x, 0.) is x
+
+
+def test_bad_probability_is_refused():
+    with pytest.raises(ValueError, match='dropout probability'):
+        hd.dropout_with_seed(torch.ones(3), 1.0, 0)
+
+
+def test_backward_uses_the_forward_mask():
+    x = torch.randn(5, 300, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 300, dtype=torch.float64)
+    out = hd.hashed_dropout(x, 0.3)
+    (out * w).sum().backward()
+    mask = (out != 0).double()
+    torch.testing.assert_close(x.grad, w * mask / 0.7, rtol=0, atol=1e-15)
+    fixed = lambda t: hd._HashedDropout.apply(t, 0.3, 1234)  # noqa: E731
+    assert torch.autograd.gradcheck(fixed, (x.detach().requires_grad_(),))
+
+
+def test_dropout_matmul_equals_explicit_dropout_then_product():
+    a = torch.rand(2, 3, 40, 40, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, 3, 40, 8, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 3, 40, 8, dtype=torch.float64)
+    torch.manual_seed(0)
+    out = hd.hashed_dropout_matmul(a, b, 0.25)
+    (out * g).sum().backward()
+    grads = a.grad.clone(), b.grad.clone()
+    a.grad = b.grad = None
+    torch.manual_seed(0)
+    ref = hd.hashed_dropout(a, 0.25) @ b
+    (ref * g).sum().backward()
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-13)
+    torch.testing.assert_close(grads[0], a.grad, rtol=0, atol=1e-13)
+    torch.testing.assert_close(grads[1], b.grad, rtol=0, atol=1e-13)
+    fixed = lambda x, y: hd._HashedDropoutMatmul.apply(x, y, 0.25, 77)  # noqa: E731
+    assert torch.autograd.gradcheck(fixed, (a.detach()[:1, :1, :6, :6].requires_grad_(),
+                                            b.detach()[:1, :1, :6, :3].requires_grad_()))
