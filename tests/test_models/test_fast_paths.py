@@ -253,3 +253,11 @@ def test_hashed_dropout_is_inactive_in_eval_and_off_the_fast_path():
     a = attn(x)
     torch.manual_seed(1)
     assert torch.equal(a, attn(x)) and not torch.equal(a, attn(x))
+
+
+def test_hashed_dropout_switch_must_be_a_bool():
+    from cast_mm.models.layers import Dropout
+    with pytest.raises(TypeError, match="hashed_dropout must be True or False, got 'no'"):
+        Dropout(0.1, hashed='no')
+    with pytest.raises(TypeError, match='hashed_dropout must be True or False, got 0'):
+        CAST(arch=dict(embed_dims=48, depths=(1, 1, 1, 1), num_heads=4), hashed_dropout=0)

@@ -170,3 +170,6 @@ def test_whole_prediction_by_superpixel_equals_mmseg_post_processing(tiny_model_
     off = tiny_model_cfg.copy()
     off.predict_by_segments = False
     assert not _build(off, mode='whole').predicts_by_segments(data['inputs'], metas)
+    off.predict_by_segments = 'no'
+    with pytest.raises(TypeError, match="predict_by_segments must be True or False, got 'no'"):
+        _build(off, mode='whole')

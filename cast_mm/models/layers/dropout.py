@@ -20,6 +20,8 @@ class Dropout(nn.Dropout):
 
     def __init__(self, p: float = 0.5, hashed: bool = FAST_PATHS['hashed_dropout']) -> None:
         super().__init__(p)
+        if not isinstance(hashed, bool):
+            raise TypeError(f'hashed_dropout must be True or False, got {hashed!r}')
         self.hashed = hashed
 
     def forward(self, x: Tensor) -> Tensor:

@@ -166,6 +166,9 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
                  device_superpixels: Optional[Dict] = None,
                  predict_by_segments: bool = True,
                  **kwargs) -> None:
+        if not isinstance(predict_by_segments, bool):
+            raise TypeError(f'predict_by_segments must be True or False, got '
+                            f'{predict_by_segments!r}')
         if kwargs.get('neck') is not None:
             raise ValueError('SuperpixelEncoderDecoder takes no neck: CAST features are '
                              'segment tokens, not feature maps')
