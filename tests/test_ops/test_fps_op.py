@@ -139,7 +139,7 @@ def compiled_kernel():
     return fps_kernel
 
 
-@pytest.mark.parametrize('dtype', [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize('batch,num_tokens,k,num_padded', [(8, 196, 65, 20), (2, 1024, 321, 100),
                                                            (3, 40, 30, 15), (1, 5, 5, 0)])
 def test_compiled_kernel_is_dgl_bitwise(dtype, batch, num_tokens, k, num_padded):
