@@ -164,6 +164,44 @@ def test_compiled_kernel_keeps_dgl_ties_and_odd_shapes():
             assert torch.equal(out, reference_fps(points, num_points, start))
 
 
+@pytest.mark.parametrize('batch,num_tokens,k,num_padded', [(2, 1024, 321, 100), (1, 196, 65, 20),
+                                                           (3, 40, 30, 15), (2, 5, 5, 0)])
+def test_compiled_kernel_split_between_threads_is_dgl_bitwise(batch, num_tokens, k, num_padded):
+    # Threads sharing an item's points (a slice each, a barrier per sample) must give the
+    # indices of whole items on one thread: every split, fewer points than threads included,
+    # more threads than cores (the barrier then yields).
+    kernel = compiled_kernel()
+    points = cast_like_points(batch, num_tokens, 384, num_padded)
+    expected = farthest_point_sampling(points, k, backend='dgl')
+    for threads, per_item in [(1, 1), (2, 1), (2, 2), (3, 3), (4, 2), (4, 4), (5, 3), (7, 7)]:
+        out = kernel.sample(points, k, 0, threads=threads, per_item=per_item)
+        assert torch.equal(out, expected), (threads, per_item)
+
+
+def test_compiled_kernel_split_keeps_ties_and_every_start():
+    # Exact ties across slice boundaries: the first slice's (lowest) index wins, as in DGL.
+    kernel = compiled_kernel()
+    gen = torch.Generator().manual_seed(5)
+    for num_points, channels in [(37, 3), (64, 2), (9, 1)]:
+        points = torch.randint(0, 3, (2, num_points, channels), generator=gen).float()
+        for start in range(0, num_points, 5):
+            expected = farthest_point_sampling(points, num_points, start, 'dgl')
+            for per_item in (2, 3):
+                out = kernel.sample(points, num_points, start, threads=per_item,
+                                    per_item=per_item)
+                assert torch.equal(out, expected), (num_points, start, per_item)
+
+
+def test_threads_share_items_whose_points_exceed_a_cache():
+    from cast_mm.ops.fps_kernel import SLICE_BYTES, threads_per_item
+    assert SLICE_BYTES == 1 << 20
+    assert threads_per_item(8, 197, 384, 2) == 1  # 600 KB items: one thread per item
+    assert threads_per_item(2, 1025, 384, 2) == 2  # 3.1 MB items: both threads on each
+    assert threads_per_item(2, 1025, 384, 16) == 8  # idle threads join the items
+    assert threads_per_item(1, 197, 384, 2) == 2
+    assert threads_per_item(4, 100, 16, 1) == 1
+
+
 def test_native_backend_uses_the_kernel_on_cpu_and_the_torch_loop_without_it(monkeypatch):
     from cast_mm.ops import fps_kernel
     points = cast_like_points(2, 60, 16, 6)
