@@ -384,7 +384,7 @@ def threads_per_item(batch: int, num_points: int, channels: int, threads: int) -
     """How many of ``threads`` share each item: enough to bring every thread's slice of the
     points under :data:`SLICE_BYTES`, and all of them when there are fewer items than threads.
     """
-    item_bytes = -(-num_points // 8) * 8 * channels * 8
+    item_bytes = -(-num_points // 8) * 8 * channels * 8  # points padded to 8 lanes, float64
     return max(1, min(threads, max(-(-item_bytes // SLICE_BYTES), threads // max(batch, 1))))
 
 
@@ -414,9 +414,14 @@ def sample(points: Tensor, num_samples: int, start_idx: int, threads: Optional[i
     points = points.contiguous()
     batch, num_points, channels = points.shape
     out = torch.empty((batch, num_samples), dtype=torch.long)
-    threads = max(1, torch.get_num_threads() if threads is None else int(threads))
+    threads = max(1, torch.get_num_threads()) if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError(f'FPS kernel: threads must be >= 1, got {threads}')
     if per_item is None:
         per_item = threads_per_item(batch, num_points, channels, threads)
+    elif not 1 <= int(per_item) <= threads:
+        raise ValueError(f'FPS kernel: per_item must be in [1, threads={threads}], '
+                         f'got {per_item}')
     single = int(points.dtype == torch.float32)
     if fn(points.data_ptr(), single, batch, num_points, channels, num_samples, start_idx,
           threads, int(per_item), out.data_ptr()) != 0:

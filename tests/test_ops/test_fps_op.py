@@ -192,6 +192,16 @@ def test_compiled_kernel_split_keeps_ties_and_every_start():
                 assert torch.equal(out, expected), (num_points, start, per_item)
 
 
+def test_kernel_thread_counts_out_of_range_are_named():
+    kernel = compiled_kernel()
+    points = cast_like_points(2, 30, 8, 3)
+    with pytest.raises(ValueError, match='threads must be >= 1'):
+        kernel.sample(points, 5, 0, threads=0)
+    for per_item in (0, 3):
+        with pytest.raises(ValueError, match=r'per_item must be in \[1, threads=2\]'):
+            kernel.sample(points, 5, 0, threads=2, per_item=per_item)
+
+
 def test_threads_share_items_whose_points_exceed_a_cache():
     from cast_mm.ops.fps_kernel import SLICE_BYTES, threads_per_item
     assert SLICE_BYTES == 1 << 20
