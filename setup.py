@@ -1,3 +1,4 @@
+import glob
 import os
 import os.path as osp
 import shutil
@@ -41,6 +42,25 @@ def add_mim_extension() -> None:
             (shutil.copytree if osp.isdir(src) else shutil.copyfile)(src, dst)
 
 
+def cpp_extensions() -> tuple:
+    """The compiled CPU operators (``cast_mm/ops/csrc``) as ``(ext_modules, cmdclass)``.
+
+    Built unless ``CAST_MM_WITH_OPS=0`` (as mmcv's ``MMCV_WITH_OPS``); without them cast_mm runs
+    the operators' fallbacks and its build-time log line says so.
+    """
+    if os.environ.get('CAST_MM_WITH_OPS', '1') == '0':
+        return [], {}
+    from torch.utils.cpp_extension import BuildExtension, CppExtension, include_paths
+    sources = sorted(glob.glob(osp.join('cast_mm', 'ops', 'csrc', '*.cpp')))
+    # Warnings on for our sources; torch's headers are system headers (their warnings are
+    # torch's). No floating-point contraction: the FPS kernel must round as DGL does.
+    flags = ['-O3', '-Wall', '-Wextra', '-ffp-contract=off', '-fno-fast-math']
+    for path in include_paths():
+        flags += ['-isystem', path]
+    extension = CppExtension('cast_mm._C', sources, extra_compile_args={'cxx': flags})
+    return [extension], {'build_ext': BuildExtension}
+
+
 class Develop(develop):
 
     def run(self):
@@ -49,6 +69,7 @@ class Develop(develop):
 
 
 add_mim_extension()
+ext_modules, build_cmds = cpp_extensions()
 
 setup(
     name='cast_mm',
@@ -63,7 +84,8 @@ setup(
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt')},
-    cmdclass={'develop': Develop},
+    ext_modules=ext_modules,
+    cmdclass={'develop': Develop, **build_cmds},
     license='Apache License 2.0',
     zip_safe=False,
 )

@@ -1,7 +1,6 @@
 """House rules: imports point one way, the MMEngine workarounds are still needed, one set of
-fast / literal switches, level fusion only where a head reads it."""
+level fusion only where a head reads it."""
 import ast
-import inspect
 import os
 import os.path as osp
 import subprocess
@@ -17,9 +16,6 @@ from seg_helpers import CONFIGS, shrink_seg_config
 
 import cast_mm
 from cast_mm.models import CAST
-from cast_mm.models.fast_paths import FAST_PATHS, LITERAL_PATHS
-from cast_mm.models.layers import (Attention, BlockFusion, ConvStem, Dropout, GraphPooling,
-                                   TransformerBlock)
 
 PACKAGE = osp.dirname(cast_mm.__file__)
 #: What each layer may not import: ``ops`` (plain torch) -> ``models`` -> ``datasets`` /
@@ -102,22 +98,6 @@ def test_cast_mm_types_need_no_custom_imports():
             "assert 'cast_mm' not in sys.modules; "
             "assert MODELS.get('cast_mm.CAST').__name__ == 'CAST'")
     subprocess.run([sys.executable, '-c', code], check=True, cwd=str(REPO), timeout=300)
-
-
-def _defaults(fn):
-    return {name: p.default for name, p in inspect.signature(fn).parameters.items()}
-
-
-def test_fast_and_literal_switches_are_written_once():
-    assert set(LITERAL_PATHS) == set(FAST_PATHS)
-    cast = _defaults(CAST.__init__)
-    assert {key: cast[key] for key in FAST_PATHS} == FAST_PATHS
-    for layer in (Attention, TransformerBlock, GraphPooling):
-        assert _defaults(layer.__init__)['fused_attn'] is FAST_PATHS['fused_attn']
-    assert _defaults(ConvStem.__init__)['channels_last'] is FAST_PATHS['channels_last_stem']
-    for layer in (Attention, TransformerBlock, GraphPooling, BlockFusion):
-        assert _defaults(layer.__init__)['hashed_dropout'] is FAST_PATHS['hashed_dropout']
-    assert _defaults(Dropout.__init__)['hashed'] is FAST_PATHS['hashed_dropout']
 
 
 @pytest.fixture(scope='module')

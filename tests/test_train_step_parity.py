@@ -37,7 +37,7 @@ def build_from_config(name, official, literal, mask_padding):
     from mmengine.registry import DefaultScope
 
     from cast_mm.converters import convert_official_checkpoint
-    from cast_mm.converters.parity import LITERAL_PATHS
+    from cast_mm.models.execution_profile import LITERAL
     from cast_mm.registry import MODELS
 
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'cast', name))
@@ -50,7 +50,7 @@ def build_from_config(name, official, literal, mask_padding):
         num_clusters=list(size['num_clusters']), img_size=size['img_size'], init_cfg=None,
         drop_path_rate=0.)
     if literal:
-        backbone.update(LITERAL_PATHS)
+        backbone.update(LITERAL['backbone'])
     if mask_padding is not None:
         backbone.mask_padding = mask_padding
     cfg.model.decode_head.update(

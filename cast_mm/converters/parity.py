@@ -15,7 +15,7 @@ from torch import Tensor
 
 from cast_mm.models import CAST, SuperpixelMaskTransformer
 from cast_mm.models.backbones.cast import STEM_STRIDE
-from cast_mm.models.fast_paths import FAST_PATHS, LITERAL_PATHS
+from cast_mm.models.execution_profile import FAST, LITERAL
 from .official import ConvertedCheckpoint, convert_official_checkpoint
 
 #: Float outputs must agree within this fraction of the largest reference magnitude.
@@ -58,15 +58,19 @@ class OfficialModel:
 
 
 def build_official_model(config: Mapping[str, Any], checkpoint: Mapping[str, Any],
-                         fps_backend: str = 'native', literal: bool = False) -> OfficialModel:
+                         fps_backend: Optional[str] = None,
+                         literal: bool = False) -> OfficialModel:
     """Convert ``checkpoint`` and build the cast_mm model the official ``config`` describes.
 
-    ``literal`` turns off the fast paths (:data:`cast_mm.models.fast_paths.LITERAL_PATHS`); by
-    default the backbone's defaults (:data:`~cast_mm.models.fast_paths.FAST_PATHS`) are checked.
+    ``literal`` builds the backbone and decoder with the literal execution profile
+    (:data:`cast_mm.models.execution_profile.LITERAL`); by default the fast one
+    (:data:`~cast_mm.models.execution_profile.FAST`, the defaults) is checked. ``fps_backend``
+    overrides the profile's farthest point sampling.
     """
     if config.get('patch_size', STEM_STRIDE) != STEM_STRIDE:
         raise UnsupportedCase(f"patch_size {config['patch_size']}: CAST's conv stem has stride 8")
     converted = convert_official_checkpoint(checkpoint)
+    profile = LITERAL if literal else FAST
     arch = dict(embed_dims=config['embed_dim'], depths=list(config['depth']),
                 num_heads=config['num_heads'], mlp_ratio=config.get('mlp_ratio', 4))
     stage = config.get('model_stage')
@@ -77,8 +81,8 @@ def build_official_model(config: Mapping[str, Any], checkpoint: Mapping[str, Any
         img_size=config['img_size'],
         pos_embed=converted.arch['pos_embed'],
         token_resolution='feature' if stage == 'pretrain' else None,
-        fps_backend=fps_backend,
-        **(LITERAL_PATHS if literal else {}))
+        **dict(profile['backbone'], **({} if fps_backend is None else
+                                       dict(fps_backend=fps_backend))))
     backbone.load_state_dict(converted.backbone, strict=True)
     backbone.eval()
     decoder = None
@@ -94,7 +98,7 @@ def build_official_model(config: Mapping[str, Any], checkpoint: Mapping[str, Any
                                                     if k.startswith('blocks.')})),
             num_heads=dec_cfg.get('n_heads', d_model // 64),
             ffn_dims=weights['blocks.0.mlp.fc1.weight'].shape[0],
-            fused_attn=(LITERAL_PATHS if literal else FAST_PATHS)['fused_attn'])
+            **profile['decoder'])
         decoder.load_state_dict(weights, strict=True)
         decoder.eval()
     return OfficialModel(backbone, converted, decoder)
@@ -176,7 +180,7 @@ def normalise_images(images_uint8: Tensor, mean: Any, std: Any) -> Tensor:
 
 
 def check_case(name: str, case: Mapping[str, Any], mean: Any, std: Any,
-               rtol: float = DEFAULT_RTOL, fps_backend: str = 'native',
+               rtol: float = DEFAULT_RTOL, fps_backend: Optional[str] = None,
                literal: bool = False) -> List[ParityRow]:
     """Convert, build, run and compare one fixture case."""
     try:
@@ -191,7 +195,7 @@ def check_case(name: str, case: Mapping[str, Any], mean: Any, std: Any,
 
 def check_fixture(fixture: Mapping[str, Any],
                   rtol: float = DEFAULT_RTOL,
-                  fps_backend: str = 'native',
+                  fps_backend: Optional[str] = None,
                   cases: Optional[List[str]] = None,
                   on_row: Optional[Callable[[ParityRow], None]] = None,
                   literal: bool = False) -> List[ParityRow]:

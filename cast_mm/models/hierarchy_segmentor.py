@@ -9,6 +9,7 @@ from torch import Tensor
 
 from cast_mm.ops import segment_prototypes
 from cast_mm.registry import MODELS
+from .execution_log import log_model_execution
 from .segment_hierarchy import SegmentHierarchy, hierarchy_from_features
 from .utils import MISSING_SUPERPIXELS_HINT, sample_superpixels
 
@@ -68,6 +69,7 @@ class HierarchySegmentor(BaseModel):
             raise ValueError(f'output_shape must be one of {OUTPUT_SHAPES}, got '
                              f'{output_shape!r}')
         self.output_shape = output_shape
+        log_model_execution(self)
 
     def forward(self, inputs: Tensor, data_samples: Optional[List] = None,
                 mode: str = 'predict') -> List:

@@ -4,28 +4,42 @@ Semantics are those of ``dgl.geometry.farthest_point_sampler`` (what the officia
 calls): distances are squared Euclidean distances accumulated in float64, the first selected
 point is ``start_idx``, every point keeps its minimum distance to the selected set, the next
 point is the one with the largest such distance and ties go to the lowest index. When every
-remaining distance is zero (fewer distinct points than samples) the scan returns index 0 again,
-exactly as DGL does.
+remaining distance is zero (every point coincides with a selected one) the scan returns index 0
+again, exactly as DGL does.
 
-Two backends sit behind the one op:
+Backends:
 
-* ``'native'`` (default): on CPU one call of a compiled kernel that computes DGL's distances
-  exactly (:mod:`cast_mm.ops.fps_kernel`); elsewhere, or without a C compiler, all pairwise
-  float64 distances from one Gram matrix (``B N^2`` memory) and a torch loop of three small
-  ops per sample; any device (CPU, CUDA, ...), no host round trips;
-* ``'dgl'``: DGL's own kernel (CPU tensors only with the PyPI DGL build), kept as the reference
-  that the native backend is tested against.
+* ``'native'`` (default) resolves by device (:func:`native_implementation`):
+
+  - CPU: the compiled kernel ``torch.ops.cast_mm.fps_cpu`` (``cast_mm/ops/csrc/fps_cpu.cpp``):
+    DGL's arithmetic, so DGL's indices bitwise, on torch's thread pool; without the extension,
+    DGL's own kernel;
+  - CUDA: one Triton kernel launch samples all points of all items
+    (:mod:`cast_mm.ops.fps_triton`), DGL's arithmetic as well; without Triton, the torch loop;
+  - any other device: the torch loop;
+
+* ``'torch'``: the torch loop: per sample, every point's float64 distance to the new centre
+  (``(p - c)^2`` summed over channels), a running minimum and an argmax; any device, no host
+  round trips. Its sums are reduced in torch's order, so distances can differ from DGL's in the
+  last bit (indices only on exact near-ties); a distance is 0 exactly when the points coincide,
+  so it runs out of points exactly when DGL does;
+* ``'dgl'``: DGL's kernel, the reference (the PyPI DGL build has CPU kernels only: other
+  devices' points are copied to the CPU).
 
 A fake (meta) kernel lets ``torch.compile`` and ``torch.export`` trace models that call it.
 """
-from typing import Tuple
+from typing import Optional
 
 import torch
 from torch import Tensor
 
-from . import fps_kernel
+from . import extension, fps_triton
 
-BACKENDS = ('native', 'dgl')
+BACKENDS = ('native', 'torch', 'dgl')
+
+#: Transposed float64 points one CPU thread keeps in its cache (about an L2 cache): an item with
+#: more is split into slices sampled in parallel.
+SLICE_BYTES = 1 << 20
 
 
 def _check_inputs(points: Tensor, num_samples: int, start_idx: int, backend: str) -> None:
@@ -40,76 +54,89 @@ def _check_inputs(points: Tensor, num_samples: int, start_idx: int, backend: str
         raise ValueError(f'unknown FPS backend {backend!r}; choose one of {BACKENDS}')
 
 
-def _row_stats(points: Tensor) -> Tuple[Tensor, Tensor]:
-    """Squared norms and a fixed pseudo-random projection of the rows ``(B, N)`` each.
+def native_implementation(device_type: str) -> str:
+    """What ``backend='native'`` runs on ``device_type`` and why, e.g. for a log line."""
+    if device_type == 'cpu':
+        if extension.available():
+            return 'compiled CPU kernel (cast_mm._C)'
+        return f'DGL kernel (cast_mm._C {extension.status()})'
+    if device_type == 'cuda':
+        if fps_triton.available():
+            return 'Triton kernel'
+        return f'torch loop ({fps_triton.status()})'
+    return f'torch loop (no kernel for {device_type})'
 
-    Every row is reduced by the same code, so equal rows give bitwise equal statistics.
+
+def slices_per_item(batch: int, num_points: int, channels: int, threads: int) -> int:
+    """Into how many slices the CPU kernel splits each item: enough to bring every slice's
+    transposed points under :data:`SLICE_BYTES`, and enough to give every thread work when there
+    are fewer items than threads."""
+    item_bytes = -(-num_points // 8) * 8 * channels * 8  # points padded to 8 lanes, float64
+    return max(1, min(threads, max(-(-item_bytes // SLICE_BYTES), threads // max(batch, 1))))
+
+
+def fps_cpu(points: Tensor, num_samples: int, start_idx: int,
+            slices: Optional[int] = None) -> Tensor:
+    """The compiled CPU kernel (needs the extension; see :mod:`cast_mm.ops.extension`).
+
+    float32 and float64 points are read as they are (float32 widened exactly in the kernel),
+    float16 and bfloat16 widened to float32 (exact), anything else converted to float64.
+    ``slices`` (default :func:`slices_per_item`) splits each item's points; every choice gives
+    the same indices.
     """
-    sq_norm = points.square().sum(dim=-1)
-    # Pseudo-random weights in [0, 1), made on the device (no host-to-device copy).
-    channel = torch.arange(points.shape[-1], device=points.device, dtype=points.dtype)
-    weights = (channel.mul(12.9898).sin() * 43758.5453).frac()
-    return sq_norm, (points * weights).sum(dim=-1)
+    if points.dtype not in (torch.float32, torch.float64):
+        exact_in_single = points.dtype in (torch.float16, torch.bfloat16)
+        points = points.to(torch.float32 if exact_in_single else torch.float64)
+    if slices is None:
+        slices = slices_per_item(*points.shape, max(1, torch.get_num_threads()))
+    return torch.ops.cast_mm.fps_cpu(points, num_samples, start_idx, slices)
 
 
-def pairwise_sq_distances(points: Tensor) -> Tensor:
-    """Squared Euclidean distances ``(B, N, N)`` in float64, exactly 0 between equal rows.
-
-    ``|p_i - p_j|^2 = |p_i|^2 + |p_j|^2 - 2 p_i . p_j`` from one batched Gram matrix; these
-    differ from a sequential sum of squared differences (DGL) only by rounding, except
-    between equal rows, where rounding would leave tiny non-zero values: equal rows are found
-    through two row statistics (squared norm, a fixed projection) and get exactly 0.
-    """
+def fps_torch(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
+    """The torch loop (see the module docstring): five small ops per sample, any device."""
     points = points.to(torch.float64)
-    sq_norm, projection = _row_stats(points)
-    # bmm then in-place updates: on CPU about 1.5x faster than baddbmm at N = 1025.
-    dist = torch.bmm(points, points.transpose(1, 2)).mul_(-2)
-    dist.add_(sq_norm.unsqueeze(2)).add_(sq_norm.unsqueeze(1)).clamp_(min=0)
-    same = sq_norm.unsqueeze(2) == sq_norm.unsqueeze(1)
-    same &= projection.unsqueeze(2) == projection.unsqueeze(1)
-    return dist.masked_fill_(same, 0)
-
-
-def _fps_loop(dist: Tensor, num_samples: int, start_idx: int) -> Tensor:
-    """DGL's sampling loop over precomputed distances: three small ops per sample."""
-    batch, num_points = dist.shape[:2]
-    rows = dist.reshape(batch * num_points, num_points)
-    offsets = torch.arange(batch, device=dist.device) * num_points
-    current = torch.full((batch,), start_idx, dtype=torch.long, device=dist.device)
+    batch = points.shape[0]
+    items = torch.arange(batch, device=points.device)
+    current = torch.full((batch, ), start_idx, dtype=torch.long, device=points.device)
     picks = [current]
-    min_dist = rows.index_select(0, current + offsets)
+    min_dist = None
     for _ in range(num_samples - 1):
-        # torch.argmax returns the first maximal index, DGL's strict '>' scan does the same.
+        dist = (points - points[items, current].unsqueeze(1)).square_().sum(dim=-1)
+        min_dist = dist if min_dist is None else torch.minimum(min_dist, dist, out=min_dist)
+        # torch.argmax returns the first maximal index (0 when all are 0), as DGL's '>' scan.
         current = min_dist.argmax(dim=1)
         picks.append(current)
-        torch.minimum(min_dist, rows.index_select(0, current + offsets), out=min_dist)
     return torch.stack(picks, dim=1)
 
 
-def _native_fps(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
-    if points.device.type == 'cpu' and fps_kernel.load() is not None:
-        return fps_kernel.sample(points, num_samples, start_idx)
-    return _fps_loop(pairwise_sq_distances(points), num_samples, start_idx)
-
-
-def _dgl_fps(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
+def fps_dgl(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
+    """DGL's kernel (on the CPU) with the result on ``points``' device."""
     try:
         from dgl.geometry import farthest_point_sampler
     except ImportError as err:  # pragma: no cover - dgl is a declared dependency
         raise ImportError("FPS backend 'dgl' needs the dgl package (pip install dgl==1.1.3)") \
             from err
     device = points.device
-    if device.type != 'cpu':
-        # The PyPI DGL build has CPU kernels only.
-        points = points.cpu()
-    return farthest_point_sampler(
-        points.to(torch.float64).contiguous(), num_samples, start_idx=start_idx).to(device)
+    points = points.detach().to('cpu', torch.float64).contiguous()
+    return farthest_point_sampler(points, num_samples, start_idx=start_idx).to(device)
+
+
+def _native_fps(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
+    if points.device.type == 'cpu':
+        if extension.available():
+            return fps_cpu(points, num_samples, start_idx)
+        return fps_dgl(points, num_samples, start_idx)
+    if points.device.type == 'cuda' and fps_triton.available():
+        return fps_triton.fps_triton(points, num_samples, start_idx)
+    return fps_torch(points, num_samples, start_idx)
 
 
 @torch.library.custom_op('cast_mm::farthest_point_sampling', mutates_args=())
 def _fps_op(points: Tensor, num_samples: int, start_idx: int, backend: str) -> Tensor:
     if backend == 'dgl':
-        return _dgl_fps(points, num_samples, start_idx)
+        return fps_dgl(points, num_samples, start_idx)
+    if backend == 'torch':
+        return fps_torch(points, num_samples, start_idx)
     return _native_fps(points, num_samples, start_idx)
 
 
@@ -128,7 +155,8 @@ def farthest_point_sampling(points: Tensor,
         points (Tensor): ``(B, N, C)`` point features (any float dtype; computed in float64).
         num_samples (int): number of points to select per item, first one included.
         start_idx (int): index of the first selected point. Defaults to 0.
-        backend (str): ``'native'`` (torch, any device) or ``'dgl'`` (DGL's CPU kernel).
+        backend (str): ``'native'`` (a kernel for the device), ``'torch'`` (the torch loop)
+            or ``'dgl'`` (DGL's CPU kernel). See the module docstring.
 
     Returns:
         Tensor: ``(B, num_samples)`` int64 indices into ``N``.

@@ -12,111 +12,41 @@ counter-based draw (SplitMix64's output function, a full-period mixer that passe
 the mask of any element is computed independently, in parallel, vectorised, and recomputed
 from the seed in the backward pass instead of being saved. The seed is drawn from torch's
 default generator of the tensor's device, so ``torch.manual_seed`` and the RNG state saved in
-checkpoints reproduce the masks as they do torch's.
+checkpoints reproduce the masks as they do torch's: one random stream per (seed, device kind),
+and for a given seed the same mask on every device.
 
 The distribution is dropout's: each element kept independently with probability ``1 - p``
 (to within ``2^-32``) and scaled by ``1 / (1 - p)``; only the random stream differs from
-``torch.nn.functional.dropout``. On CPU the masked product is one call of a C function
-(:class:`~cast_mm.ops.compiled_library.CompiledLibrary`, switch ``CAST_MM_DROPOUT_KERNEL=0``);
-without it, and on other devices, the same hash is evaluated with int64 tensor operations, which
-gives bitwise the same outputs.
+``torch.nn.functional.dropout``. Implementations, bitwise equal (tests):
+
+* CPU: the compiled operator ``torch.ops.cast_mm.hashed_dropout_cpu``
+  (``cast_mm/ops/csrc/hashed_dropout_cpu.cpp``, torch's thread pool, vectorised);
+* CUDA: a Triton kernel (:mod:`cast_mm.ops.hashed_dropout_triton`);
+* elsewhere, or without them: the hash as int64 tensor operations (:func:`keep_mask`).
 """
-import ctypes
 from typing import Optional
 
 import torch
 from torch import Tensor
 
-from .compiled_library import CompiledLibrary
+from . import extension, hashed_dropout_triton
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MIX1 = 0xBF58476D1CE4E5B9
 _MIX2 = 0x94D049BB133111EB
 
-_SOURCE = r"""
-#include <pthread.h>
-#include <stdint.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
-
-static inline uint64_t keep_bits(uint64_t i, uint64_t seed) {
-    uint64_t z = i * 0x9E3779B97F4A7C15ULL + seed;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return (z ^ (z >> 31)) >> 32;
-}
-
-VECTOR_CLONES
-static void dropout_f32(const float *x, float *out, int64_t begin, int64_t end,
-                        uint64_t seed, uint64_t threshold, float scale) {
-    for (int64_t i = begin; i < end; ++i)
-        out[i] = keep_bits((uint64_t)i, seed) < threshold ? x[i] * scale : 0.0f;
-}
-
-VECTOR_CLONES
-static void dropout_f64(const double *x, double *out, int64_t begin, int64_t end,
-                        uint64_t seed, uint64_t threshold, double scale) {
-    for (int64_t i = begin; i < end; ++i)
-        out[i] = keep_bits((uint64_t)i, seed) < threshold ? x[i] * scale : 0.0;
-}
-
-struct job {
-    const void *x;
-    void *out;
-    int64_t begin, end;
-    uint64_t seed, threshold;
-    double scale;
-    int is_double;
-};
-
-static void *run_job(void *arg) {
-    const struct job *jb = (const struct job *)arg;
-    if (jb->is_double)
-        dropout_f64((const double *)jb->x, (double *)jb->out, jb->begin, jb->end, jb->seed,
-                    jb->threshold, jb->scale);
-    else
-        dropout_f32((const float *)jb->x, (float *)jb->out, jb->begin, jb->end, jb->seed,
-                    jb->threshold, (float)jb->scale);
-    return NULL;
-}
-
-/* out[i] = keep(i) ? x[i] * scale : 0 for i < n, split over `threads` threads. */
-void cast_mm_hashed_dropout(const void *x, void *out, int64_t n, uint64_t seed,
-                            uint64_t threshold, double scale, int is_double, int64_t threads) {
-    if (threads > 64) threads = 64;
-    if (threads < 1 || n < (1 << 16)) threads = 1;
-    struct job jobs[64];
-    pthread_t ids[64];
-    int started[64] = {0};
-    const int64_t chunk = ((n + threads - 1) / threads + 63) / 64 * 64;
-    for (int64_t t = 0; t < threads; ++t) {
-        int64_t begin = t * chunk, end = begin + chunk;
-        if (begin > n) begin = n;
-        if (end > n) end = n;
-        struct job jb = {x, out, begin, end, seed, threshold, scale, is_double};
-        jobs[t] = jb;
-    }
-    for (int64_t t = 1; t < threads; ++t)
-        started[t] = pthread_create(&ids[t], NULL, run_job, &jobs[t]) == 0;
-    run_job(&jobs[0]);
-    for (int64_t t = 1; t < threads; ++t) {
-        if (started[t])
-            pthread_join(ids[t], NULL);
-        else
-            run_job(&jobs[t]);
-    }
-}
-"""
-
-LIBRARY = CompiledLibrary(
-    'dropout', 'dropout kernel', _SOURCE,
-    {'cast_mm_hashed_dropout': (None, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                       ctypes.c_uint64, ctypes.c_uint64, ctypes.c_double,
-                                       ctypes.c_int, ctypes.c_int64])})
+def implementation(device_type: str) -> str:
+    """Which implementation draws the hashed masks on ``device_type``, and why."""
+    if device_type == 'cpu':
+        if extension.available():
+            return 'compiled CPU kernel (cast_mm._C)'
+        return f'tensor formulation (cast_mm._C {extension.status()})'
+    if device_type == 'cuda':
+        if hashed_dropout_triton.available():
+            return 'Triton kernel'
+        return f'tensor formulation ({hashed_dropout_triton.status()})'
+    return f'tensor formulation (no kernel for {device_type})'
 
 
 def _signed(value: int) -> int:
@@ -152,6 +82,13 @@ def draw_seed(device: Optional[torch.device] = None) -> int:
     return int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64, device=device))
 
 
+def dropout_with_seed_torch(x: Tensor, p: float, seed: int) -> Tensor:
+    """:func:`dropout_with_seed` as tensor operations (any device; the reference)."""
+    scaled = x * torch.tensor(1. / (1. - p), dtype=x.dtype, device=x.device)
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    return torch.where(keep_mask(x.shape, seed, p, x.device), scaled, zero)
+
+
 def dropout_with_seed(x: Tensor, p: float, seed: int) -> Tensor:
     """``x * keep / (1 - p)`` with the mask of ``seed`` (no autograd; see :func:`hashed_dropout`).
 
@@ -159,17 +96,12 @@ def dropout_with_seed(x: Tensor, p: float, seed: int) -> Tensor:
     """
     threshold = keep_threshold(p)
     scale = 1. / (1. - p)
-    x = x.contiguous()
-    library = LIBRARY.load() if x.device.type == 'cpu' else None
-    if library is not None and x.dtype in (torch.float32, torch.float64):
-        out = torch.empty_like(x)
-        library.cast_mm_hashed_dropout(x.data_ptr(), out.data_ptr(), x.numel(), seed, threshold,
-                                       scale, int(x.dtype == torch.float64),
-                                       torch.get_num_threads())
-        return out
-    scaled = x * torch.tensor(scale, dtype=x.dtype, device=x.device)
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    return torch.where(keep_mask(x.shape, seed, p, x.device), scaled, zero)
+    kernel_dtype = x.dtype in (torch.float32, torch.float64)
+    if x.device.type == 'cpu' and kernel_dtype and extension.available():
+        return torch.ops.cast_mm.hashed_dropout_cpu(x, seed, threshold, scale)
+    if x.device.type == 'cuda' and hashed_dropout_triton.available():
+        return hashed_dropout_triton.dropout_with_seed(x, seed, threshold, scale)
+    return dropout_with_seed_torch(x, p, seed)
 
 
 class _HashedDropout(torch.autograd.Function):

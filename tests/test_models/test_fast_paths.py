@@ -6,10 +6,12 @@ from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
 
 from cast_mm.converters.parity import check_case
 from cast_mm.models import CAST
-from cast_mm.models.fast_paths import LITERAL_PATHS as LITERAL
+from cast_mm.models.execution_profile import LITERAL as PROFILE
 from cast_mm.models.layers.segment_pooling import (interpolated_segment_mean, interpolation_matrix,
                                                    interpolation_taps)
 from cast_mm.ops import segment_mean
+
+LITERAL = PROFILE['backbone']
 
 
 def literal_segment_mean(grid, labels, num_slots, full_size, mode):

@@ -1,8 +1,16 @@
-"""The farthest point sampling custom op: DGL semantics, backends, tracing."""
+"""The farthest point sampling custom op: DGL semantics, backends, kernels, tracing."""
+import importlib
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
+from conftest import REPO
 
-from cast_mm.ops import farthest_point_sampling
+from cast_mm.ops import extension, farthest_point_sampling
+from cast_mm.ops.farthest_point_sampling import (SLICE_BYTES, fps_cpu, fps_torch,
+                                                 slices_per_item)
 
 
 def reference_fps(points: torch.Tensor, k: int, start: int = 0) -> torch.Tensor:
@@ -102,21 +110,32 @@ def test_native_matches_dgl_at_cast_sizes_with_padding(batch, num_tokens, k, num
     assert (native[:, distinct:] == 0).all() and (k > distinct) == (batch == 3)
 
 
-def test_pairwise_distances_are_exact_zero_for_equal_rows_only():
-    from cast_mm.ops.farthest_point_sampling import pairwise_sq_distances
-    points = torch.randn(2, 30, 64) * 100 + 1000  # large norms: cancellation in the Gram form
-    points[:, 7] = points[:, 3]
-    points[0, 9] = -0. * points[0, 9].abs()  # -0. equals +0.
-    points[0, 10] = points[0, 9].abs() * 0.
-    dist = pairwise_sq_distances(points)
-    direct = (points.double()[:, :, None] - points.double()[:, None]).square().sum(-1)
-    torch.testing.assert_close(dist, direct, atol=1e-6 * float(direct.max()), rtol=0)
-    assert torch.equal(dist == 0, direct == 0)
+@pytest.mark.parametrize('batch,num_tokens,k,num_padded', [(8, 196, 65, 20), (2, 1024, 321, 100),
+                                                           (3, 40, 30, 15)])
+def test_torch_loop_matches_dgl_at_cast_sizes_with_padding(batch, num_tokens, k, num_padded):
+    points = cast_like_points(batch, num_tokens, 384, num_padded)
+    assert torch.equal(farthest_point_sampling(points, k, backend='torch'),
+                       farthest_point_sampling(points, k, backend='dgl'))
+
+
+def test_torch_loop_runs_out_of_points_only_when_every_point_is_selected():
+    # Distinct points far from the origin and very close to each other: a Gram-matrix
+    # formulation (|p|^2 + |q|^2 - 2 p.q) rounds their distances to 0 and stops sampling;
+    # DGL, and the loop, keep going until only copies of selected points remain.
+    gen = torch.Generator().manual_seed(2)
+    base = torch.randn(1, 1, 64, generator=gen, dtype=torch.float64) * 1e4
+    points = base + torch.randn(2, 12, 64, generator=gen, dtype=torch.float64) * 1e-5
+    points[:, 8:] = points[:, :1]  # four copies of the first point
+    dgl = farthest_point_sampling(points, 12, backend='dgl')
+    loop = farthest_point_sampling(points, 12, backend='torch')
+    assert torch.equal(loop, dgl)
+    assert (loop[:, :8].sort(dim=1).values == torch.arange(8)).all()  # every distinct point
+    assert (loop[:, 8:] == 0).all()  # then exhausted, index 0 as DGL
 
 
 def test_native_backend_never_reads_tensor_values_on_the_host():
     """On the meta device no value can reach the host (``.item()``, ``int(t)``, data-dependent
-    shapes all raise), so a run there shows the op has no host round trip on CUDA either."""
+    shapes all raise), so a run there shows the torch loop has no host round trip on a GPU."""
     from cast_mm.ops.farthest_point_sampling import _native_fps
 
     # The implementation itself: the registered op would dispatch meta tensors to its fake kernel.
@@ -126,121 +145,209 @@ def test_native_backend_never_reads_tensor_values_on_the_host():
     assert picks.dtype == torch.long
 
 
-def torch_loop_fps(points, k, start=0):
-    """The torch formulation (Gram matrix + torch loop) the compiled kernel replaces on CPU."""
-    from cast_mm.ops.farthest_point_sampling import _fps_loop, pairwise_sq_distances
-    return _fps_loop(pairwise_sq_distances(points), k, start)
-
-
 def compiled_kernel():
-    from cast_mm.ops import fps_kernel
-    if fps_kernel.load() is None:
-        pytest.skip(f'compiled FPS kernel unavailable here: {fps_kernel.status()}')
-    return fps_kernel
+    if not extension.available():
+        pytest.skip(f'the compiled CPU operators are unavailable here: {extension.status()}')
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize('batch,num_tokens,k,num_padded', [(8, 196, 65, 20), (2, 1024, 321, 100),
                                                            (3, 40, 30, 15), (1, 5, 5, 0)])
 def test_compiled_kernel_is_dgl_bitwise(dtype, batch, num_tokens, k, num_padded):
-    kernel = compiled_kernel()
+    compiled_kernel()
     points = cast_like_points(batch, num_tokens, 384, num_padded).to(dtype)
-    out = kernel.sample(points, k, 0)
+    out = fps_cpu(points, k, 0)
     assert out.dtype == torch.long and out.shape == (batch, k)
     assert torch.equal(out, farthest_point_sampling(points, k, backend='dgl'))
-    assert torch.equal(out, torch_loop_fps(points, k))
 
 
 def test_compiled_kernel_keeps_dgl_ties_and_odd_shapes():
     # Integer lattice: exact ties everywhere; odd point counts and channel counts exercise the
     # vector tails; every start index.
-    kernel = compiled_kernel()
+    compiled_kernel()
     gen = torch.Generator().manual_seed(3)
     for num_points, channels in [(30, 2), (37, 3), (9, 1), (64, 7)]:
         points = torch.randint(0, 3, (3, num_points, channels), generator=gen).double()
         for start in range(0, num_points, 4):
-            out = kernel.sample(points, num_points, start)
+            out = fps_cpu(points, num_points, start)
             assert torch.equal(out, farthest_point_sampling(points, num_points, start, 'dgl'))
             assert torch.equal(out, reference_fps(points, num_points, start))
 
 
 @pytest.mark.parametrize('batch,num_tokens,k,num_padded', [(2, 1024, 321, 100), (1, 196, 65, 20),
                                                            (3, 40, 30, 15), (2, 5, 5, 0)])
-def test_compiled_kernel_split_between_threads_is_dgl_bitwise(batch, num_tokens, k, num_padded):
-    # Threads sharing an item's points (a slice each, a barrier per sample) must give the
-    # indices of whole items on one thread: every split, fewer points than threads included,
-    # more threads than cores (the barrier then yields).
-    kernel = compiled_kernel()
+def test_compiled_kernel_split_into_slices_is_dgl_bitwise(batch, num_tokens, k, num_padded):
+    # Items split into slices sampled in parallel (the first slice wins ties) must give the
+    # indices of whole items: every split, more slices than points and than threads included.
+    compiled_kernel()
     points = cast_like_points(batch, num_tokens, 384, num_padded)
     expected = farthest_point_sampling(points, k, backend='dgl')
-    for threads, per_item in [(1, 1), (2, 1), (2, 2), (3, 3), (4, 2), (4, 4), (5, 3), (7, 7)]:
-        out = kernel.sample(points, k, 0, threads=threads, per_item=per_item)
-        assert torch.equal(out, expected), (threads, per_item)
+    threads = torch.get_num_threads()
+    try:
+        for num_threads in (1, 3):
+            torch.set_num_threads(num_threads)
+            for slices in (1, 2, 3, 4, 7):
+                assert torch.equal(fps_cpu(points, k, 0, slices=slices), expected), slices
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_compiled_kernel_split_keeps_ties_and_every_start():
     # Exact ties across slice boundaries: the first slice's (lowest) index wins, as in DGL.
-    kernel = compiled_kernel()
+    compiled_kernel()
     gen = torch.Generator().manual_seed(5)
     for num_points, channels in [(37, 3), (64, 2), (9, 1)]:
         points = torch.randint(0, 3, (2, num_points, channels), generator=gen).float()
         for start in range(0, num_points, 5):
             expected = farthest_point_sampling(points, num_points, start, 'dgl')
-            for per_item in (2, 3):
-                out = kernel.sample(points, num_points, start, threads=per_item,
-                                    per_item=per_item)
-                assert torch.equal(out, expected), (num_points, start, per_item)
+            for slices in (2, 3):
+                out = fps_cpu(points, num_points, start, slices=slices)
+                assert torch.equal(out, expected), (num_points, start, slices)
 
 
-def test_kernel_thread_counts_out_of_range_are_named():
-    kernel = compiled_kernel()
-    points = cast_like_points(2, 30, 8, 3)
-    with pytest.raises(ValueError, match='threads must be >= 1'):
-        kernel.sample(points, 5, 0, threads=0)
-    for per_item in (0, 3):
-        with pytest.raises(ValueError, match=r'per_item must be in \[1, threads=2\]'):
-            kernel.sample(points, 5, 0, threads=2, per_item=per_item)
+def test_compiled_kernel_checks_devices_dtypes_and_arguments():
+    compiled_kernel()
+    op = torch.ops.cast_mm.fps_cpu
+    with pytest.raises(RuntimeError, match='expects float32 or float64'):
+        op(torch.zeros(1, 4, 3, dtype=torch.int64), 2, 0, 1)
+    with pytest.raises(RuntimeError, match='start_idx 9 is outside'):
+        op(torch.zeros(1, 4, 3), 2, 9, 1)
+    with pytest.raises(RuntimeError, match='slices must be >= 1'):
+        op(torch.zeros(1, 4, 3), 2, 0, 0)
 
 
-def test_threads_share_items_whose_points_exceed_a_cache():
-    from cast_mm.ops.fps_kernel import SLICE_BYTES, threads_per_item
+def test_compiled_kernel_is_traced_through_its_fake():
+    compiled_kernel()
+    points = torch.randn(2, 20, 8)
+
+    def pick(p):
+        return torch.ops.cast_mm.fps_cpu(p * 2, 5, 0, 2)
+
+    compiled = torch.compile(pick, fullgraph=True, backend='eager')
+    assert torch.equal(compiled(points), pick(points))
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode():
+        fake = torch.ops.cast_mm.fps_cpu(torch.empty(2, 10, 4), 3, 0, 1)
+    assert fake.shape == (2, 3) and fake.dtype == torch.long
+
+
+def test_items_are_split_where_their_points_exceed_a_cache():
     assert SLICE_BYTES == 1 << 20
-    assert threads_per_item(8, 197, 384, 2) == 1  # 600 KB items: one thread per item
-    assert threads_per_item(2, 1025, 384, 2) == 2  # 3.1 MB items: both threads on each
-    assert threads_per_item(2, 1025, 384, 16) == 8  # idle threads join the items
-    assert threads_per_item(1, 197, 384, 2) == 2
-    assert threads_per_item(4, 100, 16, 1) == 1
+    assert slices_per_item(8, 197, 384, 2) == 1  # 600 KB items: one slice
+    assert slices_per_item(2, 1025, 384, 2) == 2  # 3.1 MB items: two slices
+    assert slices_per_item(2, 1025, 384, 16) == 8  # idle threads take slices
+    assert slices_per_item(1, 197, 384, 2) == 2
+    assert slices_per_item(4, 100, 16, 1) == 1
 
 
-def test_native_backend_uses_the_kernel_on_cpu_and_the_torch_loop_without_it(monkeypatch):
-    from cast_mm.ops import fps_kernel
+def test_native_backend_uses_the_kernel_on_cpu_and_dgl_without_it(monkeypatch):
+    fps_module = importlib.import_module('cast_mm.ops.farthest_point_sampling')
     points = cast_like_points(2, 60, 16, 6)
-    with_kernel = farthest_point_sampling(points, 20)
-    monkeypatch.setenv('CAST_MM_FPS_KERNEL', '0')
-    assert fps_kernel.load() is None and 'CAST_MM_FPS_KERNEL=0' in fps_kernel.status()
-    assert torch.equal(farthest_point_sampling(points, 20), with_kernel)
-    assert torch.equal(with_kernel, torch_loop_fps(points, 20))
+    calls = []
+    monkeypatch.setattr(fps_module, 'fps_cpu', lambda *a: calls.append('kernel') or
+                        fps_module.fps_dgl(*a))
+    monkeypatch.setattr(extension, 'available', lambda: True)
+    farthest_point_sampling(points, 20)
+    monkeypatch.setattr(extension, 'available', lambda: False)
+    monkeypatch.setattr(fps_module, 'fps_dgl', lambda *a: calls.append('dgl') or
+                        fps_torch(*a))
+    farthest_point_sampling(points, 20)
+    assert calls == ['kernel', 'dgl']
+    assert 'DGL kernel' in fps_module.native_implementation('cpu')
 
 
-def test_kernel_build_is_cached_and_a_missing_compiler_falls_back(monkeypatch, tmp_path):
-    from cast_mm.ops import compiled_library, fps_kernel
-    if compiled_library.find_compiler() is None:
-        pytest.skip('no C compiler on this machine')
-    monkeypatch.setenv('TORCH_EXTENSIONS_DIR', str(tmp_path))
-    fps_kernel.LIBRARY.reset()
-    try:
-        assert fps_kernel.load() is not None
-        built = list((tmp_path / 'cast_mm_fps').glob('fps_*.so'))
-        assert len(built) == 1
-        stamp = built[0].stat().st_mtime_ns
-        fps_kernel.LIBRARY.reset()
-        assert fps_kernel.load() is not None and built[0].stat().st_mtime_ns == stamp  # reused
-        # No compiler: load() says why and the op still samples, through the torch loop.
-        fps_kernel.LIBRARY.reset()
-        monkeypatch.setattr(compiled_library, 'find_compiler', lambda: None)
-        assert fps_kernel.load() is None and 'no C compiler' in fps_kernel.status()
-        points = cast_like_points(2, 30, 8, 3)
-        assert torch.equal(farthest_point_sampling(points, 10),
-                           farthest_point_sampling(points, 10, backend='dgl'))
-    finally:
-        fps_kernel.LIBRARY.reset()  # later tests load the library of the default cache again
+# ------------------------------------------------------------------------------ Triton kernel
+def run_interpreted(code: str) -> None:
+    """Run ``code`` in a process whose Triton kernels run through the interpreter on CPU."""
+    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, '-c', code], cwd=str(REPO), env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+TRITON_CHECK = """
+import torch
+from cast_mm.ops import farthest_point_sampling
+from cast_mm.ops.fps_triton import fps_triton
+
+def cast_like_points(batch, num_tokens, channels, num_padded, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randn(batch, num_tokens, channels, generator=gen)
+    mean = tokens[:, :num_tokens - num_padded].mean(dim=1, keepdim=True)
+    tokens[:, num_tokens - num_padded:] = mean
+    return torch.cat([mean, tokens], dim=1)
+"""
+
+
+@pytest.fixture(scope='module')
+def triton_or_skip():
+    pytest.importorskip('triton', reason='Triton is not installed (it comes with CUDA torch)')
+
+
+def test_triton_kernel_through_the_interpreter_is_dgl_on_cast_like_sets(triton_or_skip):
+    # The FPS test sets at few channels (the interpreter runs every channel step in Python):
+    # padded tokens, exhaustion, every dtype.
+    run_interpreted(TRITON_CHECK + """
+for batch, num_tokens, k, num_padded in [(8, 196, 65, 20), (3, 40, 30, 15), (1, 5, 5, 0)]:
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        points = cast_like_points(batch, num_tokens, 3, num_padded).to(dtype)
+        out = fps_triton(points, k, 0)
+        assert out.dtype == torch.long and out.shape == (batch, k)
+        assert torch.equal(out, farthest_point_sampling(points, k, backend='dgl')), dtype
+""")
+
+
+def test_triton_kernel_through_the_interpreter_keeps_ties_and_every_start(triton_or_skip):
+    run_interpreted(TRITON_CHECK + """
+gen = torch.Generator().manual_seed(3)
+for num_points, channels in [(30, 2), (37, 3), (9, 1)]:
+    points = torch.randint(0, 3, (3, num_points, channels), generator=gen).double()
+    for start in range(0, num_points, 7):
+        out = fps_triton(points, num_points, start)
+        assert torch.equal(out, farthest_point_sampling(points, num_points, start, 'dgl'))
+# Near-duplicates far from the origin: sampled until only copies of selected points remain.
+base = torch.randn(1, 1, 16, generator=gen, dtype=torch.float64) * 1e4
+points = base + torch.randn(2, 12, 16, generator=gen, dtype=torch.float64) * 1e-5
+points[:, 8:] = points[:, :1]
+assert torch.equal(fps_triton(points, 12, 0), farthest_point_sampling(points, 12, 0, 'dgl'))
+""")
+
+
+@pytest.mark.slow
+def test_triton_kernel_through_the_interpreter_at_1025_points(triton_or_skip):
+    run_interpreted(TRITON_CHECK + """
+points = cast_like_points(2, 1024, 2, 100)
+assert torch.equal(fps_triton(points, 321, 0), farthest_point_sampling(points, 321, 0, 'dgl'))
+""")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize('batch,num_tokens,k,num_padded', [(8, 196, 65, 20), (2, 1024, 321, 100),
+                                                           (3, 40, 30, 15), (1, 5, 5, 0)])
+def test_triton_kernel_on_cuda_is_dgl_bitwise(dtype, batch, num_tokens, k, num_padded):
+    from cast_mm.ops.fps_triton import fps_triton
+    points = cast_like_points(batch, num_tokens, 384, num_padded).to(dtype)
+    expected = farthest_point_sampling(points, k, backend='dgl')
+    on_gpu = points.cuda()
+    assert torch.equal(fps_triton(on_gpu, k, 0).cpu(), expected)
+    native = farthest_point_sampling(on_gpu, k)  # the native op resolves to the kernel
+    assert native.is_cuda and torch.equal(native.cpu(), expected)
+
+
+@pytest.mark.gpu
+def test_compiled_cpu_kernel_refuses_cuda_tensors():
+    compiled_kernel()
+    with pytest.raises((RuntimeError, NotImplementedError), match='CUDA'):
+        torch.ops.cast_mm.fps_cpu(torch.zeros(1, 4, 3, device='cuda'), 2, 0, 1)
+
+
+@pytest.mark.gpu
+def test_triton_kernel_on_cuda_keeps_ties_and_every_start():
+    from cast_mm.ops.fps_triton import fps_triton
+    gen = torch.Generator().manual_seed(3)
+    for num_points, channels in [(30, 2), (37, 3), (9, 1), (64, 7)]:
+        points = torch.randint(0, 3, (3, num_points, channels), generator=gen).double()
+        for start in range(0, num_points, 4):
+            out = fps_triton(points.cuda(), num_points, start).cpu()
+            assert torch.equal(out, farthest_point_sampling(points, num_points, start, 'dgl'))

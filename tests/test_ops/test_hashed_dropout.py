@@ -1,19 +1,24 @@
-"""Hashed dropout: the kernel equals the tensor formulation, the masks are dropout's, and the
+"""Hashed dropout: the kernels equal the tensor formulation, the masks are dropout's, and the
 backward pass redraws the forward mask."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
+from conftest import REPO
 
+from cast_mm.ops import extension
 from cast_mm.ops import hashed_dropout as hd
 
 
 def kernel_or_skip():
-    if hd.LIBRARY.load() is None:
-        pytest.skip(f'compiled dropout kernel unavailable here: {hd.LIBRARY.status()}')
+    if not extension.available():
+        pytest.skip(f'the compiled CPU operators are unavailable here: {extension.status()}')
 
 
 def fallback(x, p, seed):
-    scale = torch.tensor(1. / (1. - p), dtype=x.dtype)
-    return torch.where(hd.keep_mask(x.shape, seed, p), x * scale, torch.zeros((), dtype=x.dtype))
+    return hd.dropout_with_seed_torch(x, p, seed)
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
@@ -25,12 +30,53 @@ def test_kernel_equals_the_tensor_formulation(dtype, shape):
         assert torch.equal(hd.dropout_with_seed(x, p, seed), fallback(x, p, seed))
 
 
-def test_kernel_off_gives_the_same_outputs(monkeypatch):
-    x = torch.randn(4, 70000)
-    with_kernel = hd.dropout_with_seed(x, 0.1, 99)
-    monkeypatch.setenv('CAST_MM_DROPOUT_KERNEL', '0')
-    assert hd.LIBRARY.load() is None and 'CAST_MM_DROPOUT_KERNEL=0' in hd.LIBRARY.status()
-    assert torch.equal(hd.dropout_with_seed(x, 0.1, 99), with_kernel)
+def test_kernel_checks_dtype_and_threshold():
+    kernel_or_skip()
+    op = torch.ops.cast_mm.hashed_dropout_cpu
+    with pytest.raises(RuntimeError, match='expects float32 or float64'):
+        op(torch.ones(4, dtype=torch.float16), 1, 2**31, 2.)
+    with pytest.raises(RuntimeError, match=r'threshold must be in \[0, 2\^32\]'):
+        op(torch.ones(4), 1, 2**33, 2.)
+
+
+def test_kernel_is_traced_through_its_fake():
+    kernel_or_skip()
+    x = torch.randn(3, 50)
+
+    def drop(t):
+        return torch.ops.cast_mm.hashed_dropout_cpu(t * 2, 5, 2**31, 2.)
+
+    compiled = torch.compile(drop, fullgraph=True, backend='eager')
+    assert torch.equal(compiled(x), drop(x))
+
+
+def test_triton_kernel_through_the_interpreter_equals_the_tensor_formulation():
+    pytest.importorskip('triton', reason='Triton is not installed (it comes with CUDA torch)')
+    # Not bfloat16: the interpreter rounds float32 to bfloat16 toward zero (CUDA rounds to
+    # nearest even, as torch does; test_cuda_masks_are_the_cpu_masks covers it).
+    code = """
+import torch
+from cast_mm.ops import hashed_dropout as hd
+from cast_mm.ops.hashed_dropout_triton import dropout_with_seed
+for dtype in (torch.float32, torch.float64, torch.float16):
+    x = torch.randn(3, 1000, dtype=dtype)
+    for p, seed in [(0.1, 1), (0.5, 2**62 + 12345), (0.9, 7)]:
+        out = dropout_with_seed(x, seed, hd.keep_threshold(p), 1 / (1 - p))
+        assert torch.equal(out, hd.dropout_with_seed_torch(x, p, seed)), (dtype, p)
+"""
+    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, '-c', code], cwd=str(REPO), env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64, torch.bfloat16])
+def test_cuda_masks_are_the_cpu_masks(dtype):
+    x = torch.randn(2, 6, 130, 131, dtype=dtype)
+    for p, seed in [(0.1, 1), (0.5, 2**62 + 12345)]:
+        expected = hd.dropout_with_seed_torch(x, p, seed)
+        assert torch.equal(hd.dropout_with_seed(x.cuda(), p, seed).cpu(), expected)
 
 
 def test_masks_follow_the_row_major_index_whatever_the_strides():

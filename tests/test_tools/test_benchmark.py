@@ -14,12 +14,12 @@ def bench():
 
 
 def test_models_come_from_the_shipped_configs(bench):
-    from cast_mm.models.fast_paths import LITERAL_PATHS
+    from cast_mm.models.execution_profile import LITERAL
     specs = bench.model_specs(torch.device('cpu'))
     for name, (task, config, options) in specs.items():
         if name.startswith('cast_'):
             assert osp.isfile(config) and config.startswith(osp.join(REPO, 'configs', 'cast'))
-        literal = {f'model.backbone.{k}': v for k, v in LITERAL_PATHS.items()}
+        literal = {f'model.backbone.{k}': v for k, v in LITERAL['backbone'].items()}
         is_literal = 'literal' in name
         assert all(options.get(k) == v for k, v in literal.items()) == is_literal, name
         assert (options.get('model.backbone.with_cp') is True) == name.endswith('+cp'), name

@@ -32,7 +32,7 @@ one run on one machine, so the ratios printed beside the tables are like for lik
   untimed step, so the memory before it holds the model, its optimiser state and the batch
   ("resident"); the peak above it is activations, gradients and temporaries.
 * ``literal`` is the official computation: the backbone's literal switches
-  (``cast_mm.models.fast_paths.LITERAL_PATHS``: full-resolution token pooling, explicit softmax
+  (``cast_mm.models.execution_profile.LITERAL``: full-resolution token pooling, explicit softmax
   attention, NCHW stem), DGL farthest point sampling on CPU, explicit attention in the decoder,
   and the loss on pixel logits; ``fast`` is the config as shipped. ``+cp`` adds activation
   checkpointing of the CAST blocks (``model.backbone.with_cp=True``).
@@ -85,16 +85,8 @@ WITH_CP = {'model.backbone.with_cp': True}
 
 def literal_options(task: str, device: torch.device) -> Dict:
     """``--cfg-options`` that make a CAST config compute as the official code."""
-    from cast_mm.models.fast_paths import LITERAL_PATHS
-    options = {f'model.backbone.{key}': value for key, value in LITERAL_PATHS.items()}
-    # DGL's kernel is the official FPS; its PyPI build has CPU kernels only.
-    options['model.backbone.fps_backend'] = 'dgl' if device.type == 'cpu' else 'native'
-    if task == 'seg':
-        options['model.decode_head.fused_attn'] = False
-        options['model.decode_head.hashed_dropout'] = False
-        options['model.decode_head.loss_by_superpixel'] = False
-        options['model.predict_by_segments'] = False
-    return options
+    from cast_mm.models.execution_profile import cfg_options
+    return cfg_options('literal', task)
 
 
 def model_specs(device: torch.device) -> Dict[str, Tuple[str, str, Dict]]:

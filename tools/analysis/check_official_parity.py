@@ -21,12 +21,12 @@ def parse_args(argv=None):
     parser.add_argument('--rtol', type=float, default=DEFAULT_RTOL,
                         help='float tolerance as a fraction of the largest reference value '
                         f'(default {DEFAULT_RTOL})')
-    parser.add_argument('--fps-backend', choices=('native', 'dgl'), default='native',
-                        help='farthest point sampling implementation (default native)')
+    parser.add_argument('--fps-backend', choices=('native', 'torch', 'dgl'),
+                        help="farthest point sampling implementation (default: the profile's, "
+                        'native fast, dgl literal)')
     parser.add_argument('--literal', action='store_true',
-                        help='run the literal official computation (full-resolution token '
-                        'pooling, explicit softmax attention, NCHW stem) instead of the fast '
-                        'default paths')
+                        help='run the literal execution profile (the official computation, '
+                        'cast_mm.models.execution_profile.LITERAL) instead of the fast default')
     return parser.parse_args(argv)
 
 

@@ -30,7 +30,7 @@ from cast_mm.ops import masked_mean, num_token_slots, segment_padding_mask
 from cast_mm.registry import MODELS
 from cast_mm.utils.checkpoint_file import check_cast_weights
 from cast_mm.utils.official_weights import DEFAULT_WEIGHTS_BASE, OFFICIAL_WEIGHTS
-from ..fast_paths import FAST_PATHS, FEATURE_INTERPOLATION, POSITION_INTERPOLATION
+from ..execution_profile import FAST, FEATURE_INTERPOLATION, POSITION_INTERPOLATION
 from ..layers import (BlockFusion, ConvStem, Dropout, GraphPooling, TransformerBlock,
                       interpolated_segment_mean, resized_segment_mean, sincos_pos_embed_2d)
 from ..utils import batch_norm_factory
@@ -207,12 +207,13 @@ class CAST(BaseModule):
             table, no full-resolution tensor) or ``'literal'`` (the official computation:
             resize to full resolution, then average). They agree within float rounding.
             Defaults to ``'fast'``.
-        fps_backend (str): ``'native'`` or ``'dgl'`` farthest point sampling.
+        fps_backend (str): farthest point sampling: ``'native'`` (a kernel per device),
+            ``'torch'`` or ``'dgl'`` (:func:`cast_mm.ops.farthest_point_sampling`).
         fused_attn (bool): ``F.scaled_dot_product_attention`` in every attention (blocks and
             pooling), with the padding mask in batch-invariant mode. Defaults to True; False
             runs the literal softmax attention of the official code.
         channels_last_stem (bool): run the conv stem on channels-last memory. Defaults to True.
-        hashed_dropout (bool): CPU dropout (``drop_rate``) with hashed masks, drawn in
+        hashed_dropout (bool): dropout (``drop_rate``) with hashed masks on every device, drawn in
             parallel and not kept for the backward pass (:class:`~cast_mm.models.layers.Dropout`);
             same distribution as ``nn.Dropout``. Defaults to True.
         pool_num_heads (int): heads of the pooling attention. Defaults to 12 (official).
@@ -256,11 +257,11 @@ class CAST(BaseModule):
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  mask_padding: bool = False,
-                 token_pooling: str = FAST_PATHS['token_pooling'],
-                 fps_backend: str = 'native',
-                 fused_attn: bool = FAST_PATHS['fused_attn'],
-                 channels_last_stem: bool = FAST_PATHS['channels_last_stem'],
-                 hashed_dropout: bool = FAST_PATHS['hashed_dropout'],
+                 token_pooling: str = FAST['backbone']['token_pooling'],
+                 fps_backend: str = FAST['backbone']['fps_backend'],
+                 fused_attn: bool = FAST['backbone']['fused_attn'],
+                 channels_last_stem: bool = FAST['backbone']['channels_last_stem'],
+                 hashed_dropout: bool = FAST['backbone']['hashed_dropout'],
                  pool_num_heads: int = 12,
                  norm_cfg: Optional[Dict] = None,
                  with_cp: bool = False,
@@ -305,6 +306,10 @@ class CAST(BaseModule):
         if token_pooling not in ('fast', 'literal'):
             raise ValueError(f"token_pooling must be 'fast' or 'literal', got {token_pooling!r}")
         self.token_pooling = token_pooling
+        #: The execution-profile choices of this backbone (``execution_profile.FAST`` keys).
+        self.execution = dict(token_pooling=token_pooling, fused_attn=fused_attn,
+                              channels_last_stem=channels_last_stem,
+                              hashed_dropout=hashed_dropout, fps_backend=fps_backend)
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.pos_grid_size = (img_size[0] // STEM_STRIDE, img_size[1] // STEM_STRIDE)
 

@@ -8,6 +8,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from cast_mm.registry import MODELS
+from ..execution_log import log_model_execution
 from .superpixel_image_classifier import preprocessor_with_default, stack_sample_superpixels
 
 
@@ -33,6 +34,7 @@ class SuperpixelMoCoV3(MoCoV3):
                                                       'cast_mm.SuperpixelSelfSupDataPreprocessor')
         super().__init__(backbone, neck, head, base_momentum, pretrained, data_preprocessor,
                          init_cfg)
+        log_model_execution(self)
 
     def forward(self,
                 inputs: Union[Tensor, List[Tensor]],

@@ -8,6 +8,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from cast_mm.registry import MODELS
+from ..execution_log import log_model_execution
 from ..utils import MISSING_CLS_SUPERPIXELS_HINT, sample_superpixels
 
 #: How to get padded superpixels into a classifier's data samples.
@@ -64,6 +65,7 @@ class SuperpixelImageClassifier(ImageClassifier):
         self.frozen_backbone = frozen_backbone
         if frozen_backbone:
             self.backbone.requires_grad_(False)
+        log_model_execution(self)
 
     def train(self, mode: bool = True) -> 'SuperpixelImageClassifier':
         super().train(mode)

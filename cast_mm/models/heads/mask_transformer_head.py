@@ -5,6 +5,7 @@ from torch import Tensor
 
 from cast_mm.registry import MODELS
 from ..backbones.cast import CASTFeatures
+from ..execution_profile import FAST
 from .mask_transformer import SuperpixelMaskTransformer
 from .segment_decode_head import SegmentDecodeHead
 
@@ -29,7 +30,7 @@ class SuperpixelMaskTransformerHead(SegmentDecodeHead):
         drop_path_rate (float): stochastic depth of the decoder blocks. Defaults to 0.
         fused_attn (bool): fused scaled-dot-product attention in the decoder blocks.
             Defaults to True.
-        hashed_dropout (bool): CPU dropout with hashed masks in the decoder blocks (same
+        hashed_dropout (bool): dropout with hashed masks in the decoder blocks (same
             distribution, drawn in parallel, nothing kept for the backward pass). Defaults to
             True; False runs ``nn.Dropout`` as the official code.
         **kwargs: the rest of :class:`SegmentDecodeHead` (``loss_decode``,
@@ -46,8 +47,8 @@ class SuperpixelMaskTransformerHead(SegmentDecodeHead):
                  ffn_dims: Optional[int] = None,
                  dropout: float = 0.1,
                  drop_path_rate: float = 0.,
-                 fused_attn: bool = True,
-                 hashed_dropout: bool = True,
+                 fused_attn: bool = FAST['decoder']['fused_attn'],
+                 hashed_dropout: bool = FAST['decoder']['hashed_dropout'],
                  **kwargs) -> None:
         if kwargs.get('dropout_ratio', 0.):
             raise ValueError('SuperpixelMaskTransformerHead has no dropout before a classifier '

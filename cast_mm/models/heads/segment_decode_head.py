@@ -8,6 +8,7 @@ from torch import Tensor
 
 from cast_mm.ops import segment_to_pixels
 from ..backbones.cast import CASTFeatures
+from ..execution_profile import FAST
 from ..losses import (decomposes_over_segments, segment_accuracy, segment_cross_entropy,
                       segment_label_histogram)
 
@@ -48,7 +49,7 @@ class SegmentDecodeHead(BaseDecodeHead):
                  channels: int,
                  num_classes: int,
                  dropout_ratio: float = 0.,
-                 loss_by_superpixel: bool = True,
+                 loss_by_superpixel: bool = FAST['decode_head']['loss_by_superpixel'],
                  **kwargs) -> None:
         kwargs.setdefault('init_cfg', None)
         super().__init__(in_channels, channels, num_classes=num_classes, dropout_ratio=0.,

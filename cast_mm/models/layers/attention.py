@@ -8,7 +8,7 @@ from timm.layers import DropPath, Mlp
 from torch import Tensor
 
 from cast_mm.ops.hashed_dropout import hashed_dropout_matmul
-from ..fast_paths import FAST_PATHS
+from ..execution_profile import FAST
 from .dropout import Dropout
 
 
@@ -21,13 +21,15 @@ class Attention(nn.Module):
         qkv_bias (bool): bias in the ``qkv`` projection. Defaults to True.
         attn_drop (float): dropout on attention weights. Defaults to 0.
         proj_drop (float): dropout after ``proj``. Defaults to 0.
-        fused_attn (bool): use ``F.scaled_dot_product_attention`` instead of the explicit
-            softmax of the official code. Defaults to True (the fast path).
-        hashed_dropout (bool): CPU dropout with hashed masks (:class:`Dropout`). With
-            ``fused_attn`` too, training with attention dropout on CPU multiplies the dropped
-            weights into the values without keeping them or their mask for the backward pass
-            (CPU ``scaled_dot_product_attention`` with dropout keeps both, and the weights once
-            more). Defaults to True (the fast path).
+        fused_attn (bool): fused attention instead of the explicit softmax of the official
+            code: ``F.scaled_dot_product_attention``, on every device; while hashed
+            attention-weight dropout is active (training, ``attn_drop > 0``,
+            ``hashed_dropout``), whose mask SDPA cannot take, the softmax followed by one
+            autograd function that multiplies the dropped weights into the values without
+            keeping them or their mask for the backward pass. Defaults to True (the fast
+            path).
+        hashed_dropout (bool): dropout with hashed masks (:class:`Dropout`), attention
+            weights included, on every device. Defaults to True (the fast path).
     """
 
     def __init__(self,
@@ -36,8 +38,8 @@ class Attention(nn.Module):
                  qkv_bias: bool = True,
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
-                 fused_attn: bool = FAST_PATHS['fused_attn'],
-                 hashed_dropout: bool = FAST_PATHS['hashed_dropout']) -> None:
+                 fused_attn: bool = FAST['backbone']['fused_attn'],
+                 hashed_dropout: bool = FAST['backbone']['hashed_dropout']) -> None:
         super().__init__()
         if embed_dims % num_heads != 0:
             raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads '
@@ -60,7 +62,7 @@ class Attention(nn.Module):
             bias = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
             bias = bias.masked_fill(key_padding_mask, float('-inf'))[:, None, None, :]
         drop = self.attn_drop.p if self.training else 0.
-        if self.fused_attn and drop > 0 and self.attn_drop.hashed and x.device.type == 'cpu':
+        if self.fused_attn and drop > 0 and self.attn_drop.hashed:
             attn = (q * self.scale) @ k.transpose(-2, -1)
             if bias is not None:
                 attn = attn + bias
@@ -94,7 +96,7 @@ class TransformerBlock(nn.Module):
         drop_path_rate (float): stochastic depth rate. Defaults to 0.
         norm_eps (float): LayerNorm epsilon. Defaults to 1e-6 (official).
         fused_attn (bool): use fused scaled-dot-product attention. Defaults to True.
-        hashed_dropout (bool): CPU dropout with hashed masks in the attention and the MLP
+        hashed_dropout (bool): dropout with hashed masks in the attention and the MLP
             (:class:`Dropout`). Defaults to True.
     """
 
@@ -107,8 +109,8 @@ class TransformerBlock(nn.Module):
                  attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  norm_eps: float = 1e-6,
-                 fused_attn: bool = FAST_PATHS['fused_attn'],
-                 hashed_dropout: bool = FAST_PATHS['hashed_dropout']) -> None:
+                 fused_attn: bool = FAST['backbone']['fused_attn'],
+                 hashed_dropout: bool = FAST['backbone']['hashed_dropout']) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = Attention(embed_dims, num_heads, qkv_bias, attn_drop_rate, drop_rate,

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..fast_paths import FAST_PATHS
+from ..execution_profile import FAST
 
 
 class ConvStem(nn.Module):
@@ -28,7 +28,7 @@ class ConvStem(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, embed_dims: int = 384,
-                 channels_last: bool = FAST_PATHS['channels_last_stem'],
+                 channels_last: bool = FAST['backbone']['channels_last_stem'],
                  norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d) -> None:
         super().__init__()
         self.channels_last = channels_last

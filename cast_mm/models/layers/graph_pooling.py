@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cast_mm.ops import farthest_point_sampling, gather_tokens, masked_mean
-from ..fast_paths import FAST_PATHS
+from ..execution_profile import FAST
 from .attention import Attention
 from .dropout import Dropout
 
@@ -54,7 +54,7 @@ class CentroidProjection(nn.Module):
     """
 
     def __init__(self, embed_dims: int, num_heads: int = 12,
-                 fused_attn: bool = FAST_PATHS['fused_attn']) -> None:
+                 fused_attn: bool = FAST['backbone']['fused_attn']) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(embed_dims, eps=1e-6)
         self.attn = Attention(embed_dims, num_heads, qkv_bias=True, fused_attn=fused_attn)
@@ -76,9 +76,9 @@ class GraphPooling(nn.Module):
         num_heads (int): heads of the centroid attention. Defaults to 12.
         logit_scale (float): scale of the cosine assignment logits. Defaults to 5.
         dropout (float): dropout after ``fc1``. Defaults to 0.1.
-        fps_backend (str): ``'native'`` or ``'dgl'`` farthest point sampling.
+        fps_backend (str): ``'native'``, ``'torch'`` or ``'dgl'`` farthest point sampling.
         fused_attn (bool): fused scaled-dot-product attention. Defaults to True.
-        hashed_dropout (bool): CPU dropout with hashed masks (:class:`Dropout`). Defaults to
+        hashed_dropout (bool): dropout with hashed masks (:class:`Dropout`). Defaults to
             True.
     """
 
@@ -88,9 +88,9 @@ class GraphPooling(nn.Module):
                  num_heads: int = 12,
                  logit_scale: float = 5.,
                  dropout: float = 0.1,
-                 fps_backend: str = 'native',
-                 fused_attn: bool = FAST_PATHS['fused_attn'],
-                 hashed_dropout: bool = FAST_PATHS['hashed_dropout']) -> None:
+                 fps_backend: str = FAST['backbone']['fps_backend'],
+                 fused_attn: bool = FAST['backbone']['fused_attn'],
+                 hashed_dropout: bool = FAST['backbone']['hashed_dropout']) -> None:
         super().__init__()
         self.num_clusters = num_clusters
         self.logit_scale = logit_scale

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..fast_paths import POSITION_INTERPOLATION
+from ..execution_profile import POSITION_INTERPOLATION
 
 
 def sincos_pos_embed_2d(grid_size: Tuple[int, int], embed_dims: int,

@@ -15,6 +15,8 @@ from cast_mm.ops import gather_tokens, segment_to_pixels
 from cast_mm.registry import MODELS, TRANSFORMS
 from ..backbones.cast import CAST, CASTFeatures
 from ..data_preprocessors.seg_data_preprocessor import SUPERPIXEL_IMAGE_FIELD
+from ..execution_log import log_model_execution
+from ..execution_profile import FAST
 from ..heads.segment_decode_head import SegmentDecodeHead
 from ..utils import MISSING_SUPERPIXELS_HINT, build_superpixel_source, sample_superpixels
 
@@ -164,7 +166,7 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
                  decode_head: Dict,
                  window_superpixels: Optional[Dict] = None,
                  device_superpixels: Optional[Dict] = None,
-                 predict_by_segments: bool = True,
+                 predict_by_segments: bool = FAST['segmentor']['predict_by_segments'],
                  **kwargs) -> None:
         if not isinstance(predict_by_segments, bool):
             raise TypeError(f'predict_by_segments must be True or False, got '
@@ -193,6 +195,7 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         self.superpixel_source = build_superpixel_source(source, TRANSFORMS, channel_order)
         #: Whole-image predictions from one argmax per superpixel where they can be.
         self.predict_by_segments_enabled = predict_by_segments
+        log_model_execution(self)
 
     # ----------------------------------------------------------------------- superpixels
     def superpixel_inputs(self, inputs: Tensor,

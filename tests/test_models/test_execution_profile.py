@@ -1,0 +1,81 @@
+"""The execution profile: every fast / literal choice is named once, in
+cast_mm.models.execution_profile, and everything else reads it from there."""
+import inspect
+import os.path as osp
+
+import pytest
+from conftest import REPO
+from mmengine.config import Config
+
+from cast_mm.models import CAST, SuperpixelEncoderDecoder, SuperpixelMaskTransformerHead
+from cast_mm.models.execution_profile import (COMPONENTS, FAST, LITERAL, cfg_options,
+                                              model_cfg)
+from cast_mm.models.heads.mask_transformer import SuperpixelMaskTransformer
+from cast_mm.models.heads.segment_decode_head import SegmentDecodeHead
+from cast_mm.models.layers import (Attention, BlockFusion, ConvStem, Dropout, GraphPooling,
+                                   TransformerBlock)
+
+
+def defaults(cls):
+    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()}
+
+
+def test_fast_and_literal_profiles_name_the_same_choices():
+    assert tuple(FAST) == tuple(LITERAL) == COMPONENTS
+    for component in COMPONENTS:
+        assert set(FAST[component]) == set(LITERAL[component]), component
+        assert all(FAST[component][key] != LITERAL[component][key]
+                   for key in FAST[component]), component
+
+
+def test_every_constructor_defaults_to_the_fast_profile():
+    owners = dict(backbone=[CAST],
+                  decoder=[SuperpixelMaskTransformer, SuperpixelMaskTransformerHead],
+                  decode_head=[SegmentDecodeHead, SuperpixelMaskTransformerHead],
+                  segmentor=[SuperpixelEncoderDecoder])
+    for component, classes in owners.items():
+        for cls in classes:
+            found = defaults(cls)
+            assert {key: found[key] for key in FAST[component]} == FAST[component], cls
+    # The layers CAST builds default to the backbone's choices.
+    backbone = FAST['backbone']
+    for layer in (Attention, TransformerBlock, GraphPooling):
+        assert defaults(layer)['fused_attn'] is backbone['fused_attn']
+    for layer in (Attention, TransformerBlock, GraphPooling, BlockFusion):
+        assert defaults(layer)['hashed_dropout'] is backbone['hashed_dropout']
+    assert defaults(GraphPooling)['fps_backend'] == backbone['fps_backend']
+    assert defaults(ConvStem)['channels_last'] is backbone['channels_last_stem']
+    assert defaults(Dropout)['hashed'] is backbone['hashed_dropout']
+
+
+def test_the_literal_config_fragment_is_the_literal_profile(tmp_path):
+    fragment = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'literal.py'))
+    assert fragment.literal_classification.to_dict() == model_cfg('literal', 'classification')
+    assert fragment.literal_segmentation.to_dict() == model_cfg('literal', 'segmentation')
+    # As a user inherits it: the task's entry merged into a shipped config's model.
+    config = tmp_path / 'literal_seg.py'
+    config.write_text(f"_base_ = ['{REPO}/configs/cast/cast-s_ade20k.py', "
+                      f"'{REPO}/configs/_base_/literal.py']\n"
+                      'model = _base_.literal_segmentation\n')
+    cfg = Config.fromfile(str(config))
+    for key, value in cfg_options('literal', 'segmentation').items():
+        node = cfg
+        for part in key.split('.'):
+            node = node[part]
+        assert node == value, key
+    assert cfg.model.decode_head.num_classes == 150  # merged, not replaced
+
+
+def test_cfg_options_cover_each_task():
+    cls = cfg_options('literal', 'cls')
+    assert cls == {f'model.backbone.{k}': v for k, v in LITERAL['backbone'].items()}
+    seg = cfg_options('literal', 'segmentation')
+    assert seg['model.decode_head.fused_attn'] is False
+    assert seg['model.decode_head.loss_by_superpixel'] is False
+    assert seg['model.predict_by_segments'] is False
+    assert len(seg) == sum(len(choices) for choices in LITERAL.values())
+    assert cfg_options('fast', 'seg')['model.backbone.fps_backend'] == 'native'
+    with pytest.raises(ValueError, match='unknown execution profile'):
+        cfg_options('quick', 'cls')
+    with pytest.raises(ValueError, match="task must be 'classification' or 'segmentation'"):
+        cfg_options('fast', 'detection')
