@@ -54,8 +54,8 @@ def describe_model(model: nn.Module) -> Dict[str, str]:
     choices = getattr(backbone, 'execution', None)
     if choices is not None:
         if backbone.token_resolution == 'superpixel':
-            out['token pooling'] = (f"{choices['token_pooling']} "
-                                    f"[{_origin('backbone', 'token_pooling', choices['token_pooling'])}]")
+            pooling = choices['token_pooling']
+            out['token pooling'] = f"{pooling} [{_origin('backbone', 'token_pooling', pooling)}]"
         else:
             out['token pooling'] = "stem grid means [token_resolution='feature']"
         out['attention'] = _attention(choices, 'backbone')

@@ -34,7 +34,8 @@ def _kernel():
         scale = tl.load(scale_ptr)
         if x.dtype.primitive_bitwidth < 32:
             # float16 / bfloat16: the exact product in float32, rounded once (as torch does).
-            scaled = (x.to(tl.float32) * scale.to(tl.float32)).to(x.dtype, fp_downcast_rounding='rtne')
+            product = x.to(tl.float32) * scale.to(tl.float32)
+            scaled = product.to(x.dtype, fp_downcast_rounding='rtne')
         else:
             scaled = x * scale
         tl.store(out_ptr + offs, tl.where(keep, scaled, tl.zeros_like(scaled)), mask=valid)

@@ -1,19 +1,21 @@
 """The execution profile: every fast / literal choice is named once, in
 cast_mm.models.execution_profile, and everything else reads it from there."""
 import inspect
+import logging
 import os.path as osp
 
 import pytest
+import torch
 from conftest import REPO
 from mmengine.config import Config
 
 from cast_mm.models import CAST, SuperpixelEncoderDecoder, SuperpixelMaskTransformerHead
-from cast_mm.models.execution_profile import (COMPONENTS, FAST, LITERAL, cfg_options,
-                                              model_cfg)
+from cast_mm.models.execution_profile import COMPONENTS, FAST, LITERAL, cfg_options, model_cfg
 from cast_mm.models.heads.mask_transformer import SuperpixelMaskTransformer
 from cast_mm.models.heads.segment_decode_head import SegmentDecodeHead
 from cast_mm.models.layers import (Attention, BlockFusion, ConvStem, Dropout, GraphPooling,
                                    TransformerBlock)
+from cast_mm.ops import extension
 
 
 def defaults(cls):
@@ -31,7 +33,7 @@ def test_fast_and_literal_profiles_name_the_same_choices():
 def test_every_constructor_defaults_to_the_fast_profile():
     owners = dict(backbone=[CAST],
                   decoder=[SuperpixelMaskTransformer, SuperpixelMaskTransformerHead],
-                  decode_head=[SegmentDecodeHead, SuperpixelMaskTransformerHead],
+                  decode_head=[SegmentDecodeHead],  # its subclasses pass it on (kwargs)
                   segmentor=[SuperpixelEncoderDecoder])
     for component, classes in owners.items():
         for cls in classes:
@@ -79,3 +81,49 @@ def test_cfg_options_cover_each_task():
         cfg_options('quick', 'cls')
     with pytest.raises(ValueError, match="task must be 'classification' or 'segmentation'"):
         cfg_options('fast', 'detection')
+
+
+class Records(logging.Handler):
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.parametrize('profile', ['fast', 'literal'])
+def test_building_a_model_logs_one_line_of_resolved_implementations(profile, tmp_path):
+    from mmengine.logging import MMLogger
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    from seg_helpers import CONFIGS, shrink_seg_config
+    cfg = shrink_seg_config(Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py')),
+                            str(tmp_path))
+    cfg.merge_from_dict(cfg_options(profile, 'segmentation'))
+    logger = MMLogger.get_current_instance()
+    records = Records()
+    logger.addHandler(records)
+    try:
+        with DefaultScope.overwrite_default_scope(cfg.default_scope):
+            model = MODELS.build(cfg.model)
+        built = [m for m in records.messages if m.startswith('cast_mm execution')]
+        assert len(built) == 1
+        line = built[0]
+        for computation in ('token pooling', 'attention', 'dropout', 'FPS', 'loss',
+                            'prediction', 'superpixels', 'decoder attention'):
+            assert f'; {computation}: ' in line or line.split(': ', 1)[1].startswith(
+                computation), computation
+        assert line.count(f', {profile}]') == line.count(']')  # every choice from the profile
+        # The device-dependent choices: once per device kind, at the first forward.
+        images = torch.randn(1, 3, 64, 64)
+        labels = torch.arange(64).view(1, 8, 8).repeat_interleave(8, 1).repeat_interleave(8, 2)
+        model.backbone(images, labels)
+        model.backbone(images, labels)
+        on_cpu = [m for m in records.messages if m.startswith('cast_mm execution on cpu')]
+        assert len(on_cpu) == 1
+        assert 'FPS (native): ' in on_cpu[0] and 'hashed dropout: ' in on_cpu[0]
+        assert f'cast_mm._C {extension.status()}' in on_cpu[0]
+    finally:
+        logger.removeHandler(records)

@@ -9,8 +9,7 @@ import torch
 from conftest import REPO
 
 from cast_mm.ops import extension, farthest_point_sampling
-from cast_mm.ops.farthest_point_sampling import (SLICE_BYTES, fps_cpu, fps_torch,
-                                                 slices_per_item)
+from cast_mm.ops.farthest_point_sampling import SLICE_BYTES, fps_cpu, fps_torch, slices_per_item
 
 
 def reference_fps(points: torch.Tensor, k: int, start: int = 0) -> torch.Tensor:

@@ -573,15 +573,15 @@ def cast_like_points(batch: int, num_points: int, channels: int = 384) -> torch.
 
 
 def bench_fps(args, device: torch.device, results: Dict) -> None:
-    from cast_mm.ops import farthest_point_sampling, fps_kernel
-    from cast_mm.ops.farthest_point_sampling import _fps_loop, pairwise_sq_distances
+    from cast_mm.ops import farthest_point_sampling
+    from cast_mm.ops.farthest_point_sampling import native_implementation
     rows = []
     for batch, num_points, num_samples in [(8, 197, 65), (2, 1025, 321)]:
         points = cast_like_points(batch, num_points)
         on_device = points.to(device)
         fns = {
             'native': lambda: farthest_point_sampling(on_device, num_samples),
-            'torch': lambda: _fps_loop(pairwise_sq_distances(on_device), num_samples, 0),
+            'torch': lambda: farthest_point_sampling(on_device, num_samples, backend='torch'),
             'dgl': lambda: farthest_point_sampling(points, num_samples, backend='dgl'),
         }
         times = interleaved_times(fns, device, args.warmup, max(args.repeats, 10))
@@ -592,7 +592,7 @@ def bench_fps(args, device: torch.device, results: Dict) -> None:
         results[f'fps/{num_points}x{batch}'] = dict(
             native_ms=times['native'] * 1e3, torch_loop_ms=times['torch'] * 1e3,
             dgl_ms=times['dgl'] * 1e3, identical=same)
-    kernel = fps_kernel.status() if device.type == 'cpu' else 'torch loop'
+    kernel = native_implementation(device.type)
     print_table(f'farthest point sampling (float64; native on {device.type}: {kernel}; '
                 'DGL on cpu)', ['points -> samples', 'native ms', 'torch loop ms', 'DGL ms',
                                 'DGL / native', 'same indices'], rows)
