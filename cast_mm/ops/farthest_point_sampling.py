@@ -15,7 +15,8 @@ Backends:
     DGL's arithmetic, so DGL's indices bitwise, on torch's thread pool; without the extension,
     DGL's own kernel;
   - CUDA: one Triton kernel launch samples all points of all items
-    (:mod:`cast_mm.ops.fps_triton`), DGL's arithmetic as well; without Triton, the torch loop;
+    (:mod:`cast_mm.ops.fps_triton`), DGL's arithmetic as well; without Triton, or above
+    ``fps_triton.MAX_POINTS`` points per item, the torch loop;
   - any other device: the torch loop;
 
 * ``'torch'``: the torch loop: per sample, every point's float64 distance to the new centre
@@ -62,7 +63,7 @@ def native_implementation(device_type: str) -> str:
         return f'DGL kernel (cast_mm._C {extension.status()})'
     if device_type == 'cuda':
         if fps_triton.available():
-            return 'Triton kernel'
+            return f'Triton kernel (torch loop above {fps_triton.MAX_POINTS} points)'
         return f'torch loop ({fps_triton.status()})'
     return f'torch loop (no kernel for {device_type})'
 
@@ -95,13 +96,15 @@ def fps_cpu(points: Tensor, num_samples: int, start_idx: int,
 def fps_torch(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
     """The torch loop (see the module docstring): five small ops per sample, any device."""
     points = points.to(torch.float64)
-    batch = points.shape[0]
-    items = torch.arange(batch, device=points.device)
+    batch, num_points, channels = points.shape
+    rows = points.reshape(batch * num_points, channels)
+    offsets = torch.arange(batch, device=points.device) * num_points
     current = torch.full((batch, ), start_idx, dtype=torch.long, device=points.device)
     picks = [current]
     min_dist = None
     for _ in range(num_samples - 1):
-        dist = (points - points[items, current].unsqueeze(1)).square_().sum(dim=-1)
+        centres = rows.index_select(0, current + offsets).unsqueeze(1)
+        dist = (points - centres).square_().sum(dim=-1)
         min_dist = dist if min_dist is None else torch.minimum(min_dist, dist, out=min_dist)
         # torch.argmax returns the first maximal index (0 when all are 0), as DGL's '>' scan.
         current = min_dist.argmax(dim=1)
@@ -126,7 +129,8 @@ def _native_fps(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
         if extension.available():
             return fps_cpu(points, num_samples, start_idx)
         return fps_dgl(points, num_samples, start_idx)
-    if points.device.type == 'cuda' and fps_triton.available():
+    if points.device.type == 'cuda' and fps_triton.available() and \
+            points.shape[1] <= fps_triton.MAX_POINTS:
         return fps_triton.fps_triton(points, num_samples, start_idx)
     return fps_torch(points, num_samples, start_idx)
 

@@ -33,7 +33,8 @@ def _kernel():
     except ImportError as err:
         return f'Triton is not installed ({err})'
 
-    @triton.jit
+    # Integer arguments equal to 1 would otherwise become compile-time constants (no .to()).
+    @triton.jit(do_not_specialize=['num_points', 'channels', 'num_samples', 'start_idx'])
     def fps_kernel(x_ptr, out_ptr, num_points, channels, num_samples, start_idx, stride_b,
                    stride_n, stride_c, BLOCK_N: tl.constexpr):
         item = tl.program_id(0)

@@ -21,7 +21,8 @@ def _kernel():
     except ImportError as err:
         return f'Triton is not installed ({err})'
 
-    @triton.jit
+    # Integer arguments equal to 1 would otherwise become compile-time constants (no .to()).
+    @triton.jit(do_not_specialize=['numel', 'seed', 'threshold'])
     def hashed_dropout_kernel(x_ptr, out_ptr, scale_ptr, numel, seed, threshold,
                               BLOCK: tl.constexpr):
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)

@@ -109,8 +109,8 @@ def test_native_matches_dgl_at_cast_sizes_with_padding(batch, num_tokens, k, num
     assert (native[:, distinct:] == 0).all() and (k > distinct) == (batch == 3)
 
 
-@pytest.mark.parametrize('batch,num_tokens,k,num_padded', [(8, 196, 65, 20), (2, 1024, 321, 100),
-                                                           (3, 40, 30, 15)])
+@pytest.mark.parametrize('batch,num_tokens,k,num_padded', [
+    (8, 196, 65, 20), pytest.param(2, 1024, 321, 100, marks=pytest.mark.slow), (3, 40, 30, 15)])
 def test_torch_loop_matches_dgl_at_cast_sizes_with_padding(batch, num_tokens, k, num_padded):
     points = cast_like_points(batch, num_tokens, 384, num_padded)
     assert torch.equal(farthest_point_sampling(points, k, backend='torch'),
@@ -283,6 +283,7 @@ def triton_or_skip():
     pytest.importorskip('triton', reason='Triton is not installed (it comes with CUDA torch)')
 
 
+@pytest.mark.slow
 def test_triton_kernel_through_the_interpreter_is_dgl_on_cast_like_sets(triton_or_skip):
     # The FPS test sets at few channels (the interpreter runs every channel step in Python):
     # padded tokens, exhaustion, every dtype.
