@@ -22,6 +22,9 @@ from torch import Tensor
 
 #: Points one program holds per sample in registers (the kernel's block, a power of two).
 MAX_POINTS = 4096
+#: Compile options of the kernel on a GPU: no contraction of a product and a sum into a fused
+#: multiply-add (LLVM, and ``ptxas --fmad=false``), which would round differently from DGL.
+COMPILE_OPTIONS = dict(enable_fp_fusion=False)
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,7 +101,7 @@ def fps_triton(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
     if batch == 0:
         return out
     block = max(16, 1 << (num_points - 1).bit_length())
-    options = {} if interpreted() else dict(enable_fp_fusion=False,
+    options = {} if interpreted() else dict(COMPILE_OPTIONS,
                                             num_warps=8 if block >= 1024 else 4)
     kernel[(batch, )](points, out, num_points, channels, num_samples, start_idx,
                       points.stride(0), points.stride(1), points.stride(2), BLOCK_N=block,

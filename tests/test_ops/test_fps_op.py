@@ -313,6 +313,30 @@ assert torch.equal(fps_triton(points, 12, 0), farthest_point_sampling(points, 12
 """)
 
 
+def test_triton_kernel_compiles_for_cuda_without_fused_multiply_adds(triton_or_skip):
+    # Compiling needs no GPU. With Triton's default options the float64 products and sums
+    # contract into fma.rn.f64, which rounds once where DGL rounds twice; the kernel's options
+    # must leave separate multiplies and adds.
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from cast_mm.ops import fps_triton
+    signature = dict(x_ptr='*fp32', out_ptr='*i64', num_points='i32', channels='i32',
+                     num_samples='i32', start_idx='i32', stride_b='i32', stride_n='i32',
+                     stride_c='i32', BLOCK_N='constexpr')
+    source = ASTSource(fn=fps_triton._kernel(), signature=signature,
+                       constexprs=dict(BLOCK_N=1024))
+    try:
+        ptx = [triton.compile(source, target=GPUTarget('cuda', 90, 32), options=options)
+               .asm['ptx'] for options in (dict(enable_fp_fusion=True),
+                                           fps_triton.COMPILE_OPTIONS)]
+    except Exception as err:  # no CUDA toolchain in this Triton build
+        pytest.skip(f'Triton cannot compile for CUDA here: {err}')
+    assert 'fma.rn.f64' in ptx[0]  # the hazard is real
+    assert 'fma.rn.f64' not in ptx[1] and 'mul.rn.f64' in ptx[1]
+
+
 @pytest.mark.slow
 def test_triton_kernel_through_the_interpreter_at_1025_points(triton_or_skip):
     run_interpreted(TRITON_CHECK + """
