@@ -24,7 +24,7 @@ The distribution is dropout's: each element kept independently with probability 
 * CUDA: a Triton kernel (:mod:`cast_mm.ops.hashed_dropout_triton`);
 * elsewhere, or without them: the hash as int64 tensor operations (:func:`keep_mask`).
 """
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -66,30 +66,37 @@ def keep_threshold(p: float) -> int:
     return round((1. - p) * 2**32)
 
 
-def keep_mask(shape, seed: int, p: float, device=None) -> Tensor:
+Seed = Union[int, Tensor]
+
+
+def keep_mask(shape, seed: Seed, p: float, device=None) -> Tensor:
     """Bool mask of the elements the hashed dropout keeps, computed with tensor operations."""
     numel = 1
     for size in shape:
         numel *= size
-    z = torch.arange(numel, dtype=torch.int64, device=device) * _signed(_GOLDEN) + _signed(seed)
+    if not isinstance(seed, Tensor):
+        seed = _signed(seed)
+    z = torch.arange(numel, dtype=torch.int64, device=device) * _signed(_GOLDEN) + seed
     z = (z ^ _shift_right(z, 30)) * _signed(_MIX1)
     z = (z ^ _shift_right(z, 27)) * _signed(_MIX2)
     return (_shift_right(z ^ _shift_right(z, 31), 32) < keep_threshold(p)).view(shape)
 
 
-def draw_seed(device: Optional[torch.device] = None) -> int:
-    """A 63-bit seed from torch's default generator of ``device``."""
-    return int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64, device=device))
+def draw_seed(device: Optional[torch.device] = None) -> Seed:
+    """A 63-bit seed from torch's default generator of ``device``: an int on the CPU, a 0-dim
+    int64 tensor on other devices (the kernels read it there: no device-to-host copy)."""
+    seed = torch.randint(0, 2**63 - 1, (), dtype=torch.int64, device=device)
+    return int(seed) if seed.device.type == 'cpu' else seed
 
 
-def dropout_with_seed_torch(x: Tensor, p: float, seed: int) -> Tensor:
+def dropout_with_seed_torch(x: Tensor, p: float, seed: Seed) -> Tensor:
     """:func:`dropout_with_seed` as tensor operations (any device; the reference)."""
     scaled = x * torch.tensor(1. / (1. - p), dtype=x.dtype, device=x.device)
     zero = torch.zeros((), dtype=x.dtype, device=x.device)
     return torch.where(keep_mask(x.shape, seed, p, x.device), scaled, zero)
 
 
-def dropout_with_seed(x: Tensor, p: float, seed: int) -> Tensor:
+def dropout_with_seed(x: Tensor, p: float, seed: Seed) -> Tensor:
     """``x * keep / (1 - p)`` with the mask of ``seed`` (no autograd; see :func:`hashed_dropout`).
 
     The mask follows the row-major index of ``x``'s elements, whatever its strides.
@@ -98,7 +105,7 @@ def dropout_with_seed(x: Tensor, p: float, seed: int) -> Tensor:
     scale = 1. / (1. - p)
     kernel_dtype = x.dtype in (torch.float32, torch.float64)
     if x.device.type == 'cpu' and kernel_dtype and extension.available():
-        return torch.ops.cast_mm.hashed_dropout_cpu(x, seed, threshold, scale)
+        return torch.ops.cast_mm.hashed_dropout_cpu(x, int(seed), threshold, scale)
     if x.device.type == 'cuda' and hashed_dropout_triton.available():
         return hashed_dropout_triton.dropout_with_seed(x, seed, threshold, scale)
     return dropout_with_seed_torch(x, p, seed)

@@ -5,6 +5,7 @@ lane, so the masks are bitwise those of the CPU kernel and of the tensor formula
 ``TRITON_INTERPRET=1`` (set before Triton is imported) it runs on CPU tensors (tests).
 """
 import functools
+from typing import Union
 
 import torch
 from torch import Tensor
@@ -22,12 +23,13 @@ def _kernel():
         return f'Triton is not installed ({err})'
 
     # Integer arguments equal to 1 would otherwise become compile-time constants (no .to()).
-    @triton.jit(do_not_specialize=['numel', 'seed', 'threshold'])
-    def hashed_dropout_kernel(x_ptr, out_ptr, scale_ptr, numel, seed, threshold,
+    @triton.jit(do_not_specialize=['numel', 'threshold'])
+    def hashed_dropout_kernel(x_ptr, out_ptr, scale_ptr, seed_ptr, numel, threshold,
                               BLOCK: tl.constexpr):
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         valid = offs < numel
-        z = offs.to(tl.uint64) * 0x9E3779B97F4A7C15 + seed.to(tl.uint64)
+        seed = tl.load(seed_ptr).to(tl.uint64)
+        z = offs.to(tl.uint64) * 0x9E3779B97F4A7C15 + seed
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
         z = (z ^ (z >> 27)) * 0x94D049BB133111EB
         keep = ((z ^ (z >> 31)) >> 32) < threshold.to(tl.uint64)
@@ -55,8 +57,10 @@ def available() -> bool:
     return not isinstance(_kernel(), str)
 
 
-def dropout_with_seed(x: Tensor, seed: int, threshold: int, scale: float) -> Tensor:
-    """``x * keep * scale`` with the hashed mask of ``seed`` (``x`` float, on a Triton device)."""
+def dropout_with_seed(x: Tensor, seed: Union[int, Tensor], threshold: int,
+                      scale: float) -> Tensor:
+    """``x * keep * scale`` with the hashed mask of ``seed`` (``x`` float, on a Triton device;
+    ``seed`` an int or an int64 tensor on that device, read by the kernel)."""
     kernel = _kernel()
     if isinstance(kernel, str):
         raise RuntimeError(f'the Triton dropout kernel is unavailable: {kernel}')
@@ -65,5 +69,8 @@ def dropout_with_seed(x: Tensor, seed: int, threshold: int, scale: float) -> Ten
     numel = x.numel()
     if numel:
         scale_t = torch.full((1, ), scale, dtype=x.dtype, device=x.device)
-        kernel[(-(-numel // BLOCK), )](x, out, scale_t, numel, seed, threshold, BLOCK=BLOCK)
+        if not isinstance(seed, Tensor) and seed >= 1 << 63:
+            seed -= 1 << 64  # the int64 with the bits of the uint64 seed
+        seed_t = torch.as_tensor(seed, dtype=torch.int64, device=x.device).reshape(1)
+        kernel[(-(-numel // BLOCK), )](x, out, scale_t, seed_t, numel, threshold, BLOCK=BLOCK)
     return out

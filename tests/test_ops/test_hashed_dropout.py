@@ -149,3 +149,35 @@ def test_dropout_matmul_equals_explicit_dropout_then_product():
     fixed = lambda x, y: hd._HashedDropoutMatmul.apply(x, y, 0.25, 77)  # noqa: E731
     assert torch.autograd.gradcheck(fixed, (a.detach()[:1, :1, :6, :6].requires_grad_(),
                                             b.detach()[:1, :1, :6, :3].requires_grad_()))
+
+
+def test_seeds_stay_on_their_device():
+    # On an accelerator the seed is a device tensor the kernels read: drawing it copies nothing
+    # to the host. The meta device stands in (any host read of it would raise).
+    seed = hd.draw_seed(torch.device('meta'))
+    assert isinstance(seed, torch.Tensor) and seed.device.type == 'meta'
+    out = hd.dropout_with_seed(torch.empty(3, 7, device='meta'), 0.2, seed)
+    assert out.shape == (3, 7) and out.device.type == 'meta'
+    assert isinstance(hd.draw_seed(torch.device('cpu')), int)
+    x = torch.randn(4, 300)
+    assert torch.equal(hd.dropout_with_seed_torch(x, 0.3, torch.tensor(99)),
+                       hd.dropout_with_seed(x, 0.3, 99))
+
+
+@pytest.mark.parametrize('dtype', ['fp32', 'fp64', 'fp16', 'bf16'])
+def test_triton_kernel_compiles_for_cuda(dtype):
+    # Compiling needs no GPU; it checks the uint64 hash and the dtypes lower to PTX.
+    triton = pytest.importorskip('triton', reason='Triton is not installed')
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from cast_mm.ops import hashed_dropout_triton
+    signature = dict(x_ptr=f'*{dtype}', out_ptr=f'*{dtype}', scale_ptr=f'*{dtype}',
+                     seed_ptr='*i64', numel='i32', threshold='i64', BLOCK='constexpr')
+    source = ASTSource(fn=hashed_dropout_triton._kernel(), signature=signature,
+                       constexprs=dict(BLOCK=hashed_dropout_triton.BLOCK))
+    try:
+        ptx = triton.compile(source, target=GPUTarget('cuda', 90, 32)).asm['ptx']
+    except Exception as err:  # no CUDA toolchain in this Triton build
+        pytest.skip(f'Triton cannot compile for CUDA here: {err}')
+    assert 'mul.lo.s64' in ptx or 'mul.lo.u64' in ptx  # the 64-bit hash products
