@@ -66,7 +66,8 @@ if ! "$PY" -c "import cv2, sys; sys.exit(not hasattr(cv2, 'ximgproc'))" 2>/dev/n
   pip_install -q --force-reinstall --no-deps "$CV_SPEC"
 fi
 
-# 5. cast_mm itself (editable, so configs/ and tools/ stay where they are).
+# 5. cast_mm itself (editable, so configs/ and tools/ stay where they are), compiling its C++
+#    operators (cast_mm/ops/csrc, about a minute; CAST_MM_WITH_OPS=0 skips them).
 pip_install -q --no-deps --no-build-isolation -e "$ROOT"
 if [ "$WITH_TESTS" = 1 ]; then
   pip_install -q -r "$ROOT/requirements/tests.txt" -c "$ROOT/requirements/runtime.txt"
@@ -81,7 +82,9 @@ import mmpretrain.models  # noqa: F401
 import mmcv, mmcv.ops  # noqa: F401,E401
 import torch
 import cast_mm
+from cast_mm.ops import extension
 assert hasattr(cv2, 'ximgproc'), 'cv2 is not the contrib build: cv2.ximgproc (SEEDS) is missing'
 print(f'[cast_mm install] ok: torch {torch.__version__}, mmcv {mmcv.__version__}, '
-      f'cv2 {cv2.__version__} (ximgproc), cast_mm {cast_mm.__version__}')
+      f'cv2 {cv2.__version__} (ximgproc), cast_mm {cast_mm.__version__} '
+      f'(compiled CPU operators: {extension.status()})')
 PY
