@@ -85,6 +85,9 @@ def fps_cpu(points: Tensor, num_samples: int, start_idx: int,
     ``slices`` (default :func:`slices_per_item`) splits each item's points; every choice gives
     the same indices.
     """
+    if not extension.available():
+        raise RuntimeError(f'the compiled FPS kernel is unavailable: cast_mm._C '
+                           f'{extension.status()}')
     if points.dtype not in (torch.float32, torch.float64):
         exact_in_single = points.dtype in (torch.float16, torch.bfloat16)
         points = points.to(torch.float32 if exact_in_single else torch.float64)

@@ -8,11 +8,11 @@
 // with -ffp-contract=off, so no fused multiply-add either): every distance, and therefore
 // every index, ties included, is bitwise DGL's.
 //
-// Work is split into units: a unit is a slice of one item's points. An item is split into
-// several slices when its transposed points would not stay in one core's cache, or when there
-// are fewer items than threads. Every sample is one at::parallel_for over the units; the
-// largest minimum of an item is then taken over its slices, the first slice's on ties, which is
-// DGL's first index.
+// Items whose points stay in one core's cache, in batches of at least as many items as threads,
+// are sampled whole, in one at::parallel_for over the items. Otherwise each item is split into
+// slices of its points: every sample is then one at::parallel_for over the slices of all items,
+// and the largest minimum of an item is taken over its slices, the first slice's on ties, which
+// is DGL's first index.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -157,9 +157,30 @@ struct Slice {
   }
 };
 
+// Whole items, one after another on each thread: no synchronisation between samples.
+template <typename scalar_t>
+void sample_items(const scalar_t* x, int64_t batch, int64_t n, int64_t dim, int64_t k,
+                  int64_t start, int64_t* out) {
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    Slice<scalar_t> part;
+    for (int64_t b = begin; b < end; ++b) {
+      const scalar_t* item = x + b * n * dim;
+      part.load(item, 0, n, dim);
+      int64_t cur = start;
+      out[b * k] = cur;
+      for (int64_t t = 1; t < k; ++t) {
+        double value;
+        part.step(item, dim, cur, t == 1, k - 1 - t, &value, &cur);
+        out[b * k + t] = cur;
+      }
+    }
+  });
+}
+
 template <typename scalar_t>
 void sample(const scalar_t* x, int64_t batch, int64_t n, int64_t dim, int64_t k, int64_t start,
             int64_t slices, int64_t* out) {
+  if (slices == 1) return sample_items(x, batch, n, dim, k, start, out);
   const int64_t units = batch * slices;
   std::vector<Slice<scalar_t>> parts(units);
   std::vector<double> value(units);
