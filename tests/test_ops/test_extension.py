@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 WITHOUT_EXTENSION = """
@@ -26,6 +27,7 @@ assert not hasattr(torch.ops.cast_mm, 'fps_cpu')
 """
 
 
+@pytest.mark.slow  # a process importing the whole stack
 def test_the_package_works_without_the_extension_and_says_so():
     env = dict(os.environ, PYTHONPATH=str(REPO))
     result = subprocess.run([sys.executable, '-c', WITHOUT_EXTENSION], cwd=str(REPO), env=env,
