@@ -19,11 +19,11 @@ Backends:
     ``fps_triton.MAX_POINTS`` points per item, the torch loop;
   - any other device: the torch loop;
 
-* ``'torch'``: the torch loop: per sample, every point's float64 distance to the new centre
-  (``(p - c)^2`` summed over channels), a running minimum and an argmax; any device, no host
-  round trips. Its sums are reduced in torch's order, so distances can differ from DGL's in the
-  last bit (indices only on exact near-ties); a distance is 0 exactly when the points coincide,
-  so it runs out of points exactly when DGL does;
+* ``'torch'``: the torch loop: per sample, every point's float64 Euclidean distance to the new
+  centre (``torch.cdist`` from the differences), a running minimum and an argmax; any device, no
+  host round trips. Its sums are reduced in torch's order and square-rooted, so distances can
+  differ from DGL's by rounding (indices only on near-ties); a distance is 0 exactly when the
+  points coincide, so it runs out of points exactly when DGL does;
 * ``'dgl'``: DGL's kernel, the reference (the PyPI DGL build has CPU kernels only: other
   devices' points are copied to the CPU).
 
@@ -97,7 +97,7 @@ def fps_cpu(points: Tensor, num_samples: int, start_idx: int,
 
 
 def fps_torch(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
-    """The torch loop (see the module docstring): five small ops per sample, any device."""
+    """The torch loop (see the module docstring): four small ops per sample, any device."""
     points = points.to(torch.float64)
     batch, num_points, channels = points.shape
     rows = points.reshape(batch * num_points, channels)
@@ -107,7 +107,8 @@ def fps_torch(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
     min_dist = None
     for _ in range(num_samples - 1):
         centres = rows.index_select(0, current + offsets).unsqueeze(1)
-        dist = (points - centres).square_().sum(dim=-1)
+        # Euclidean distances from the differences (not the Gram form): 0 only for equal points.
+        dist = torch.cdist(points, centres, compute_mode='donot_use_mm_for_euclid_dist')[..., 0]
         min_dist = dist if min_dist is None else torch.minimum(min_dist, dist, out=min_dist)
         # torch.argmax returns the first maximal index (0 when all are 0), as DGL's '>' scan.
         current = min_dist.argmax(dim=1)
