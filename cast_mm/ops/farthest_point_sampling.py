@@ -134,4 +134,5 @@ def farthest_point_sampling(points: Tensor,
         Tensor: ``(B, num_samples)`` int64 indices into ``N``.
     """
     _check_inputs(points, num_samples, start_idx, backend)
-    return _fps_op(points.detach(), int(num_samples), int(start_idx), backend)
+    with torch.autocast(points.device.type, enabled=False):  # distances in float64
+        return _fps_op(points.detach(), int(num_samples), int(start_idx), backend)

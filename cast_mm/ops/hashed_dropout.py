@@ -27,6 +27,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from cast_mm.utils.host_reads import host_values
+
 from .compiled_library import CompiledLibrary
 
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -148,8 +150,16 @@ def keep_mask(shape, seed: int, p: float, device=None) -> Tensor:
 
 
 def draw_seed(device: Optional[torch.device] = None) -> int:
-    """A 63-bit seed from torch's default generator of ``device``."""
-    return int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64, device=device))
+    """A 63-bit seed from torch's default generator of ``device``.
+
+    On CPU (the only device the hashed dropout runs on) a draw from a host generator, not a
+    read of device values.
+    """
+    seed = torch.randint(0, 2**63 - 1, (), dtype=torch.int64, device=device)
+    if seed.device.type != 'cpu':
+        return int(seed)
+    with host_values():
+        return int(seed)
 
 
 def dropout_with_seed(x: Tensor, p: float, seed: int) -> Tensor:

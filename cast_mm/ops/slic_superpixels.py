@@ -95,9 +95,12 @@ def _assign(pixels: Tensor, centres: Tensor, neighbours: Tensor) -> Tensor:
     batch, cells, num_pix, dims = pixels.shape
     cand = centres[:, neighbours]  # (B, cells, 9, 5)
     # |p - c|^2 = |p|^2 - 2 p.c + |c|^2; |p|^2 does not change the argmin.
-    dist = torch.baddbmm(
-        cand.square().sum(-1).view(batch * cells, 9, 1), cand.reshape(batch * cells, 9, dims),
-        pixels.reshape(batch * cells, num_pix, dims).transpose(1, 2), alpha=-2)
+    # Outside autocast: squared norms pass float16's range and bfloat16 rounds them coarsely.
+    with torch.autocast(pixels.device.type, enabled=False):
+        dist = torch.baddbmm(
+            cand.square().sum(-1).view(batch * cells, 9, 1),
+            cand.reshape(batch * cells, 9, dims),
+            pixels.reshape(batch * cells, num_pix, dims).transpose(1, 2), alpha=-2)
     # argmin over the 9 candidates as a running minimum (much faster than argmin on CPU).
     best_dist = dist[:, 0]
     nearest = torch.zeros_like(best_dist, dtype=torch.uint8)
