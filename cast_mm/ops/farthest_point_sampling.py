@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from . import fps_kernel
+from .precision import autocast_disabled
 
 BACKENDS = ('native', 'dgl')
 
@@ -134,5 +135,5 @@ def farthest_point_sampling(points: Tensor,
         Tensor: ``(B, num_samples)`` int64 indices into ``N``.
     """
     _check_inputs(points, num_samples, start_idx, backend)
-    with torch.autocast(points.device.type, enabled=False):  # distances in float64
+    with autocast_disabled(points.device):  # distances in float64
         return _fps_op(points.detach(), int(num_samples), int(start_idx), backend)

@@ -28,7 +28,6 @@ import torch
 from torch import Tensor
 
 from cast_mm.utils.host_reads import host_values
-
 from .compiled_library import CompiledLibrary
 
 _GOLDEN = 0x9E3779B97F4A7C15

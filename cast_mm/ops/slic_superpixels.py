@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .precision import autocast_disabled
+
 #: sRGB (D65) to CIE XYZ.
 _RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169),
                (0.019334, 0.119193, 0.950227))
@@ -96,7 +98,7 @@ def _assign(pixels: Tensor, centres: Tensor, neighbours: Tensor) -> Tensor:
     cand = centres[:, neighbours]  # (B, cells, 9, 5)
     # |p - c|^2 = |p|^2 - 2 p.c + |c|^2; |p|^2 does not change the argmin.
     # Outside autocast: squared norms pass float16's range and bfloat16 rounds them coarsely.
-    with torch.autocast(pixels.device.type, enabled=False):
+    with autocast_disabled(pixels.device):
         dist = torch.baddbmm(
             cand.square().sum(-1).view(batch * cells, 9, 1),
             cand.reshape(batch * cells, 9, dims),

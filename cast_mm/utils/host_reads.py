@@ -136,11 +136,11 @@ def _reads_values(name: str, host_only: bool):
 class HostReadCounter(TorchDispatchMode):
     """Context manager recording every host read of tensor values made inside it.
 
-    Counts the ops of :data:`VALUE_DEPENDENT_OPS`, indexing with boolean masks, copies of non-CPU tensors to the host,
-    ``Tensor.tolist`` (any device: it reads values) and ``Tensor.numpy`` / ``Tensor.cpu`` of
-    non-CPU tensors. The last three are not dispatched as ops, so they are wrapped while a
-    counter is active. Reads inside :func:`host_values` are not counted. Counters nest: each
-    sees the reads of its block.
+    Counts the ops of :data:`VALUE_DEPENDENT_OPS`, indexing with boolean masks, copies of
+    non-CPU tensors to the host, ``Tensor.tolist`` (any device: it reads values) and
+    ``Tensor.numpy`` / ``Tensor.cpu`` of non-CPU tensors. The last three are not dispatched as
+    ops, so they are wrapped while a counter is active. Reads inside :func:`host_values` are
+    not counted. Counters nest: each sees the reads of its block.
 
     Attributes:
         reads (list[HostRead]): every read, in order.

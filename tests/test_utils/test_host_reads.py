@@ -27,8 +27,8 @@ def test_device_side_ops_and_declared_host_values_are_not_counted():
         y = (x * 2).sum(0).softmax(0)
         x.masked_fill(x > 0, 0.)
         torch.repeat_interleave(torch.arange(3), torch.tensor([1, 2, 3]), output_size=6)
-        torch.zeros(6, dtype=torch.long).index_add_(0, torch.tensor([1, 1]),
-                                                      torch.ones(2, dtype=torch.long))
+        counts = torch.zeros(6, dtype=torch.long)
+        counts.index_add_(0, torch.tensor([1, 1]), torch.ones(2, dtype=torch.long))
         x.cpu()  # already on the host: no copy
         with host_values():
             float(y[0])

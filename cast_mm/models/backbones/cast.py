@@ -27,6 +27,7 @@ from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import Tensor
 
 from cast_mm.ops import masked_mean, num_token_slots, segment_padding_mask
+from cast_mm.ops.precision import autocast_disabled
 from cast_mm.registry import MODELS
 from cast_mm.utils.checkpoint_file import check_cast_weights
 from cast_mm.utils.official_weights import DEFAULT_WEIGHTS_BASE, OFFICIAL_WEIGHTS
@@ -464,7 +465,7 @@ class CAST(BaseModule):
             num_slots = num_token_slots(labels)
         # Means over many pixels are taken in float32 (or float64), also under autocast.
         dtype = torch.promote_types(feats.dtype, torch.float32)
-        with torch.autocast(feats.device.type, enabled=False):
+        with autocast_disabled(feats.device):
             feats = feats.permute(0, 2, 3, 1).to(dtype)
             pos_grid = self._pos_grid().to(dtype)
             if pool is None:  # both sparse weights' sizes read at once

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cast_mm.ops.precision import autocast_disabled
 from ..fast_paths import POSITION_INTERPOLATION
 
 
@@ -65,7 +66,7 @@ def resize_pos_grid(grid: Tensor, size: Tuple[int, int],
         dtype = torch.promote_types(grid.dtype, torch.float32)
         rows = interpolation_matrix(grid.shape[1], size[0], mode, grid.device).to(dtype)
         cols = interpolation_matrix(grid.shape[2], size[1], mode, grid.device).to(dtype)
-        with torch.autocast(grid.device.type, enabled=False):
+        with autocast_disabled(grid.device):
             out = torch.einsum('yi,gijc,xj->gyxc', rows, grid.to(dtype), cols)
         return out.to(grid.dtype)
     out = F.interpolate(grid.permute(0, 3, 1, 2), size=size, mode=mode, align_corners=False)

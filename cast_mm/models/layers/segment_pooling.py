@@ -24,10 +24,10 @@ import warnings
 from typing import List, NamedTuple, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from cast_mm.ops import segment_mean
+from cast_mm.ops.precision import autocast_disabled
 from .pos_embed import interpolation_matrix, resize_pos_grid
 
 #: Input rows one output row of an ``F.interpolate`` mode can touch.
@@ -228,7 +228,7 @@ def interpolated_segment_means(grids: Sequence[Tuple[Tensor, str]], labels: Tens
         weights = _build_weights(layout, sizes[2 * i], sizes[2 * i + 1], batch, num_slots,
                                  (grid_h, grid_w), groups == 1, dtype)
         flat = grid.reshape(groups * grid_h * grid_w, channels).to(dtype)
-        with torch.autocast(grid.device.type, enabled=False):
+        with autocast_disabled(grid.device):
             tokens = torch.sparse.mm(weights, flat)
         out.append(tokens.view(batch, num_slots, channels).to(grid.dtype))
     return out

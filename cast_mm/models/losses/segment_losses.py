@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from mmseg.models.losses import CrossEntropyLoss
 from torch import Tensor
 
+from cast_mm.ops.precision import autocast_disabled
+
 #: mmseg adds float32's epsilon to every denominator of its losses and accuracy.
 _EPS = torch.finfo(torch.float32).eps
 
@@ -93,7 +95,7 @@ def segment_cross_entropy(loss_module: CrossEntropyLoss, scores: Tensor, histogr
     """
     if not decomposes_over_segments(loss_module):
         raise ValueError(f'{type(loss_module).__name__} does not decompose over superpixels')
-    with torch.autocast(scores.device.type, enabled=False):
+    with autocast_disabled(scores.device):
         return _segment_cross_entropy(loss_module, scores, histogram, ignore_index)
 
 

@@ -8,6 +8,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.distributed.nn.functional import all_reduce
 
+from cast_mm.ops.precision import autocast_disabled
 from cast_mm.registry import MODELS
 
 
@@ -98,7 +99,7 @@ def batch_norm_with_statistics(norm: nn.modules.batchnorm._BatchNorm,
     """
     dims = [0] + list(range(2, input.dim()))
     shape = [1, -1] + [1] * (input.dim() - 2)
-    with torch.autocast(input.device.type, enabled=False):
+    with autocast_disabled(input.device):
         x = input if input.dtype in (torch.float32, torch.float64) else input.float()
         per_row = x[0, 0].numel() if x.shape[0] else 1
         if valid is None:
