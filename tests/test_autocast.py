@@ -56,6 +56,7 @@ def test_segmentor_loss_step_under_autocast(name, dtype, tmp_path):
     assert _finite_grads(model.backbone) and _finite_grads(model.decode_head)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_slic_under_autocast_gives_the_float32_superpixels(dtype):
     """At 512 x 512 the squared centre norms pass float16's range: SLIC's distances must stay

@@ -31,7 +31,8 @@ def rgb_to_lab(images: Tensor) -> Tensor:
     rgb = images.float() / 255.
     linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055)**2.4, rgb / 12.92)
     matrix = torch.tensor(_RGB_TO_XYZ, device=images.device)
-    xyz = torch.einsum('ij,bjhw->bihw', matrix, linear)
+    with autocast_disabled(images.device):  # float32 colours under autocast too
+        xyz = torch.einsum('ij,bjhw->bihw', matrix, linear)
     xyz = xyz / torch.tensor(_WHITE_D65, device=images.device).view(1, 3, 1, 1)
     eps = (6. / 29.)**3
     f = torch.where(xyz > eps, xyz.clamp(min=eps)**(1. / 3.), xyz / (3 * (6. / 29.)**2) + 4. / 29.)
