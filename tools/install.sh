@@ -8,9 +8,9 @@
 #   bash tools/install.sh --print-mmcv-build-env  # how mmcv would be built, then exit
 #
 # Safe to re-run: every step is skipped when its result is already there. mmcv 2.1.0 has no
-# wheel on PyPI, so it is built once from the sdist (with ops, C++20 for torch 2.14 headers)
-# and the wheel is kept in $CAST_MM_CACHE (default ~/.cache/cast_mm/wheels); later runs
-# install that wheel in seconds.
+# wheel on PyPI, so it is built once from the sdist (with CPU ops, also on a GPU machine, C++20
+# for torch 2.14 headers) and the wheel is kept in $CAST_MM_CACHE (default
+# ~/.cache/cast_mm/wheels; CUDA-ops builds in its cuda-ops/); later runs install it in seconds.
 set -euo pipefail
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -25,7 +25,7 @@ for arg in "$@"; do
     --tests) WITH_TESTS=1 ;;
     --mmcv-cuda-ops) MMCV_CUDA_OPS=1 ;;
     --print-mmcv-build-env) PRINT_MMCV_ENV=1 ;;
-    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
     *) echo "install.sh: unknown option '$arg' (use --tests or --help)" >&2; exit 2 ;;
   esac
 done
