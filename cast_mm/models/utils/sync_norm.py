@@ -82,7 +82,7 @@ def batch_norm_with_statistics(norm: nn.modules.batchnorm._BatchNorm,
     some elements of a batch runs without selecting them (a selection's size would be read
     on the host). Statistics are float32 (or float64) whatever the input dtype and outside
     autocast; the running statistics of ``norm`` are updated as by ``F.batch_norm``. No
-    tensor value is read on the host.
+    tensor value is read on the host, but for the error below.
 
     Args:
         norm: the batch norm whose parameters, buffers, ``eps`` and ``momentum`` are used.
