@@ -103,14 +103,25 @@ def test_masked_sync_bn_on_nccl_equals_batch_norm(monkeypatch, tmp_path):
         dist.destroy_process_group()
 
 
-def test_cuda_random_state_is_saved_and_restored():
-    from cast_mm.engine import get_rng_states, set_rng_states
-    torch.cuda.init()
-    states = get_rng_states()
-    assert 'cuda' in states
-    first = torch.rand(4, device=DEVICE)
-    set_rng_states(states)
-    assert torch.equal(torch.rand(4, device=DEVICE), first)
+def test_cuda_random_state_is_saved_and_restored_by_checkpoints(tmp_path):
+    """Dropout on CUDA draws from the CUDA generator: a resumed run equals an uninterrupted
+    one only if checkpoints carry that generator's state."""
+    from resume_helpers import make_runner
+
+    def train(work_dir, max_iters, resume=False):
+        runner = make_runner(work_dir, max_iters=max_iters, resume=resume, drop=0.2)
+        runner.train()
+        return runner
+
+    full = train(tmp_path / 'full', 4)
+    assert next(full.model.parameters()).is_cuda
+    train(tmp_path / 'split', 2)
+    checkpoint = torch.load(tmp_path / 'split' / 'iter_2.pth', weights_only=True)
+    assert 'cuda' in checkpoint['resume_state']['rng'][0]
+    resumed = train(tmp_path / 'split', 4, resume=True)
+    expected = full.model.state_dict()
+    for key, value in resumed.model.state_dict().items():
+        assert torch.equal(value, expected[key]), key
 
 
 def _seg_runner(tmp_path, **backbone):
