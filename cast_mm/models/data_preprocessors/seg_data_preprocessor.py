@@ -38,18 +38,12 @@ class SuperpixelSegDataPreProcessor(SegDataPreProcessor):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # The uint8 colour of batch padding (host tensor), from mean / std before they move.
-        self._pad_colour = None
-        self._pad_colour = self.uint8_pad_colour()
-
-    def uint8_pad_colour(self) -> Tensor:
-        """``(3, 1, 1)`` uint8: the colour the padded normalised value stands for."""
-        if self._pad_colour is not None:
-            return self._pad_colour
+        # ``(3, 1, 1)`` uint8 colour that the padded normalised value stands for, computed
+        # here, on the host, before mean and std move to the model's device.
         pad_colour = torch.full((3, 1, 1), float(self.pad_val))
         if self._enable_normalize:
-            pad_colour = pad_colour * self.std.cpu() + self.mean.cpu()
-        return pad_colour.round().clamp(0, 255).to(torch.uint8)
+            pad_colour = pad_colour * self.std + self.mean
+        self.uint8_pad_colour = pad_colour.round().clamp(0, 255).to(torch.uint8)
 
     def forward(self, data: Dict, training: bool = False) -> Dict[str, Any]:
         images: Sequence[Tensor] = data['inputs']
@@ -92,7 +86,7 @@ class SuperpixelSegDataPreProcessor(SegDataPreProcessor):
         """
         if any(image.dim() != 3 or image.shape[0] != 3 for image in images):
             return []
-        pad_colour = self.uint8_pad_colour()
+        pad_colour = self.uint8_pad_colour
         out = []
         for image in images:
             if self.channel_conversion:
