@@ -34,7 +34,9 @@ def _step(model, images, superpixels, mode):
     model.zero_grad()
     feats = model.forward_features(images, superpixels)
     out = feats.fused_tokens if mode == 'segmentation' else feats.cls_feature
-    loss = out.float().square().mean()
+    # A fixed random projection: a loss whose gradient is not close to zero everywhere.
+    weight = torch.randn(out.shape, generator=torch.Generator().manual_seed(0)).to(out.device)
+    loss = (out.float() * weight).sum()
     loss.backward()
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
                            if p.grad is not None}
@@ -47,12 +49,17 @@ def test_fast_and_literal_train_steps_agree_on_cuda(mode):
     fast = _backbone(mode, 'fast', True)
     literal = _backbone(mode, 'literal', False)
     literal.load_state_dict(fast.state_dict())
+    for module in [*fast.modules(), *literal.modules()]:
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.  # dropout off: the two models draw their masks differently
     loss_f, grads_f = _step(fast, images, superpixels, mode)
     loss_l, grads_l = _step(literal, images, superpixels, mode)
     assert torch.allclose(loss_f, loss_l, rtol=1e-4, atol=1e-6)
     assert grads_f.keys() == grads_l.keys()
+    largest = max(float(g.abs().max()) for g in grads_l.values())
     for name in grads_f:
-        assert torch.allclose(grads_f[name], grads_l[name], rtol=1e-3, atol=1e-5), name
+        scale = max(float(grads_l[name].abs().max()), 1e-4 * largest)  # some are ~0
+        assert float((grads_f[name] - grads_l[name]).abs().max()) <= 1e-3 * scale, name
 
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
