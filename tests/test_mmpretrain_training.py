@@ -216,9 +216,10 @@ def test_mocov3_pairs_each_view_with_its_superpixels(image_folder, tmp_path):
     assert abs(aligned - loss([1, 0], [0, 1])) > 1e-4
 
 
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize('kind', ['deit', 'mocov3'])
-def test_loss_step_under_autocast(kind, image_folder, tmp_path):
-    """What ``--amp`` runs (GPU only in MMEngine), here with CPU bfloat16 autocast."""
+def test_loss_step_under_autocast(kind, dtype, image_folder, tmp_path):
+    """What ``--amp`` runs (GPU only in MMEngine), here with CPU float16 / bfloat16 autocast."""
     if kind == 'deit':
         cfg = deit_config(image_folder, tmp_path)
     else:
@@ -231,7 +232,7 @@ def test_loss_step_under_autocast(kind, image_folder, tmp_path):
     model = runner.model
     data = model.data_preprocessor(next(iter(runner.build_dataloader(cfg.train_dataloader))),
                                    True)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    with torch.autocast('cpu', dtype=dtype):
         losses = model(**data, mode='loss')
     loss, _ = model.parse_losses(losses)
     loss.backward()

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from . import extension, fps_triton
+from .precision import autocast_disabled
 
 BACKENDS = ('native', 'torch', 'dgl')
 
@@ -170,4 +171,5 @@ def farthest_point_sampling(points: Tensor,
         Tensor: ``(B, num_samples)`` int64 indices into ``N``.
     """
     _check_inputs(points, num_samples, start_idx, backend)
-    return _fps_op(points.detach(), int(num_samples), int(start_idx), backend)
+    with autocast_disabled(points.device):  # distances in float64
+        return _fps_op(points.detach(), int(num_samples), int(start_idx), backend)

@@ -29,6 +29,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
+from cast_mm.utils.host_reads import host_values
 from . import extension, hashed_dropout_triton
 
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -83,10 +84,14 @@ def keep_mask(shape, seed: Seed, p: float, device=None) -> Tensor:
 
 
 def draw_seed(device: Optional[torch.device] = None) -> Seed:
-    """A 63-bit seed from torch's default generator of ``device``: an int on the CPU, a 0-dim
-    int64 tensor on other devices (the kernels read it there: no device-to-host copy)."""
+    """A 63-bit seed from torch's default generator of ``device``: an int on the CPU (a draw from
+    a host generator, not a read of device values), a 0-dim int64 tensor on other devices (the
+    kernels read it there: no device-to-host copy)."""
     seed = torch.randint(0, 2**63 - 1, (), dtype=torch.int64, device=device)
-    return int(seed) if seed.device.type == 'cpu' else seed
+    if seed.device.type != 'cpu':
+        return seed
+    with host_values():
+        return int(seed)
 
 
 def dropout_with_seed_torch(x: Tensor, p: float, seed: Seed) -> Tensor:

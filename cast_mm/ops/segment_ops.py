@@ -13,7 +13,11 @@ from torch import Tensor
 
 
 def num_token_slots(labels: Tensor) -> int:
-    """Number of token slots a batch of superpixel maps needs (largest id + 1)."""
+    """Number of token slots a batch of superpixel maps needs (largest id + 1).
+
+    Reads the largest id on the host (a device sync on GPUs): pass the number where it is
+    known beforehand (the data preprocessors compute it from the data loader's maps).
+    """
     return int(labels.max()) + 1
 
 
@@ -28,7 +32,9 @@ def segment_sum_and_count(x: Tensor, labels: Tensor,
     flat = flat.reshape(-1)
     sums = x.new_zeros(batch * num_slots, channels)
     sums.index_add_(0, flat, x.reshape(-1, channels))
-    counts = torch.bincount(flat, minlength=batch * num_slots)
+    # Not bincount: on GPUs it reads the id range on the host.
+    counts = torch.zeros(batch * num_slots, dtype=torch.long, device=flat.device)
+    counts.index_add_(0, flat, torch.ones_like(flat))
     return sums.view(batch, num_slots, channels), counts.view(batch, num_slots)
 
 

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .precision import autocast_disabled
+
 #: sRGB (D65) to CIE XYZ.
 _RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169),
                (0.019334, 0.119193, 0.950227))
@@ -29,7 +31,8 @@ def rgb_to_lab(images: Tensor) -> Tensor:
     rgb = images.float() / 255.
     linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055)**2.4, rgb / 12.92)
     matrix = torch.tensor(_RGB_TO_XYZ, device=images.device)
-    xyz = torch.einsum('ij,bjhw->bihw', matrix, linear)
+    with autocast_disabled(images.device):  # float32 colours under autocast too
+        xyz = torch.einsum('ij,bjhw->bihw', matrix, linear)
     xyz = xyz / torch.tensor(_WHITE_D65, device=images.device).view(1, 3, 1, 1)
     eps = (6. / 29.)**3
     f = torch.where(xyz > eps, xyz.clamp(min=eps)**(1. / 3.), xyz / (3 * (6. / 29.)**2) + 4. / 29.)
@@ -95,9 +98,12 @@ def _assign(pixels: Tensor, centres: Tensor, neighbours: Tensor) -> Tensor:
     batch, cells, num_pix, dims = pixels.shape
     cand = centres[:, neighbours]  # (B, cells, 9, 5)
     # |p - c|^2 = |p|^2 - 2 p.c + |c|^2; |p|^2 does not change the argmin.
-    dist = torch.baddbmm(
-        cand.square().sum(-1).view(batch * cells, 9, 1), cand.reshape(batch * cells, 9, dims),
-        pixels.reshape(batch * cells, num_pix, dims).transpose(1, 2), alpha=-2)
+    # Outside autocast: squared norms pass float16's range and bfloat16 rounds them coarsely.
+    with autocast_disabled(pixels.device):
+        dist = torch.baddbmm(
+            cand.square().sum(-1).view(batch * cells, 9, 1),
+            cand.reshape(batch * cells, 9, dims),
+            pixels.reshape(batch * cells, num_pix, dims).transpose(1, 2), alpha=-2)
     # argmin over the 9 candidates as a running minimum (much faster than argmin on CPU).
     best_dist = dist[:, 0]
     nearest = torch.zeros_like(best_dist, dtype=torch.uint8)

@@ -2,12 +2,14 @@ from .checkpoint_compat import allow_mmengine_checkpoint_globals
 from .checkpoint_file import (CheckpointError, CorruptCheckpointError, ForeignCheckpointError,
                               UnsafeCheckpointError, check_cast_weights, checkpoint_problem,
                               read_checkpoint)
+from .determinism import prepare_deterministic_environment
 from .distributed import close_distributed, setup_cpu_distributed
+from .host_reads import HostReadCounter, host_values
 from .tool_config import load_tool_config
 
 __all__ = [
-    'CheckpointError', 'CorruptCheckpointError', 'ForeignCheckpointError',
+    'CheckpointError', 'CorruptCheckpointError', 'ForeignCheckpointError', 'HostReadCounter',
     'UnsafeCheckpointError', 'allow_mmengine_checkpoint_globals', 'check_cast_weights',
-    'checkpoint_problem', 'close_distributed', 'load_tool_config', 'read_checkpoint',
-    'setup_cpu_distributed'
+    'checkpoint_problem', 'close_distributed', 'host_values', 'load_tool_config',
+    'prepare_deterministic_environment', 'read_checkpoint', 'setup_cpu_distributed'
 ]

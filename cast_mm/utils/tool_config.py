@@ -4,6 +4,8 @@ from typing import Optional
 
 from mmengine.config import Config
 
+from .determinism import prepare_deterministic_environment
+
 
 def load_tool_config(config: str,
                      launcher: str = 'none',
@@ -19,7 +21,9 @@ def load_tool_config(config: str,
             or ``./work_dirs/<config name>`` is used.
 
     Returns:
-        Config: the config, ready for ``Runner.from_cfg``.
+        Config: the config, ready for ``Runner.from_cfg``; with
+        ``randomness=dict(deterministic=True)`` the environment is prepared for it
+        (:func:`~cast_mm.utils.determinism.prepare_deterministic_environment`).
     """
     cfg = Config.fromfile(config)
     cfg.launcher = launcher
@@ -29,4 +33,5 @@ def load_tool_config(config: str,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    prepare_deterministic_environment(cfg)
     return cfg

@@ -163,3 +163,27 @@ def test_plain_batch_norm_keeps_per_process_statistics(ranks):
     stem = 'stem.proj.1.running_mean'
     assert not torch.allclose(torch.tensor(ranks[0]['BN'][stem]),
                               torch.tensor(ranks[1]['BN'][stem]))
+
+
+@pytest.mark.parametrize('norm_type', [nn.BatchNorm1d, MaskedSyncBatchNorm])
+def test_masked_token_norm_is_batch_norm_of_the_real_tokens_without_host_reads(norm_type):
+    from cast_mm.utils import HostReadCounter
+    torch.manual_seed(0)
+    tokens = (torch.randn(2, 5, 3, dtype=torch.float64) * 2 + 1).requires_grad_()
+    padding = torch.tensor([[False, False, True, True, True], [False, False, False, False, True]])
+    weight = torch.randn(2, 5, 3, dtype=torch.float64)
+    norm, reference = norm_type(3).double(), nn.BatchNorm1d(3).double()
+    with HostReadCounter() as reads:
+        out = norm_segment_tokens(norm, tokens, padding)
+        (out * weight).sum().backward()
+    assert reads.count == 0, reads.summary()
+    grad = tokens.grad.clone()
+    tokens.grad = None
+    expected = reference(tokens[~padding])
+    (expected * weight[~padding]).sum().backward()
+    assert torch.allclose(out[~padding], expected)
+    assert torch.equal(out[padding], torch.zeros_like(out[padding]))
+    assert torch.allclose(grad, tokens.grad)
+    assert torch.allclose(norm.running_mean, reference.running_mean)
+    assert torch.allclose(norm.running_var, reference.running_var)
+    assert int(norm.num_batches_tracked) == 1

@@ -27,12 +27,13 @@ from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import Tensor
 
 from cast_mm.ops import masked_mean, num_token_slots, segment_padding_mask
+from cast_mm.ops.precision import autocast_disabled
 from cast_mm.registry import MODELS
 from cast_mm.utils.checkpoint_file import check_cast_weights
 from cast_mm.utils.official_weights import DEFAULT_WEIGHTS_BASE, OFFICIAL_WEIGHTS
 from ..execution_profile import FAST, FEATURE_INTERPOLATION, POSITION_INTERPOLATION
 from ..layers import (BlockFusion, ConvStem, Dropout, GraphPooling, TransformerBlock,
-                      interpolated_segment_mean, resized_segment_mean, sincos_pos_embed_2d)
+                      interpolated_segment_means, resized_segment_mean, sincos_pos_embed_2d)
 from ..utils import batch_norm_factory
 
 #: Stride of the convolutional stem.
@@ -43,7 +44,7 @@ NUM_STAGES = 4
 #: The ``'fast'`` token pooling. Its sparse weights have data-dependent sizes, so
 #: ``torch.compile`` runs it eagerly (a graph break) and ``torch.export`` traces the literal
 #: pooling instead.
-_fast_segment_mean = torch.compiler.disable(interpolated_segment_mean)
+_fast_segment_means = torch.compiler.disable(interpolated_segment_means)
 
 
 @dataclasses.dataclass
@@ -111,7 +112,7 @@ def check_superpixels(inputs: Tensor,
                          f'{superpixels.dtype}')
     if not check_values or superpixels.numel() == 0:
         return
-    low, high = int(superpixels.min()), int(superpixels.max())
+    low, high = torch.stack([superpixels.min(), superpixels.max()]).tolist()  # one sync
     if low < 0:
         raise ValueError(f'superpixel ids must be >= 0, got min {low}')
     if num_slots is not None and high >= num_slots:
@@ -464,19 +465,30 @@ class CAST(BaseModule):
             # keeps features aligned with the pixels they were computed from.
             full = (feats.shape[-2] * STEM_STRIDE, feats.shape[-1] * STEM_STRIDE)
             fast = self.token_pooling == 'fast' and not torch.compiler.is_exporting()
-            pool = _fast_segment_mean if fast else resized_segment_mean
+            pool = None if fast else resized_segment_mean
         if num_slots is None:
             num_slots = num_token_slots(labels)
-        tokens = pool(feats.permute(0, 2, 3, 1), labels, num_slots, full, FEATURE_INTERPOLATION)
-        tokens = tokens + pool(self._pos_grid(), labels, num_slots, full,
-                               POSITION_INTERPOLATION)
+        # Means over many pixels are taken in float32 (or float64), also under autocast.
+        dtype = torch.promote_types(feats.dtype, torch.float32)
+        with autocast_disabled(feats.device):
+            feats = feats.permute(0, 2, 3, 1).to(dtype)
+            pos_grid = self._pos_grid().to(dtype)
+            if pool is None:  # both sparse weights' sizes read at once
+                tokens, pos = _fast_segment_means(
+                    [(feats, FEATURE_INTERPOLATION), (pos_grid, POSITION_INTERPOLATION)],
+                    labels, num_slots, full)
+            else:
+                tokens = pool(feats, labels, num_slots, full, FEATURE_INTERPOLATION)
+                pos = pool(pos_grid, labels, num_slots, full, POSITION_INTERPOLATION)
+            tokens = tokens + pos
         return tokens, labels
 
     # ---------------------------------------------------------------------------- forward
     def forward_features(self,
                          inputs: Tensor,
                          superpixels: Tensor,
-                         num_slots: Optional[int] = None) -> CASTFeatures:
+                         num_slots: Optional[int] = None,
+                         ids_checked: bool = False) -> CASTFeatures:
         """Run CAST and return every intermediate (see :class:`CASTFeatures`).
 
         Args:
@@ -484,10 +496,15 @@ class CAST(BaseModule):
             superpixels (Tensor): integer superpixel ids ``(B, H, W)``, ``>= 0``.
             num_slots (int, optional): fixed number of stage-1 token slots (larger than
                 every id). By default it is the largest id + 1 over the batch, a data-dependent
-                size; ``torch.export`` needs it fixed.
+                size; ``torch.export`` needs it fixed. Where it is known on the host (the data
+                preprocessors compute it from the data loader's maps) passing it saves a
+                device sync.
+            ids_checked (bool): the ids are known to be ``>= 0`` (and below ``num_slots``
+                where given): the data preprocessors check them on the host. Skips checking
+                them on the device, which reads them on the host. Defaults to False.
         """
         check_superpixels(inputs, superpixels, num_slots,
-                          check_values=not torch.compiler.is_compiling())
+                          check_values=not (ids_checked or torch.compiler.is_compiling()))
         feats = self.stem(inputs)
         tokens, token_labels = self.segment_tokens(feats, superpixels, num_slots)
         padding_mask = segment_padding_mask(token_labels, tokens.shape[1])
@@ -528,12 +545,13 @@ class CAST(BaseModule):
     def forward(self,
                 inputs: Tensor,
                 superpixels: Tensor,
-                num_slots: Optional[int] = None) -> Tuple[Tensor]:
+                num_slots: Optional[int] = None,
+                ids_checked: bool = False) -> Tuple[Tensor]:
         """Return a one-element tuple with the output selected by ``out_type``.
 
         Args are those of :meth:`forward_features`.
         """
-        feats = self.forward_features(inputs, superpixels, num_slots)
+        feats = self.forward_features(inputs, superpixels, num_slots, ids_checked)
         if self.out_type == 'cls_token':
             return (feats.cls_feature, )
         if not self.fuse_levels:

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from cast_mm.registry import MODELS
 from ..execution_log import log_model_execution
-from ..utils import MISSING_CLS_SUPERPIXELS_HINT, sample_superpixels
+from ..utils import MISSING_CLS_SUPERPIXELS_HINT, batch_slot_count, sample_superpixels
 
 #: How to get padded superpixels into a classifier's data samples.
 _CLASSIFIER_HINT = ("use data_preprocessor=dict(type='cast_mm.SuperpixelClsDataPreprocessor') "
@@ -96,7 +96,11 @@ class SuperpixelImageClassifier(ImageClassifier):
         """
         if stage not in ('backbone', 'neck', 'pre_logits'):
             raise ValueError(f"stage must be 'backbone', 'neck' or 'pre_logits', got {stage!r}")
-        x = self.backbone(inputs, stack_sample_superpixels(data_samples))
+        superpixels = stack_sample_superpixels(data_samples)
+        if batch_slot_count(data_samples) is not None:  # ids checked on the host
+            x = self.backbone(inputs, superpixels, ids_checked=True)
+        else:
+            x = self.backbone(inputs, superpixels)
         if stage == 'backbone':
             return x
         if self.with_neck:

@@ -6,7 +6,8 @@ from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor, SelfS
 from torch import Tensor
 
 from cast_mm.registry import MODELS
-from ..utils import MISSING_CLS_SUPERPIXELS_HINT, sample_superpixels, stack_superpixel_maps
+from ..utils import (MISSING_CLS_SUPERPIXELS_HINT, SUPERPIXEL_SLOTS_KEY, host_slot_count,
+                     sample_superpixels, stack_superpixel_maps)
 
 
 def pad_sample_superpixels(data_samples: Optional[Sequence[Any]],
@@ -37,6 +38,19 @@ def pad_sample_superpixels(data_samples: Optional[Sequence[Any]],
         sample.superpixels = padded.reshape(*sample.superpixels.shape[:-2], *size)
 
 
+def mark_host_checked_ids(data_samples: Optional[Sequence[Any]]) -> None:
+    """Check the ids of the data loader's maps on the host and record the batch's token slots
+    in every sample's metainfo (``superpixel_slots``), so the model need not read them back
+    from the device. Nothing is recorded where a map is not on the host."""
+    maps = sample_superpixels(data_samples)
+    if maps is None:
+        return
+    num_slots = host_slot_count(maps)
+    if num_slots is not None:
+        for sample in data_samples:
+            sample.set_metainfo({SUPERPIXEL_SLOTS_KEY: num_slots})
+
+
 @MODELS.register_module()
 class SuperpixelClsDataPreprocessor(ClsDataPreprocessor):
     """``ClsDataPreprocessor`` that pads ``data_sample.superpixels`` with the images.
@@ -44,12 +58,14 @@ class SuperpixelClsDataPreprocessor(ClsDataPreprocessor):
     Images are normalised, padded and batch-augmented (Mixup / CutMix) exactly as in
     mmpretrain; batch augmentations leave the superpixel maps alone (official DeiT behaviour).
     Each ``(H, W)`` map is padded to the batch size by repeating border ids and moved to the
-    model's device in place; the classifier stacks them. Args are those of
+    model's device in place; the classifier stacks them. The ids are checked on the host,
+    before they move (:func:`mark_host_checked_ids`). Args are those of
     ``ClsDataPreprocessor``.
     """
 
     def forward(self, data: Dict, training: bool = False) -> Dict[str, Any]:
         shapes = [tuple(img.shape[-2:]) for img in data['inputs']]
+        mark_host_checked_ids(data.get('data_samples'))
         out = super().forward(data, training)
         pad_sample_superpixels(out['data_samples'], shapes, tuple(out['inputs'].shape[-2:]),
                                out['inputs'].device)

@@ -7,7 +7,8 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from torch import Tensor
 
 from cast_mm.registry import MODELS
-from ..utils import MISSING_SUPERPIXELS_HINT, sample_superpixels, stack_superpixel_maps
+from ..utils import (MISSING_SUPERPIXELS_HINT, SUPERPIXEL_SLOTS_KEY, host_slot_count,
+                     sample_superpixels, stack_superpixel_maps)
 
 #: Data-sample field holding the image as uint8 colours, for superpixels computed in the model.
 SUPERPIXEL_IMAGE_FIELD = 'superpixel_image'
@@ -28,7 +29,21 @@ class SuperpixelSegDataPreProcessor(SegDataPreProcessor):
     device, ``(3, H, W)`` in the model's channel order, padded like the batch (padding takes
     the colour that the padded normalised value stands for). Superpixel sources run on these,
     never on a de-normalised copy of the batch. Args are those of ``SegDataPreProcessor``.
+
+    Nothing is read back from the device: the pad colour is computed once, when the module is
+    built (on the host), and the number of token slots of the batch (largest superpixel id +
+    1) is computed from the data loader's maps before they move, and given to every sample as
+    the metainfo ``superpixel_slots``, so the model needs no device sync to size its tokens.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # ``(3, 1, 1)`` uint8 colour that the padded normalised value stands for, computed
+        # here, on the host, before mean and std move to the model's device.
+        pad_colour = torch.full((3, 1, 1), float(self.pad_val))
+        if self._enable_normalize:
+            pad_colour = pad_colour * self.std + self.mean
+        self.uint8_pad_colour = pad_colour.round().clamp(0, 255).to(torch.uint8)
 
     def forward(self, data: Dict, training: bool = False) -> Dict[str, Any]:
         images: Sequence[Tensor] = data['inputs']
@@ -41,6 +56,7 @@ class SuperpixelSegDataPreProcessor(SegDataPreProcessor):
                         f'sample {i}: superpixel map of shape {tuple(sp.shape)} does not match '
                         f'its image {size}; compute superpixels on the final image '
                         f'({MISSING_SUPERPIXELS_HINT})')
+        num_slots = host_slot_count(maps) if maps is not None else None
         out = super().forward(data, training)
         samples = out['data_samples']
         if not samples:
@@ -51,6 +67,8 @@ class SuperpixelSegDataPreProcessor(SegDataPreProcessor):
             stacked = stack_superpixel_maps(maps, batch_size).to(device)
             for sample, sp in zip(samples, stacked):
                 sample.superpixels = PixelData(data=sp[None])
+                if num_slots is not None:  # batch padding repeats border ids: no new id
+                    sample.set_metainfo({SUPERPIXEL_SLOTS_KEY: num_slots})
         for sample, image in zip(samples, self.uint8_images(images, batch_size)):
             sample.set_field(image.to(device), SUPERPIXEL_IMAGE_FIELD)
         return out
@@ -68,10 +86,7 @@ class SuperpixelSegDataPreProcessor(SegDataPreProcessor):
         """
         if any(image.dim() != 3 or image.shape[0] != 3 for image in images):
             return []
-        pad_colour = torch.full((3, 1, 1), float(self.pad_val))
-        if self._enable_normalize:
-            pad_colour = pad_colour * self.std.cpu() + self.mean.cpu()
-        pad_colour = pad_colour.round().clamp(0, 255).to(torch.uint8)
+        pad_colour = self.uint8_pad_colour
         out = []
         for image in images:
             if self.channel_conversion:

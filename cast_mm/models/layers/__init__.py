@@ -5,12 +5,12 @@ from .conv_stem import ConvStem
 from .dropout import Dropout
 from .graph_pooling import CentroidProjection, GraphPooling, PoolingOutput
 from .pos_embed import resize_pos_grid, sincos_pos_embed_2d
-from .segment_pooling import (interpolated_segment_mean, resized_segment_mean,
-                              segment_interpolation_weights)
+from .segment_pooling import (interpolated_segment_mean, interpolated_segment_means,
+                              resized_segment_mean, segment_interpolation_weights)
 
 __all__ = [
     'Attention', 'TransformerBlock', 'BlockFusion', 'level_assignments', 'ConvStem', 'Dropout',
     'CentroidProjection', 'GraphPooling', 'PoolingOutput', 'resize_pos_grid',
-    'sincos_pos_embed_2d', 'interpolated_segment_mean', 'resized_segment_mean',
-    'segment_interpolation_weights', 'unpool_levels'
+    'sincos_pos_embed_2d', 'interpolated_segment_mean', 'interpolated_segment_means',
+    'resized_segment_mean', 'segment_interpolation_weights', 'unpool_levels'
 ]

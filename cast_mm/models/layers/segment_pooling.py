@@ -21,35 +21,17 @@ bounding box of window starts, then every bin spreads its ``T x T`` tap products
 segment's bounding box of touched cells, which becomes one CSR row.
 """
 import warnings
-from typing import Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from cast_mm.ops import segment_mean
-from .pos_embed import resize_pos_grid
+from cast_mm.ops.precision import autocast_disabled
+from .pos_embed import interpolation_matrix, resize_pos_grid
 
 #: Input rows one output row of an ``F.interpolate`` mode can touch.
 NUM_TAPS = dict(bilinear=2, bicubic=4)
-
-
-def interpolation_matrix(in_size: int, out_size: int, mode: str,
-                         device: torch.device = torch.device('cpu')) -> Tensor:
-    """The ``(out_size, in_size)`` matrix of a 1-D ``F.interpolate(align_corners=False)``.
-
-    Built in float64 (PyTorch then computes the weights in double precision too).
-
-    Args:
-        in_size (int): input length.
-        out_size (int): output length.
-        mode (str): ``'bilinear'`` or ``'bicubic'`` (applied along one axis).
-        device (torch.device): where to build it.
-    """
-    # Channel c of the input is the c-th unit vector; the width axis stays 1 -> 1 (identity).
-    eye = torch.eye(in_size, device=device, dtype=torch.float64)[None, :, :, None]
-    out = F.interpolate(eye, size=(out_size, 1), mode=mode, align_corners=False)
-    return out[0, :, :, 0].t()
 
 
 def interpolation_taps(matrix: Tensor, num_taps: int) -> Tuple[Tensor, Tensor]:
@@ -95,32 +77,25 @@ def _local_grid(sizes: Tensor, widths: Tensor, total: int) -> Tuple[Tensor, Tens
     return slot, local // width, local % width
 
 
-def segment_interpolation_weights(labels: Tensor,
-                                  num_slots: int,
-                                  grid_size: Tuple[int, int],
-                                  full_size: Tuple[int, int],
-                                  mode: str,
-                                  shared_grid: bool = False,
-                                  dtype: torch.dtype = torch.float32) -> Tensor:
-    """Sparse matrix mapping a low-resolution grid to segment means of its resized version.
+class _WeightLayout(NamedTuple):
+    """Everything :func:`segment_interpolation_weights` needs before its sizes are known."""
+    slot: Tensor
+    pix_y: Tensor
+    pix_x: Tensor
+    y0: Tensor
+    x0: Tensor
+    ext_x: Tensor
+    bin_sizes: Tensor
+    cell_w: Tensor
+    cell_sizes: Tensor
+    taps_y: Tensor
+    taps_x: Tensor
+    sizes: Tensor  # (2,): number of bins and of cells
 
-    ``W @ grid.reshape(-1, C)`` equals ``segment_mean`` of
-    ``F.interpolate(grid, full_size, mode, align_corners=False)[..., :H, :W]`` over ``labels``.
 
-    Args:
-        labels (Tensor): ``(B, H, W)`` int superpixel ids in ``[0, num_slots)``.
-        num_slots (int): tokens per image ``M``.
-        grid_size (tuple): ``(h, w)`` of the low-resolution grid.
-        full_size (tuple): ``(H', W')`` the grid is resized to, ``H' >= H`` and ``W' >= W``
-            (the map covers its top-left corner).
-        mode (str): ``'bilinear'`` or ``'bicubic'``.
-        shared_grid (bool): one grid for the whole batch (columns ``h * w``) instead of one per
-            image (columns ``B * h * w``).
-        dtype (torch.dtype): dtype of the values.
-
-    Returns:
-        Tensor: sparse CSR ``(B * M, G * h * w)`` with ``G = 1`` if ``shared_grid`` else ``B``.
-    """
+def _weight_layout(labels: Tensor, num_slots: int, grid_size: Tuple[int, int],
+                   full_size: Tuple[int, int], mode: str) -> _WeightLayout:
+    """Pixels -> (slot, window start) bins inside each slot's box of window starts."""
     batch, height, width = labels.shape
     grid_h, grid_w = grid_size
     device = labels.device
@@ -130,8 +105,6 @@ def segment_interpolation_weights(labels: Tensor,
     start_x, taps_x = interpolation_taps(
         interpolation_matrix(grid_w, full_size[1], mode, device)[:width], num_taps)
     ty, tx = taps_y.shape[1], taps_x.shape[1]
-
-    # Pixels -> (slot, window start) bins inside each slot's box of window starts.
     total_slots = batch * num_slots
     slot = labels.long() + num_slots * torch.arange(batch, device=device).view(-1, 1, 1)
     slot = slot.reshape(-1)
@@ -142,7 +115,21 @@ def segment_interpolation_weights(labels: Tensor,
     bin_sizes = ext_y * ext_x
     cell_h, cell_w = (ext_y + ty - 1) * (ext_y > 0), (ext_x + tx - 1) * (ext_x > 0)
     cell_sizes = cell_h * cell_w
-    num_bins, num_cells = torch.stack([bin_sizes.sum(), cell_sizes.sum()]).tolist()
+    return _WeightLayout(slot, pix_y, pix_x, y0, x0, ext_x, bin_sizes, cell_w, cell_sizes,
+                         taps_y, taps_x, torch.stack([bin_sizes.sum(), cell_sizes.sum()]))
+
+
+def _build_weights(layout: _WeightLayout, num_bins: int, num_cells: int, batch: int,
+                   num_slots: int, grid_size: Tuple[int, int], shared_grid: bool,
+                   dtype: torch.dtype) -> Tensor:
+    """The sparse matrix of a layout whose sizes have been read."""
+    (slot, pix_y, pix_x, y0, x0, ext_x, bin_sizes, cell_w, cell_sizes, taps_y, taps_x,
+     _) = layout
+    grid_h, grid_w = grid_size
+    height, width = taps_y.shape[0], taps_x.shape[0]
+    ty, tx = taps_y.shape[1], taps_x.shape[1]
+    device = slot.device
+    total_slots = batch * num_slots
 
     bin_offsets = torch.cumsum(bin_sizes, 0) - bin_sizes
     bins = bin_offsets[slot] + (pix_y - y0[slot]) * ext_x[slot] + pix_x - x0[slot]
@@ -161,7 +148,9 @@ def segment_interpolation_weights(labels: Tensor,
     values = moments.new_zeros(num_cells).index_add_(0, targets.reshape(-1), moments.reshape(-1))
 
     cell_slot, cell_row, cell_col = _local_grid(cell_sizes, cell_w, num_cells)
-    counts = torch.bincount(slot, minlength=total_slots).clamp(min=1)
+    # Pixels per slot without bincount (which reads the id range on the host on GPUs).
+    counts = torch.zeros(total_slots, dtype=torch.long, device=device)
+    counts = counts.index_add_(0, slot, torch.ones_like(slot)).clamp(min=1)
     values = values / counts[cell_slot]
     cols = (y0[cell_slot] + cell_row) * grid_w + x0[cell_slot] + cell_col
     if not shared_grid:
@@ -172,6 +161,77 @@ def segment_interpolation_weights(labels: Tensor,
         warnings.simplefilter('ignore', UserWarning)  # "sparse CSR support is in beta"
         return torch.sparse_csr_tensor(
             crow, cols, values.to(dtype), (total_slots, num_cols), check_invariants=False)
+
+
+def segment_interpolation_weights(labels: Tensor,
+                                  num_slots: int,
+                                  grid_size: Tuple[int, int],
+                                  full_size: Tuple[int, int],
+                                  mode: str,
+                                  shared_grid: bool = False,
+                                  dtype: torch.dtype = torch.float32) -> Tensor:
+    """Sparse matrix mapping a low-resolution grid to segment means of its resized version.
+
+    ``W @ grid.reshape(-1, C)`` equals ``segment_mean`` of
+    ``F.interpolate(grid, full_size, mode, align_corners=False)[..., :H, :W]`` over ``labels``.
+    Its number of stored values depends on the map: it is read on the host once (one device
+    sync on GPUs).
+
+    Args:
+        labels (Tensor): ``(B, H, W)`` int superpixel ids in ``[0, num_slots)``.
+        num_slots (int): tokens per image ``M``.
+        grid_size (tuple): ``(h, w)`` of the low-resolution grid.
+        full_size (tuple): ``(H', W')`` the grid is resized to, ``H' >= H`` and ``W' >= W``
+            (the map covers its top-left corner).
+        mode (str): ``'bilinear'`` or ``'bicubic'``.
+        shared_grid (bool): one grid for the whole batch (columns ``h * w``) instead of one per
+            image (columns ``B * h * w``).
+        dtype (torch.dtype): dtype of the values.
+
+    Returns:
+        Tensor: sparse CSR ``(B * M, G * h * w)`` with ``G = 1`` if ``shared_grid`` else ``B``.
+    """
+    layout = _weight_layout(labels, num_slots, grid_size, full_size, mode)
+    num_bins, num_cells = layout.sizes.tolist()
+    return _build_weights(layout, num_bins, num_cells, labels.shape[0], num_slots, grid_size,
+                          shared_grid, dtype)
+
+
+def interpolated_segment_means(grids: Sequence[Tuple[Tensor, str]], labels: Tensor,
+                               num_slots: int, full_size: Tuple[int, int]) -> List[Tensor]:
+    """:func:`interpolated_segment_mean` of several grids over one superpixel map.
+
+    The sizes of all their sparse weights are read on the host together: one device sync
+    for the lot.
+
+    Args:
+        grids: ``(grid, mode)`` pairs, each grid ``(G, h, w, C)`` with ``G`` 1 or ``B``.
+        labels, num_slots, full_size: as for :func:`interpolated_segment_mean`.
+
+    Returns:
+        list[Tensor]: ``(B, num_slots, C)`` per grid.
+    """
+    batch = labels.shape[0]
+    layouts = []
+    for grid, mode in grids:
+        if grid.shape[0] not in (1, batch):
+            raise ValueError(f'grid batch {grid.shape[0]} must be 1 or the label batch {batch}')
+        layouts.append(_weight_layout(labels, num_slots, tuple(grid.shape[1:3]), full_size,
+                                      mode))
+    sizes = torch.cat([layout.sizes for layout in layouts]).tolist()
+    out = []
+    for i, ((grid, _), layout) in enumerate(zip(grids, layouts)):
+        groups, grid_h, grid_w, channels = grid.shape
+        # Half-precision grids (autocast) are averaged in float32: sparse kernels may lack
+        # them, and autocast would cast the product back to half precision.
+        dtype = torch.promote_types(grid.dtype, torch.float32)
+        weights = _build_weights(layout, sizes[2 * i], sizes[2 * i + 1], batch, num_slots,
+                                 (grid_h, grid_w), groups == 1, dtype)
+        flat = grid.reshape(groups * grid_h * grid_w, channels).to(dtype)
+        with autocast_disabled(grid.device):
+            tokens = torch.sparse.mm(weights, flat)
+        out.append(tokens.view(batch, num_slots, channels).to(grid.dtype))
+    return out
 
 
 def interpolated_segment_mean(grid: Tensor, labels: Tensor, num_slots: int,
@@ -192,20 +252,7 @@ def interpolated_segment_mean(grid: Tensor, labels: Tensor, num_slots: int,
     Returns:
         Tensor: ``(B, num_slots, C)``.
     """
-    groups, grid_h, grid_w, channels = grid.shape
-    batch = labels.shape[0]
-    if groups not in (1, batch):
-        raise ValueError(f'grid batch {groups} must be 1 or the label batch {batch}')
-    # Half-precision grids (autocast) are averaged in float32: sparse kernels may lack them.
-    dtype = torch.promote_types(grid.dtype, torch.float32)
-    weights = segment_interpolation_weights(
-        labels, num_slots, (grid_h, grid_w), full_size, mode, shared_grid=groups == 1,
-        dtype=dtype)
-    flat = grid.reshape(groups * grid_h * grid_w, channels).to(dtype)
-    # Autocast would cast the product back to half precision; keep it in ``dtype``.
-    with torch.autocast(grid.device.type, enabled=False):
-        tokens = torch.sparse.mm(weights, flat)
-    return tokens.view(batch, num_slots, channels).to(grid.dtype)
+    return interpolated_segment_means([(grid, mode)], labels, num_slots, full_size)[0]
 
 
 def resized_segment_mean(grid: Tensor, labels: Tensor, num_slots: int,

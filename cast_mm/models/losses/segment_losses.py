@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from mmseg.models.losses import CrossEntropyLoss
 from torch import Tensor
 
+from cast_mm.ops.precision import autocast_disabled
+
 #: mmseg adds float32's epsilon to every denominator of its losses and accuracy.
 _EPS = torch.finfo(torch.float32).eps
 
@@ -56,7 +58,7 @@ def segment_label_histogram(token_labels: Tensor, labels: Tensor, num_slots: int
     labels = labels.long()
     ignored = labels == ignore_index
     unknown = ~ignored & ((labels < 0) | (labels >= num_classes))
-    if bool(unknown.any()):
+    if bool(unknown.any()):  # the one host read of a training step's loss
         value = int(labels[unknown][0])
         raise ValueError(f'label {value} is neither a class (0..{num_classes - 1}) nor '
                          f'ignore_index ({ignore_index})')
@@ -64,7 +66,9 @@ def segment_label_histogram(token_labels: Tensor, labels: Tensor, num_slots: int
     batch = labels.shape[0]
     offsets = torch.arange(batch, device=labels.device).view(batch, 1, 1) * num_slots
     index = (token_labels.long() + offsets) * bins + labels.masked_fill(ignored, num_classes)
-    counts = torch.bincount(index.view(-1), minlength=batch * num_slots * bins)
+    # Not bincount: on GPUs it reads the index range on the host.
+    counts = torch.zeros(batch * num_slots * bins, dtype=torch.long, device=labels.device)
+    counts.index_add_(0, index.view(-1), torch.ones_like(index.view(-1)))
     return counts.view(batch, num_slots, bins)
 
 
@@ -91,6 +95,12 @@ def segment_cross_entropy(loss_module: CrossEntropyLoss, scores: Tensor, histogr
     """
     if not decomposes_over_segments(loss_module):
         raise ValueError(f'{type(loss_module).__name__} does not decompose over superpixels')
+    with autocast_disabled(scores.device):
+        return _segment_cross_entropy(loss_module, scores, histogram, ignore_index)
+
+
+def _segment_cross_entropy(loss_module: CrossEntropyLoss, scores: Tensor, histogram: Tensor,
+                           ignore_index: int) -> Tensor:
     num_classes = scores.shape[-1]
     dtype = _loss_dtype(scores)
     log_probs = F.log_softmax(scores.to(dtype), dim=-1)
@@ -106,21 +116,25 @@ def segment_cross_entropy(loss_module: CrossEntropyLoss, scores: Tensor, histogr
     if loss_module.reduction == 'sum':
         return loss_module.loss_weight * total
 
-    num_ignored = int(histogram[..., num_classes].sum())
+    # Pixel counts stay on the device (float64 holds them exactly): no host read.
+    num_ignored = histogram[..., num_classes].sum().to(torch.float64)
     if class_weight is None:
-        num_pixels = int(histogram.sum())
+        num_pixels = histogram.sum().to(torch.float64)
         avg_factor = num_pixels - num_ignored if loss_module.avg_non_ignore else num_pixels
+        avg_factor = avg_factor.to(dtype)
     else:
         avg_factor = counts.sum()
-        if not loss_module.avg_non_ignore and num_ignored:
+        if not loss_module.avg_non_ignore:
             # mmseg weighs every pixel, ignored ones included, by class_weight[label].
             if not -num_classes <= ignore_index < num_classes:
-                raise ValueError(
-                    f'CrossEntropyLoss with class_weight and avg_non_ignore=False averages '
-                    f'over class_weight[label] of every pixel, which does not exist for the '
-                    f'{num_ignored} pixels labelled ignore_index={ignore_index}; set '
-                    'avg_non_ignore=True')
-            avg_factor = avg_factor + class_weight[ignore_index] * num_ignored
+                if int(num_ignored):  # read only in this configuration
+                    raise ValueError(
+                        f'CrossEntropyLoss with class_weight and avg_non_ignore=False '
+                        f'averages over class_weight[label] of every pixel, which does not '
+                        f'exist for the {int(num_ignored)} pixels labelled '
+                        f'ignore_index={ignore_index}; set avg_non_ignore=True')
+            else:
+                avg_factor = avg_factor + class_weight[ignore_index] * num_ignored.to(dtype)
     return loss_module.loss_weight * (total / (avg_factor + _EPS))
 
 
@@ -136,5 +150,5 @@ def segment_accuracy(scores: Tensor, histogram: Tensor) -> Tensor:
     """
     counts = histogram[..., :scores.shape[-1]]
     correct = counts.gather(-1, scores.detach().argmax(-1, keepdim=True)).sum()
-    total = int(counts.sum())
-    return (correct.float().view(1) + _EPS).mul_(100.0 / (total + _EPS))
+    total = counts.sum().to(torch.float64)  # on the device: no host read
+    return (correct.float().view(1) + _EPS).mul_((100.0 / (total + _EPS)).float())

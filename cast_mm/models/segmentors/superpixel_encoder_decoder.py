@@ -18,7 +18,8 @@ from ..data_preprocessors.seg_data_preprocessor import SUPERPIXEL_IMAGE_FIELD
 from ..execution_log import log_model_execution
 from ..execution_profile import FAST
 from ..heads.segment_decode_head import SegmentDecodeHead
-from ..utils import MISSING_SUPERPIXELS_HINT, build_superpixel_source, sample_superpixels
+from ..utils import (MISSING_SUPERPIXELS_HINT, batch_slot_count, build_superpixel_source,
+                     sample_superpixels)
 
 #: Superpixels of sliding windows: the official protocol (SEEDS, window area / 16**2).
 DEFAULT_WINDOW_SUPERPIXELS = dict(type='cast_mm.SEEDSSuperpixels', preset='seg')
@@ -82,9 +83,12 @@ class SuperpixelInputs:
         maps: ``(B, H, W)`` superpixel maps packed by the pipeline, or None.
         images: ``(B, 3, H, W)`` uint8 images kept by the data preprocessor (for superpixels
             computed in the model), or None.
+        num_slots: token slots ``maps`` need (largest id + 1), computed on the host by the
+            data preprocessor, or None (then read from the device).
     """
     maps: Optional[Tensor] = None
     images: Optional[Tensor] = None
+    num_slots: Optional[int] = None
 
     def window(self, top: int, left: int, height: int, width: int) -> 'SuperpixelInputs':
         """The inputs of a window: its image crop (superpixels are computed per window)."""
@@ -211,7 +215,8 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         images = None
         if data_samples and all(SUPERPIXEL_IMAGE_FIELD in s for s in data_samples):
             images = torch.stack([s.get(SUPERPIXEL_IMAGE_FIELD) for s in data_samples])
-        return SuperpixelInputs(maps, images)
+        num_slots = batch_slot_count(data_samples) if maps is not None else None
+        return SuperpixelInputs(maps, images, num_slots)
 
     def compute_superpixels(self, superpixels: SuperpixelInputs) -> Tensor:
         """Superpixels ``(B, H, W)`` computed by the superpixel source on the kept images."""
@@ -236,36 +241,53 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
                              "computes them per window")
         return superpixels.maps
 
+    def resolve_num_slots(self, superpixels: SuperpixelInputs) -> Optional[int]:
+        """Token slots of :meth:`resolve_superpixels`' maps when known on the host, else None."""
+        return None if self.superpixels_in_model else superpixels.num_slots
+
     def batch_superpixels(self, inputs: Tensor, data_samples: OptSampleList) -> Tensor:
         """The ``(B, H, W)`` superpixel maps the model runs ``inputs`` on."""
         return self.resolve_superpixels(self.superpixel_inputs(inputs, data_samples))
 
     # -------------------------------------------------------------------------- forward
-    def extract_feat(self, inputs: Tensor, superpixels: Tensor) -> CASTFeatures:
-        """All CAST outputs for the images and their ``(B, H, W)`` superpixel maps."""
-        return self.backbone.forward_features(inputs, superpixels)
+    def extract_feat(self, inputs: Tensor, superpixels: Tensor,
+                     num_slots: Optional[int] = None) -> CASTFeatures:
+        """All CAST outputs for the images and their ``(B, H, W)`` superpixel maps.
+
+        ``num_slots``, where given, was computed and checked on the host (the data
+        preprocessor's ``superpixel_slots``): the backbone then reads nothing back to size
+        its tokens.
+        """
+        return self.backbone.forward_features(inputs, superpixels, num_slots,
+                                              ids_checked=num_slots is not None)
+
+    def _extract_batch_feat(self, inputs: Tensor, data_samples: OptSampleList) -> CASTFeatures:
+        superpixels = self.superpixel_inputs(inputs, data_samples)
+        return self.extract_feat(inputs, self.resolve_superpixels(superpixels),
+                                 self.resolve_num_slots(superpixels))
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict],
-                      superpixels: Optional[Tensor] = None) -> Tensor:
+                      superpixels: Optional[Tensor] = None,
+                      num_slots: Optional[int] = None) -> Tensor:
         """Class scores ``(B, num_classes, H, W)`` of ``inputs`` and their superpixel maps."""
         if superpixels is None:
             raise ValueError('SuperpixelEncoderDecoder.encode_decode needs the (B, H, W) '
                              'superpixel maps of the images')
-        seg_logits = self.decode_head.forward(self.extract_feat(inputs, superpixels))
+        seg_logits = self.decode_head.forward(self.extract_feat(inputs, superpixels, num_slots))
         if seg_logits.shape[-2:] != inputs.shape[-2:]:
             seg_logits = F.interpolate(seg_logits, size=inputs.shape[-2:], mode='bilinear',
                                        align_corners=self.align_corners)
         return seg_logits
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
-        feats = self.extract_feat(inputs, self.batch_superpixels(inputs, data_samples))
+        feats = self._extract_batch_feat(inputs, data_samples)
         losses = dict(self._decode_head_forward_train(feats, data_samples))
         if self.with_auxiliary_head:
             losses.update(self._auxiliary_head_forward_train(feats, data_samples))
         return losses
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
-        feats = self.extract_feat(inputs, self.batch_superpixels(inputs, data_samples))
+        feats = self._extract_batch_feat(inputs, data_samples)
         return self.decode_head.forward(feats)
 
     def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
@@ -308,7 +330,8 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
                             data_samples: OptSampleList = None) -> SampleList:
         """:meth:`predict` of whole images whose scores need no post-processing
         (:meth:`predicts_by_segments`): the same ``seg_logits`` and ``pred_sem_seg``."""
-        feats = self.extract_feat(inputs, self.resolve_superpixels(superpixels))
+        feats = self.extract_feat(inputs, self.resolve_superpixels(superpixels),
+                                  self.resolve_num_slots(superpixels))
         self.decode_head.check_inputs(feats)
         scores = self.decode_head.segment_scores(feats)
         seg_logits = segment_to_pixels(scores, feats.token_labels)
@@ -344,8 +367,9 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
     def whole_inference(self, inputs: Tensor, batch_img_metas: List[dict],
                         superpixels: Optional[SuperpixelInputs] = None) -> Tensor:
         """Scores of whole images."""
-        maps = self.resolve_superpixels(superpixels or SuperpixelInputs())
-        return self.encode_decode(inputs, batch_img_metas, maps)
+        superpixels = superpixels or SuperpixelInputs()
+        return self.encode_decode(inputs, batch_img_metas, self.resolve_superpixels(superpixels),
+                                  self.resolve_num_slots(superpixels))
 
     def slide_inference(self, inputs: Tensor, batch_img_metas: List[dict],
                         superpixels: Optional[SuperpixelInputs] = None) -> Tensor:

@@ -1,4 +1,5 @@
 from .superpixel_batch import (MISSING_CLS_SUPERPIXELS_HINT, MISSING_SUPERPIXELS_HINT,
+                               SUPERPIXEL_SLOTS_KEY, batch_slot_count, host_slot_count,
                                sample_superpixels, stack_superpixel_maps)
 from .superpixel_source import SuperpixelSource, build_superpixel_source
 from .sync_norm import MaskedSyncBatchNorm, batch_norm_factory, build_batch_norm
@@ -9,5 +10,5 @@ __all__ = [
     'CASTMoCoV3Init', 'MaskedSyncBatchNorm', 'batch_norm_factory', 'build_batch_norm',
     'norm_segment_tokens', 'stack_superpixel_maps', 'MISSING_CLS_SUPERPIXELS_HINT',
     'MISSING_SUPERPIXELS_HINT', 'SuperpixelSource', 'build_superpixel_source',
-    'sample_superpixels'
+    'sample_superpixels', 'SUPERPIXEL_SLOTS_KEY', 'batch_slot_count', 'host_slot_count'
 ]

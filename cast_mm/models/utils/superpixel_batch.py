@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cast_mm.utils.host_reads import host_values
+
 #: What to tell a user whose mmseg pipeline produced no superpixel map.
 MISSING_SUPERPIXELS_HINT = (
     "add dict(type='cast_mm.SEEDSSuperpixels') after the last geometric transform (and any "
@@ -85,3 +87,42 @@ def stack_superpixel_maps(maps: Sequence[Tensor],
             m = m.long()
         out.append(m)
     return torch.stack(out)
+
+
+#: Data-sample metainfo key: the token slots (largest superpixel id + 1) of the sample's batch,
+#: computed on the host from the data loader's maps.
+SUPERPIXEL_SLOTS_KEY = 'superpixel_slots'
+
+
+def host_slot_count(maps: Sequence[Tensor]) -> Optional[int]:
+    """Largest id + 1 over maps the data loader produced, read on the host.
+
+    Args:
+        maps: integer id maps.
+
+    Returns:
+        the number of token slots the maps need; None when a map is not on the host (reading
+        it would stall the device, so the model computes the number itself).
+
+    Raises:
+        ValueError: if an id is negative.
+    """
+    if not maps or any(m.device.type != 'cpu' for m in maps):
+        return None
+    with host_values():  # the data loader's tensors: no device involved
+        low = min(int(m.min()) for m in maps if m.numel())
+        high = max(int(m.max()) for m in maps if m.numel())
+    if low < 0:
+        raise ValueError(f'superpixel ids must be >= 0, got min {low}')
+    return high + 1
+
+
+def batch_slot_count(data_samples: Optional[Sequence[Any]]) -> Optional[int]:
+    """The :data:`SUPERPIXEL_SLOTS_KEY` the data preprocessor gave every sample, or None."""
+    if not data_samples:
+        return None
+    counts = [sample.metainfo.get(SUPERPIXEL_SLOTS_KEY) if hasattr(sample, 'metainfo')
+              else None for sample in data_samples]
+    if any(count is None for count in counts):
+        return None
+    return max(counts)

@@ -8,6 +8,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.distributed.nn.functional import all_reduce
 
+from cast_mm.ops.precision import autocast_disabled
 from cast_mm.registry import MODELS
 
 
@@ -57,43 +58,89 @@ class MaskedSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f'MaskedSyncBatchNorm expects (N, C), (N, C, L) or (N, C, H, W) '
                              f'inputs, got {input.dim()}-D')
 
+    def synchronises(self) -> bool:
+        """Whether training statistics are all-reduced (more than one process in the group)."""
+        return _world_size(self.process_group) > 1
+
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
         use_batch_stats = self.training or not self.track_running_stats
-        if not use_batch_stats or _world_size(self.process_group) == 1:
+        if not use_batch_stats or not self.synchronises():
             return super().forward(input)
-        momentum = self.momentum
-        if self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            if momentum is None:
-                momentum = 1. / float(self.num_batches_tracked)
-        return self._synced_forward(input, momentum)
+        return batch_norm_with_statistics(self, input, group=self.process_group
+                                          or dist.group.WORLD)
 
-    def _synced_forward(self, input: Tensor, momentum: Optional[float]) -> Tensor:
-        dims = [0] + list(range(2, input.dim()))
-        shape = [1, -1] + [1] * (input.dim() - 2)
+
+def batch_norm_with_statistics(norm: nn.modules.batchnorm._BatchNorm,
+                               input: Tensor,
+                               valid: Optional[Tensor] = None,
+                               group=None) -> Tensor:
+    """Training-mode batch norm computed here, over the rows ``valid`` selects, optionally
+    synchronised over the processes of ``group``.
+
+    What :class:`MaskedSyncBatchNorm` runs across processes, and what a batch norm over only
+    some elements of a batch runs without selecting them (a selection's size would be read
+    on the host). Statistics are float32 (or float64) whatever the input dtype and outside
+    autocast; the running statistics of ``norm`` are updated as by ``F.batch_norm``. No
+    tensor value is read on the host, but for the error below.
+
+    Args:
+        norm: the batch norm whose parameters, buffers, ``eps`` and ``momentum`` are used.
+        input (Tensor): ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``.
+        valid (Tensor, optional): ``(N,)`` bool, the rows that enter the statistics (the
+            others are normalised with them too). None: every row.
+        group (optional): process group to all-reduce the statistics over; None for this
+            process alone.
+
+    Raises:
+        ValueError: without ``valid``, if this process holds fewer than 2 elements per
+            channel and so do all processes together (the total is only read in that case).
+            With ``valid``, a selection of one row normalises to the bias instead.
+    """
+    dims = [0] + list(range(2, input.dim()))
+    shape = [1, -1] + [1] * (input.dim() - 2)
+    with autocast_disabled(input.device):
         x = input if input.dtype in (torch.float32, torch.float64) else input.float()
-        local = x.numel() // x.shape[1]
-        stats = torch.cat([x.sum(dims), x.new_tensor([local])])
-        stats = all_reduce(stats, group=self.process_group or dist.group.WORLD)
+        per_row = x[0, 0].numel() if x.shape[0] else 1
+        if valid is None:
+            weight = None
+            local = x.numel() // max(x.shape[1], 1)
+            count = x.new_full((1, ), local)
+        else:
+            weight = valid.to(x.dtype).view([-1] + [1] * (x.dim() - 1))
+            local = None  # only the device knows how many rows are valid
+            count = weight.sum().view(1) * per_row
+        sums = (x * weight if weight is not None else x).sum(dims)
+        stats = torch.cat([sums, count])
+        if group is not None:
+            stats = all_reduce(stats, group=group)
         count = stats[-1].detach()  # element counts carry no gradient
-        if float(count) < 2:
-            raise ValueError('MaskedSyncBatchNorm needs more than one element per channel over '
-                             f'all processes in training, got {int(count)}')
+        if local is not None and local < 2 and float(count) < 2:
+            # The global count is read only when this process cannot vouch for it.
+            raise ValueError('batch norm needs more than one element per channel over all '
+                             f'processes in training, got {int(count)}')
+        if local is None:  # a selection of fewer than 2 rows: zero variance, no error
+            count = count.clamp(min=1)
         mean = stats[:-1] / count
         centred = x - mean.view(shape)
-        sq_sum = all_reduce(centred.pow(2).sum(dims),
-                            group=self.process_group or dist.group.WORLD)
+        sq = centred.pow(2)
+        sq_sum = (sq * weight if weight is not None else sq).sum(dims)
+        if group is not None:
+            sq_sum = all_reduce(sq_sum, group=group)
         var = sq_sum / count
-        if self.track_running_stats:
+        if norm.track_running_stats and norm.training:
             with torch.no_grad():
-                unbiased = var * (count / (count - 1))
-                self.running_mean.mul_(1 - momentum).add_(mean.detach() * momentum)
-                self.running_var.mul_(1 - momentum).add_(unbiased.detach() * momentum)
-        out = centred * torch.rsqrt(var + self.eps).view(shape)
-        if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out.to(input.dtype)
+                norm.num_batches_tracked.add_(1)
+                momentum = norm.momentum
+                if momentum is None:  # cumulative average, kept on the device
+                    momentum = 1. / norm.num_batches_tracked.to(var.dtype)
+                unbiased = var * (count / (count - 1).clamp(min=1))
+                norm.running_mean.mul_(1 - momentum).add_(mean.detach() * momentum)
+                norm.running_var.mul_(1 - momentum).add_(unbiased.detach() * momentum)
+        out = centred * torch.rsqrt(var + norm.eps).view(shape)
+        if norm.affine:
+            out = out * norm.weight.view(shape) + norm.bias.view(shape)
+    return out.to(input.dtype)
 
 
 #: Norm types of CAST's batch norms that mean "plain BatchNorm of the layer's dimensionality".
