@@ -78,9 +78,10 @@ def _ratio_notes(entries: Dict, names: Sequence[str], precision: str, memory: st
     tag = f' ({precision})' if precision != 'fp32' else ''
     for literal, fast in pairs:
         lit, fst = entries[(literal, precision)], entries[(fast, precision)]
-        mem = lit['peak_mib'] / fst['peak_mib'] if fst['peak_mib'] else float('nan')
-        notes.append(f'{fast} vs {literal}{tag}: {lit["seconds"] / fst["seconds"]:.2f}x '
-                     f'faster, {_fmt(mem, 2)}x less {memory}')
+        text = f'{fast} vs {literal}{tag}: {lit["seconds"] / fst["seconds"]:.2f}x faster'
+        if fst['peak_mib'] and not math.isnan(fst['peak_mib']):
+            text += f', {lit["peak_mib"] / fst["peak_mib"]:.2f}x less {memory}'
+        notes.append(text)
     fst, ref = entries[(names[1], precision)], entries[(names[-1], precision)]
     notes.append(f'{names[1]} vs {names[-1]}{tag}: {ref["seconds"] / fst["seconds"]:.2f}x the '
                  'speed')
