@@ -16,13 +16,12 @@ nothing in cast_mm imports it.
 from .batches import (cast_like_points, make_batch, photo_mosaic, photographs, region_labels,
                       resized_photos, superpixel_count)
 from .measure import (Step, count_host_syncs, interleaved_times, kernel_launches, max_rel_diff,
-                      op_profile, peak_memory, release_free_heap, reset_peak_rss, rss_bytes,
-                      sync, task_batch)
-from .models import (AMP_OPTIONS, INFERENCE_GROUPS, TRAIN_GROUPS, ModelSpec, Settings,
-                     build_model, build_optim_wrapper, literal_cfg_options, load_config,
-                     model_spec, model_specs, quiet_logs)
-from .report import (Table, add_table, machine_info, new_run, read_json, render_markdown,
-                     write_json)
+                      op_profile, peak_memory, release_free_heap, reset_peak_rss, rss_bytes, sync,
+                      task_batch)
+from .models import (AMP_OPTIONS, INFERENCE_GROUPS, TRAIN_GROUPS, ModelSpec, Settings, build_model,
+                     build_optim_wrapper, literal_cfg_options, load_config, model_spec, model_specs,
+                     quiet_logs)
+from .report import Table, add_table, machine_info, new_run, read_json, render_markdown, write_json
 
 __all__ = [
     'cast_like_points', 'make_batch', 'photo_mosaic', 'photographs', 'region_labels',

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from .batches import cast_like_points, photo_mosaic, resized_photos, superpixel_count
-from .measure import (Step, count_host_syncs, cuda_peak_memory, interleaved_times,
-                      kernel_launches, max_rel_diff, op_profile, peak_memory, sync)
+from .measure import (Step, count_host_syncs, cuda_peak_memory, interleaved_times, kernel_launches,
+                      max_rel_diff, op_profile, peak_memory, sync)
 from .models import INFERENCE_GROUPS, TRAIN_GROUPS, Settings, model_specs
 from .report import Table, add_table
 
@@ -112,14 +112,15 @@ def _measure_steps(kind: str, names: Sequence[str], settings: Settings, options:
     return variants, times, rounds, syncs, memory, batch, comparison
 
 
+def _segment_token_fns(steps: Dict) -> Dict:
+    return {f'tokens_{kind}': SegmentTokens(steps[(f'cast_seg_{kind}', 'fp32')])
+            for kind in ('literal', 'fast')}
+
+
 def section_models(run: Dict, settings: Settings, options: Options) -> None:
     """Inference: ``model.predict`` of the preprocessed batch."""
     for group, (task, names) in INFERENCE_GROUPS.items():
-        extra = None
-        if task == 'seg':
-            def extra(steps):
-                return {f'tokens_{kind}': SegmentTokens(steps[(f'cast_seg_{kind}', 'fp32')])
-                        for kind in ('literal', 'fast')}
+        extra = _segment_token_fns if task == 'seg' else None
         variants, times, rounds, syncs, memory, batch, comparison = _measure_steps(
             'test', names, settings, options, extra)
         count = settings.task_size(task)[1]

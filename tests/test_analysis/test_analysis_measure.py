@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from cast_mm.analysis import (Settings, Step, count_host_syncs, interleaved_times,
-                              kernel_launches, literal_cfg_options)
+from cast_mm.analysis import (Settings, Step, count_host_syncs, interleaved_times, kernel_launches,
+                              literal_cfg_options)
 from cast_mm.analysis.measure import host_read_counter_available
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')

@@ -25,8 +25,9 @@ def test_checkpoint_is_rewritten_to_the_asked_iteration(tmp_path):
 
 @pytest.mark.slow
 def test_replay_and_skip_are_measured(tmp_path):
-    summary = analysis_tool('resume_time')['main'](['--iters', '6', '--replay-iters', '3', '--num-workers', '0',
-                                '--work-dir', str(tmp_path), '--json', str(tmp_path / 'r.json')])
+    summary = analysis_tool('resume_time')['main'](
+        ['--iters', '6', '--replay-iters', '3', '--num-workers', '0', '--work-dir', str(tmp_path),
+         '--json', str(tmp_path / 'r.json')])
     skip_6, skip_3, replay_3 = summary['runs']
     runs = [(r['mode'], r['iters']) for r in summary['runs']]
     assert runs == [('skip', 6), ('skip', 3), ('replay', 3)]

@@ -26,8 +26,6 @@ import argparse
 import sys
 from typing import Dict
 
-import torch
-
 from cast_mm.analysis import (Settings, Table, add_table, model_specs, new_run, quiet_logs,
                               write_json)
 from cast_mm.analysis.report import command_line, describe_machine

@@ -10,7 +10,6 @@ is in :mod:`cast_mm.analysis.resume`.
 
 import argparse
 import shutil
-import sys
 import tempfile
 from typing import Dict
 
