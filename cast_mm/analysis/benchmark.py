@@ -102,7 +102,8 @@ def _measure_steps(kind: str, names: Sequence[str], settings: Settings, options:
     batch = steps[variants[1]].batch
     comparison = None
     if kind == 'test':
-        comparison = compare_paths(steps[(names[0], 'fp32')], steps[(names[1], 'fp32')])
+        first = options.precisions[0]
+        comparison = compare_paths(steps[(names[0], first)], steps[(names[1], first)])
     memory = {v: float('nan') for v in variants}
     if options.memory and settings.torch_device.type == 'cuda':
         memory = {v: cuda_peak_memory(step) for v, step in steps.items()}
@@ -113,7 +114,8 @@ def _measure_steps(kind: str, names: Sequence[str], settings: Settings, options:
 
 
 def _segment_token_fns(steps: Dict) -> Dict:
-    return {f'tokens_{kind}': SegmentTokens(steps[(f'cast_seg_{kind}', 'fp32')])
+    first = next(iter(steps))[1]  # the first precision measured
+    return {f'tokens_{kind}': SegmentTokens(steps[(f'cast_seg_{kind}', first)])
             for kind in ('literal', 'fast')}
 
 

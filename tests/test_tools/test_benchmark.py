@@ -131,3 +131,21 @@ def test_settings_are_explicit_and_leave_module_state_alone():
     assert 'model.backbone.num_clusters' not in model_specs(Settings())['cast_seg_fast'].options
     assert models.TASK_SIZES == before and Settings(smoke=True).task_size('seg') == (64, 1)
     assert torch.device(Settings(device='cpu').device).type == 'cpu'
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_cuda_smoke_run_measures_fp32_and_amp_memory_syncs_and_launches(tmp_path):
+    out = tmp_path / 'gpu.json'
+    rc = analysis_tool('benchmark')['main'](
+        ['--device', 'cuda', '--smoke', '--warmup', '0', '--repeats', '1', '--sections',
+         'models', 'train', 'fps', '--json', str(out)])
+    assert rc == 0
+    run = read_json(str(out))
+    results = run['results']
+    assert run['machine']['gpu'] and run['settings']['precisions'] == ['fp32', 'amp']
+    for precision in ('fp32', 'amp'):
+        for key in (f'train/segmentation/cast_seg_fast/{precision}',
+                    f'inference/classification/cast_cls_literal/{precision}'):
+            assert results[key]['peak_mib'] > 0 and results[key]['host_syncs'] >= 0
+    assert results['fps/1025x2']['kernel_launches'] >= 1
