@@ -1,6 +1,5 @@
-import importlib
 import os.path as osp
-import sys
+import runpy
 
 import pytest
 import torch
@@ -26,13 +25,11 @@ def grid_superpixels(batch: int, height: int, width: int, cell: int = 8) -> torc
     return ids.expand(batch, height, width).clone()
 
 
-def import_analysis_tool(name: str):
-    """A script of tools/analysis imported as a module by its name (not loaded from a path), so
-    that children it spawns can import it too: spawned processes inherit ``sys.path``."""
-    folder = osp.join(REPO, 'tools', 'analysis')
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    return importlib.import_module(name)
+def analysis_tool(name: str) -> dict:
+    """The globals of ``tools/analysis/<name>.py`` run as a module (not as ``__main__``), so a
+    test can call its ``main(argv)``; the tool imports its building blocks from
+    :mod:`cast_mm.analysis`."""
+    return runpy.run_path(osp.join(REPO, 'tools', 'analysis', f'{name}.py'), run_name=name)
 
 
 def write_tiny_backbone(root) -> tuple:

@@ -1,78 +1,151 @@
-"""tools/analysis/benchmark.py builds its models from the configs and every section runs."""
+"""tools/analysis/benchmark.py builds its models from the configs and every section runs; its
+JSON run record renders as the docs' tables."""
 import json
 import math
 import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, import_analysis_tool
+from conftest import REPO, analysis_tool
+
+from cast_mm.analysis import (Settings, load_config, model_specs, peak_memory, read_json,
+                              superpixel_count, task_batch)
 
 
-@pytest.fixture(scope='module')
-def bench():
-    return import_analysis_tool('benchmark')
-
-
-def test_models_come_from_the_shipped_configs(bench):
+def test_models_come_from_the_shipped_configs():
     from cast_mm.models.execution_profile import LITERAL
-    specs = bench.model_specs(torch.device('cpu'))
-    for name, (task, config, options) in specs.items():
+    specs = model_specs(Settings())
+    for name, spec in specs.items():
         if name.startswith('cast_'):
-            assert osp.isfile(config) and config.startswith(osp.join(REPO, 'configs', 'cast'))
+            assert osp.isfile(spec.config)
+            assert spec.config.startswith(osp.join(REPO, 'configs', 'cast'))
         literal = {f'model.backbone.{k}': v for k, v in LITERAL['backbone'].items()}
         is_literal = 'literal' in name
-        assert all(options.get(k) == v for k, v in literal.items()) == is_literal, name
-        assert (options.get('model.backbone.with_cp') is True) == name.endswith('+cp'), name
-    assert specs['cast_seg_literal'][2]['model.decode_head.loss_by_superpixel'] is False
-    assert specs['cast_seg_literal'][2]['model.backbone.fps_backend'] == 'dgl'
+        assert all(spec.options.get(k) == v for k, v in literal.items()) == is_literal, name
+        assert (spec.options.get('model.backbone.with_cp') is True) == name.endswith('+cp')
+    assert specs['cast_seg_literal'].options['model.decode_head.loss_by_superpixel'] is False
+    assert specs['cast_seg_literal'].options['model.backbone.fps_backend'] == 'dgl'
     # Overrides are applied as --cfg-options would; test_cfg is replaced, not merged.
-    cfg = bench.load_config(*specs['cast_seg_literal+cp'][1:])
+    spec = specs['cast_seg_literal+cp']
+    cfg = load_config(spec.config, spec.options)
     assert cfg.model.backbone.with_cp is True and cfg.model.backbone.token_pooling == 'literal'
     assert dict(cfg.model.test_cfg) == dict(mode='whole')
     assert cfg.model.decode_head.num_classes == 150
+    assert spec.command_line().startswith('configs/cast/cast-s_ade20k.py --cfg-options ')
 
 
-def test_batches_go_through_the_config_pipeline(bench):
-    bench.TASKS.update(bench.SMOKE_TASKS)
-    try:
-        seg = bench.make_batch('seg', bench.task_config('seg', torch.device('cpu')))
-        cls = bench.make_batch('cls', bench.task_config('cls', torch.device('cpu')))
-    finally:
-        bench.TASKS.update(cls=(224, 8), seg=(512, 2))
+def test_batches_go_through_the_config_pipeline():
+    settings = Settings(smoke=True)
+    seg, cls = task_batch('seg', settings), task_batch('cls', settings)
     sample = seg['data_samples'][0]
     labels = sample.gt_sem_seg.data
     assert labels.shape == (1, 64, 64) and (labels == 255).any() and (labels < 150).any()
     # SEEDS preset 'seg': H * W / 256 superpixels.
-    assert bench.superpixel_count(seg) == 16
+    assert superpixel_count(seg) == 16
     assert len(cls['inputs']) == 2 and cls['inputs'][0].shape == (3, 64, 64)
     assert 'superpixels' in cls['data_samples'][0]
 
 
-@pytest.mark.slow
-def test_smoke_run_of_every_model_section(bench, tmp_path, capsys):
-    out = tmp_path / 'bench.json'
-    rc = bench.main(['--smoke', '--no-memory', '--threads', '1', '--warmup', '0',
-                     '--repeats', '1', '--sections', 'models', 'train', 'profile', 'fps',
-                     '--json', str(out)])
-    assert rc == 0
-    results = json.loads(out.read_text())
+def test_help_names_every_section(capsys):
+    tool = analysis_tool('benchmark')
+    with pytest.raises(SystemExit):
+        tool['main'](['--help'])
     printed = capsys.readouterr().out
-    for group, (_, names) in bench.TRAIN_GROUPS.items():
-        for name in names:
-            entry = results[f'train/{group}/{name}']
-            assert entry['seconds'] > 0 and math.isnan(entry['peak_mib'])
+    for section in ('models', 'train', 'profile', 'fps', 'superpixels', 'quality', 'compile'):
+        assert section in printed
+
+
+def test_amp_is_refused_on_cpu(capsys):
+    tool = analysis_tool('benchmark')
+    assert tool['main'](['--precision', 'amp']) == 2
+    assert '--precision amp needs --device cuda' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_smoke_run_of_every_model_section_renders_from_its_json(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    rc = analysis_tool('benchmark')['main'](
+        ['--smoke', '--no-memory', '--threads', '1', '--warmup', '0', '--repeats', '1',
+         '--sections', 'models', 'train', 'profile', 'fps', '--json', str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    run = read_json(str(out))
+    results = run['results']
+    for group in ('classification', 'segmentation'):
+        for name in ('literal', 'fast', 'literal+cp', 'fast+cp'):
+            task = 'cls' if group == 'classification' else 'seg'
+            entry = results[f'train/{group}/cast_{task}_{name}/fp32']
+            assert entry['seconds'] > 0 and entry['peak_mib'] is None
     assert 'cast_seg_fast vs cast_seg_literal' in printed
     assert 'cast_cls_fast+cp vs cast_cls_literal+cp' in printed
     assert 0 < results['profile/train/cast_cls_fast']['dense_share'] <= 1
     assert results['fps/197x8']['identical'] is True
+    assert results['fps/197x8']['kernel_launches'] is None  # counted on CUDA only
     assert results['inference/segmentation/comparison'].startswith('outputs max')
+    assert run['command'].startswith('python tools/analysis/benchmark.py --smoke')
+    assert run['machine']['cpus'] >= 1 and run['settings']['precisions'] == ['fp32']
+    sections = [table['section'] for table in run['tables']]
+    assert sections == ['models', 'models', 'train', 'train', 'profile', 'fps']
+    # The render command prints the same tables under the run's date, machine and command.
+    rc = analysis_tool('render_tables')['main']([str(out), '--sections', 'train', 'fps'])
+    assert rc == 0
+    rendered = capsys.readouterr().out
+    assert rendered.startswith(f'Run of {run["date"][:10]}')
+    assert run['command'] in rendered and run['machine']['cpu'] in rendered
+    for table in run['tables']:
+        assert (table['title'] in rendered) == (table['section'] in ('train', 'fps'))
+    # Every table row printed by the run is in the rendering (same cells, same layout).
+    train_rows = [line for line in printed.splitlines() if line.startswith('| cast_seg_fast ')]
+    assert train_rows and all(row in rendered for row in train_rows[2:])
+
+
+def test_render_refuses_other_json_and_missing_sections(tmp_path, capsys):
+    render = analysis_tool('render_tables')['main']
+    other = tmp_path / 'other.json'
+    other.write_text(json.dumps({'device': 'cpu'}))
+    assert render([str(other)]) == 2
+    assert 'not a run record' in capsys.readouterr().err
+    from cast_mm.analysis import Table, add_table, new_run, write_json
+    run = new_run('benchmark', 'python tools/analysis/benchmark.py', 'cpu', {})
+    add_table(run, Table('fps', 'farthest point sampling', ['a'], [['1']]))
+    run['results']['x'] = float('nan')
+    path = tmp_path / 'run.json'
+    write_json(run, str(path))
+    assert json.loads(path.read_text())['results']['x'] is None
+    assert render([str(path), '--sections', 'train']) == 2
+    assert "sections ['train'] are not in the run (it has ['fps'])" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_train_step_peak_memory_is_measured_in_a_child(bench):
-    bench.TASKS.update(bench.SMOKE_TASKS)
-    try:
-        peak = bench.peak_memory('cast_cls_fast', 'train', torch.device('cpu'), 1)
-    finally:
-        bench.TASKS.update(cls=(224, 8), seg=(512, 2))
+def test_train_step_peak_memory_is_measured_in_a_child():
+    peak = peak_memory('cast_cls_fast', 'train', Settings(threads=1, smoke=True))
     assert peak > 2**20  # activations and gradients of CAST-S: well above a MiB
+    assert not math.isnan(peak)
+
+
+def test_settings_are_explicit_and_leave_module_state_alone():
+    from cast_mm.analysis import models
+    before = dict(models.TASK_SIZES)
+    smoke = model_specs(Settings(smoke=True))['cast_seg_fast'].options
+    assert smoke['model.backbone.num_clusters'] == (8, 4, 2, 1)
+    assert 'model.backbone.num_clusters' not in model_specs(Settings())['cast_seg_fast'].options
+    assert models.TASK_SIZES == before and Settings(smoke=True).task_size('seg') == (64, 1)
+    assert torch.device(Settings(device='cpu').device).type == 'cpu'
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_cuda_smoke_run_measures_fp32_and_amp_memory_syncs_and_launches(tmp_path):
+    out = tmp_path / 'gpu.json'
+    rc = analysis_tool('benchmark')['main'](
+        ['--device', 'cuda', '--smoke', '--warmup', '0', '--repeats', '1', '--sections',
+         'models', 'train', 'fps', '--json', str(out)])
+    assert rc == 0
+    run = read_json(str(out))
+    results = run['results']
+    assert run['machine']['gpu'] and run['settings']['precisions'] == ['fp32', 'amp']
+    for precision in ('fp32', 'amp'):
+        for key in (f'train/segmentation/cast_seg_fast/{precision}',
+                    f'inference/classification/cast_cls_literal/{precision}'):
+            assert results[key]['peak_mib'] > 0 and results[key]['host_syncs'] >= 0
+    assert results['fps/1025x2']['kernel_launches'] >= 1

@@ -1,26 +1,17 @@
 """tools/analysis/memory_breakdown.py attributes a train step's saved tensors to their modules."""
 
 import pytest
-from conftest import import_analysis_tool
+from conftest import analysis_tool
+
+from cast_mm.analysis import Settings
+from cast_mm.analysis.saved_tensors import breakdown
 
 
 @pytest.fixture(scope='module')
-def tool():
-    return import_analysis_tool('memory_breakdown')
-
-
-@pytest.fixture(scope='module')
-def smoke_results(tool, tmp_path_factory):
-    bench = tool.benchmark_module()
-    saved = dict(bench.TASKS), {k: dict(v) for k, v in bench.TASK_OPTIONS.items()}
-    bench.use_smoke_sizes()
-    try:
-        return {name: tool.breakdown(bench, name, top=50)
-                for name in ('cast_seg_literal', 'cast_seg_fast', 'cast_seg_fast+cp')}
-    finally:
-        bench.TASKS.update(saved[0])
-        for key, value in saved[1].items():
-            bench.TASK_OPTIONS[key] = value
+def smoke_results():
+    settings = Settings(smoke=True)
+    return {name: breakdown(name, settings, top=50)
+            for name in ('cast_seg_literal', 'cast_seg_fast', 'cast_seg_fast+cp')}
 
 
 def places(result):
@@ -52,6 +43,6 @@ def test_checkpointed_blocks_save_less_and_totals_add_up(smoke_results):
         assert result['saved_tensors'] > 0 and result['parameter_gradients'] > 0
 
 
-def test_unknown_model_names_are_named(tool):
+def test_unknown_model_names_are_named():
     with pytest.raises(SystemExit, match='unknown CAST model names'):
-        tool.main(['--models', 'deit_s'])
+        analysis_tool('memory_breakdown')['main'](['--models', 'deit_s'])

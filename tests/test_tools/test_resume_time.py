@@ -1,16 +1,15 @@
 """tools/analysis/resume_time.py measures both resume paths at a small iteration."""
 
+import json
+
 import pytest
 import torch
-from conftest import import_analysis_tool
+from conftest import analysis_tool
+
+from cast_mm.analysis import resume as resume_time
 
 
-@pytest.fixture(scope='module')
-def resume_time():
-    return import_analysis_tool('resume_time')
-
-
-def test_checkpoint_is_rewritten_to_the_asked_iteration(resume_time, tmp_path):
+def test_checkpoint_is_rewritten_to_the_asked_iteration(tmp_path):
     base = tmp_path / 'iter_2.pth'
     torch.save(dict(meta=dict(iter=2, epoch=0), message_hub=dict(runtime_info=dict(iter=2)),
                     param_schedulers=[dict(last_step=2, base_values=[1.0])],
@@ -25,9 +24,10 @@ def test_checkpoint_is_rewritten_to_the_asked_iteration(resume_time, tmp_path):
 
 
 @pytest.mark.slow
-def test_replay_and_skip_are_measured(resume_time, tmp_path):
-    summary = resume_time.main(['--iters', '6', '--replay-iters', '3', '--num-workers', '0',
-                                '--work-dir', str(tmp_path), '--json', str(tmp_path / 'r.json')])
+def test_replay_and_skip_are_measured(tmp_path):
+    summary = analysis_tool('resume_time')['main'](
+        ['--iters', '6', '--replay-iters', '3', '--num-workers', '0', '--work-dir', str(tmp_path),
+         '--json', str(tmp_path / 'r.json')])
     skip_6, skip_3, replay_3 = summary['runs']
     runs = [(r['mode'], r['iters']) for r in summary['runs']]
     assert runs == [('skip', 6), ('skip', 3), ('replay', 3)]
@@ -39,4 +39,6 @@ def test_replay_and_skip_are_measured(resume_time, tmp_path):
     assert summary['replay_at_iters_extrapolated'] is True
     assert summary['replay_at_iters'] == pytest.approx(
         skip_6['launch'] + 6 * summary['replay_seconds_per_batch'])
-    assert (tmp_path / 'r.json').exists()
+    run = json.loads((tmp_path / 'r.json').read_text())
+    assert run['tool'] == 'resume_time' and run['results']['runs'] == summary['runs']
+    assert run['tables'][0]['section'] == 'resume'

@@ -1,201 +1,33 @@
 """Time from ``--resume`` to the first new iteration: MMEngine's replay vs cast_mm's skip by index.
 
     python tools/analysis/resume_time.py [--iters 10000] [--replay-iters 100]
-        [--config configs/cast/cast-s_demo.py] [--work-dir DIR] [--json out.json]
+        [--config configs/cast/cast-s_demo.py] [--work-dir DIR] [--json run.json]
 
-Protocol (also printed with the results):
-
-1. ``tools/train.py`` trains the config ``--train-iters`` iterations (2 by default) and saves a
-   checkpoint. The synthetic demo data is generated inside the work folder.
-2. The checkpoint is rewritten to say iteration N: ``meta.iter``, the message hub's ``iter`` and
-   the parameter schedulers' ``last_step`` are set to N, everything else (weights, optimiser, RNG
-   and sampler states) is kept. A resumed run cannot tell it from one saved at iteration N.
-3. A fresh process resumes from it, the way ``tools/train.py --resume`` does (the newest
-   readable checkpoint of the work folder), for one iteration:
-
-   * ``skip``: the config as shipped (``cast_mm.ResumableIterBasedTrainLoop`` with
-     ``cast_mm.ResumableInfiniteSampler``): the sampler drops the first N batches by index;
-   * ``replay``: MMEngine's ``IterBasedTrainLoop`` and ``InfiniteSampler``, which draw the N
-     trained batches through the data pipeline again ("Advance dataloader N steps").
-
-   Measured: ``launch`` = seconds from starting the process to the start of iteration N + 1
-   (interpreter start, imports, model and data loader building, checkpoint loading, and the
-   positioning); ``positioning`` = seconds from the ``before_train`` hooks to the start of
-   iteration N + 1, which is where the two loops differ.
-4. Replaying N = ``--iters`` batches can take hours on a small machine, so ``replay`` runs at
-   ``--replay-iters`` and ``skip`` at both. The replay cost per batch is the difference of the
-   two positioning times at ``--replay-iters`` divided by it; ``replay at --iters
-   (extrapolated)`` is the skip time at ``--iters`` plus that cost times ``--iters``. With
-   ``--replay-iters`` equal to ``--iters`` everything is measured.
+The protocol (trained checkpoint rewritten to iteration N, fresh processes resuming with
+cast_mm's skip by index and with MMEngine's replay, replay extrapolated from ``--replay-iters``)
+is in :mod:`cast_mm.analysis.resume`.
 """
+
 import argparse
-import json
-import os
-import os.path as osp
-import platform
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-from typing import Dict, List
+from typing import Dict
 
-from mmengine.config import DictAction
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO_CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_demo.py')
-#: Environment variable that carries the parent's launch time to a measuring child.
-LAUNCH_ENV = 'CAST_RESUME_TIME_LAUNCH'
-#: A validation / checkpoint interval no measured run reaches.
-NEVER = 10**9
-#: ``--cfg-options`` of MMEngine's replaying loop and sampler.
-REPLAY_OPTIONS = {'train_cfg.type': 'IterBasedTrainLoop',
-                  'train_dataloader.sampler.type': 'InfiniteSampler'}
+from cast_mm.analysis import Table, add_table, new_run, write_json
+from cast_mm.analysis.report import command_line, describe_machine
+from cast_mm.analysis.resume import DEMO_CONFIG, measure_resume
 
 
-def data_options(work_dir: str, num_workers: int) -> Dict:
-    """Overrides of every run: the demo data in the work folder, no validation."""
-    data_root = osp.join(work_dir, 'data')
-    options = {f'{loader}.dataset.data_root': data_root
-               for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
-    options['train_cfg.val_interval'] = NEVER
-    if num_workers is not None:
-        options['train_dataloader.num_workers'] = num_workers
-        options['train_dataloader.persistent_workers'] = num_workers > 0
-    return options
-
-
-def as_cli_options(options: Dict) -> List[str]:
-    return [f'{key}={value}' for key, value in options.items()]
-
-
-def train_base(config: str, work_dir: str, iters: int, options: Dict) -> str:
-    """Train ``iters`` iterations with ``tools/train.py``; the path of the saved checkpoint."""
-    out = osp.join(work_dir, 'base')
-    run_options = dict(options, **{'train_cfg.max_iters': iters,
-                                   'default_hooks.checkpoint.interval': iters})
-    command = [sys.executable, osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', out,
-               '--cfg-options', *as_cli_options(run_options)]
-    proc = subprocess.run(command, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f'training the base checkpoint failed ({proc.returncode}):\n'
-                           f'{proc.stderr[-4000:]}')
-    path = osp.join(out, f'iter_{iters}.pth')
-    if not osp.isfile(path):
-        raise RuntimeError(f'training finished without writing {path}')
-    return path
-
-
-def checkpoint_at(base: str, iteration: int, work_dir: str) -> str:
-    """A copy of ``base`` in ``work_dir`` that says it was saved at ``iteration``."""
-    import torch
-
-    import cast_mm  # noqa: F401  (allow-lists MMEngine's checkpoint objects)
-    from cast_mm.utils import read_checkpoint
-    checkpoint = read_checkpoint(base)
-    checkpoint['meta']['iter'] = iteration
-    checkpoint['message_hub']['runtime_info']['iter'] = iteration
-    for scheduler in checkpoint.get('param_schedulers', []):
-        for state in (scheduler if isinstance(scheduler, list) else [scheduler]):
-            state['last_step'] = iteration
-    os.makedirs(work_dir, exist_ok=True)
-    path = osp.join(work_dir, f'iter_{iteration}.pth')
-    torch.save(checkpoint, path)
-    with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
-        f.write(path)
-    return path
-
-
-def measure(config: str, base: str, mode: str, iteration: int, work_dir: str,
-            options: Dict) -> Dict:
-    """Resume ``base`` rewritten to ``iteration`` in a fresh process; its timings."""
-    out = osp.join(work_dir, f'{mode}_{iteration}')
-    shutil.rmtree(out, ignore_errors=True)
-    checkpoint_at(base, iteration, out)
-    run_options = dict(options, **{'train_cfg.max_iters': iteration + 2,
-                                   'default_hooks.checkpoint.interval': NEVER})
-    if mode == 'replay':
-        run_options.update(REPLAY_OPTIONS)
-    result = osp.join(out, 'timing.json')
-    command = [sys.executable, osp.abspath(__file__), '--child', result, '--config', config,
-               '--work-dir', out, '--cfg-options', *as_cli_options(run_options)]
-    env = dict(os.environ, **{LAUNCH_ENV: repr(time.time())})
-    proc = subprocess.run(command, capture_output=True, text=True, env=env)
-    if proc.returncode != 0 or not osp.isfile(result):
-        raise RuntimeError(f'resuming ({mode}, iteration {iteration}) failed '
-                           f'({proc.returncode}):\n{proc.stderr[-4000:]}')
-    with open(result) as f:
-        timing = json.load(f)
-    if timing['first_iter'] != iteration:
-        raise RuntimeError(f'the {mode} run started at iteration {timing["first_iter"]}, '
-                           f'not {iteration}')
-    log = proc.stdout + proc.stderr
-    timing.update(mode=mode, iters=iteration, replayed=f'Advance dataloader {iteration}' in log,
-                  skipped='skips' in log and 'by index' in log)
-    return timing
-
-
-class _FirstIterationTimer:
-    """Hook-like recorder of the times of ``before_train`` and the first train iteration."""
-
-    def __init__(self, path: str, launch: float):
-        from mmengine.hooks import Hook
-
-        timer = self
-
-        class Timer(Hook):
-            priority = 'VERY_HIGH'
-
-            def before_train(self, runner):
-                timer.before_train = time.time()
-
-            def before_train_iter(self, runner, batch_idx, data_batch=None):
-                if timer.first_iter is None:
-                    timer.first_iter = runner.iter
-                    timer.start = time.time()
-
-            def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-                timer.done = time.time()
-                runner.train_loop.stop_training = True
-                with open(path, 'w') as f:
-                    json.dump(timer.result(), f)
-
-        self.hook = Timer()
-        self.launch = launch
-        self.before_train = self.start = self.done = None
-        self.first_iter = None
-        self.build = time.time()
-
-    def result(self) -> Dict:
-        return dict(first_iter=self.first_iter, launch=self.start - self.launch,
-                    build=self.before_train - self.build,
-                    positioning=self.start - self.before_train,
-                    first_iter_time=self.done - self.start)
-
-
-def child(args) -> None:
-    """Resume as ``tools/train.py --resume`` does, time it, stop after one iteration."""
-    from mmengine.runner import Runner
-
-    import cast_mm  # noqa: F401
-    from cast_mm.engine import find_resumable_checkpoint
-    from cast_mm.utils import load_tool_config
-    launch = float(os.environ.get(LAUNCH_ENV, time.time()))
-    cfg = load_tool_config(args.config, 'none', args.cfg_options, args.work_dir)
-    cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
-    cfg.resume = cfg.load_from is not None
-    if not cfg.resume:
-        raise RuntimeError(f'no checkpoint to resume from in {cfg.work_dir}')
-    timer = _FirstIterationTimer(args.child, launch)
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(timer.hook)
-    runner.train()
-
-
-def machine() -> str:
-    import torch
-    return (f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
-            f'torch {torch.__version__}, {torch.get_num_threads()} threads')
+def table(summary: Dict) -> Table:
+    rows = [[run['mode'], run['iters'], f'{run["launch"]:.2f}', f'{run["positioning"]:.3f}',
+             f'{run["first_iter_time"]:.2f}'] for run in summary['runs']]
+    label = ' (extrapolated)' if summary['replay_at_iters_extrapolated'] else ''
+    note = (f'replay cost per batch: {summary["replay_seconds_per_batch"]:.3f} s; resume at '
+            f'iteration {summary["iters"]}: skip {summary["skip_at_iters"]:.1f} s, '
+            f'replay{label} {summary["replay_at_iters"]:.1f} s')
+    return Table('resume', f'resuming {summary["config"]}',
+                 ['mode', 'resume at', 'launch -> first new iter (s)', 'positioning (s)',
+                  'first iter (s)'], rows, [note])
 
 
 def main(argv=None) -> Dict:
@@ -204,52 +36,27 @@ def main(argv=None) -> Dict:
     parser.add_argument('--iters', type=int, default=10000,
                         help='the iteration the run resumes at')
     parser.add_argument('--replay-iters', type=int, default=100,
-                        help='the iteration the replaying run resumes at (see the protocol)')
+                        help='the iteration the replaying run resumes at')
     parser.add_argument('--train-iters', type=int, default=2,
                         help='iterations actually trained for the checkpoint')
     parser.add_argument('--num-workers', type=int,
                         help="data loader workers (default: the config's)")
     parser.add_argument('--work-dir', help='scratch folder (default: a temporary one)')
-    parser.add_argument('--json', help='write the results here')
-    parser.add_argument('--child', help=argparse.SUPPRESS)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=argparse.SUPPRESS)
+    parser.add_argument('--json', help='write the run record here')
     args = parser.parse_args(argv)
-    if args.child:
-        child(args)
-        return {}
     for name in ('iters', 'replay_iters', 'train_iters'):
         if getattr(args, name) < 1:
             raise SystemExit(f'--{name.replace("_", "-")} must be >= 1')
+    run = new_run('resume_time', command_line('tools/analysis/resume_time.py', argv), 'cpu',
+                  {k: v for k, v in vars(args).items() if k != 'json'})
     work_dir = args.work_dir or tempfile.mkdtemp(prefix='resume_time_')
-    options = data_options(work_dir, args.num_workers)
-    base = train_base(args.config, work_dir, args.train_iters, options)
-    runs = [measure(args.config, base, 'skip', args.iters, work_dir, options)]
-    if args.replay_iters != args.iters:
-        runs.append(measure(args.config, base, 'skip', args.replay_iters, work_dir, options))
-    runs.append(measure(args.config, base, 'replay', args.replay_iters, work_dir, options))
-    skip_small, replay_small = runs[-2], runs[-1]
-    per_batch = (replay_small['positioning'] - skip_small['positioning']) / args.replay_iters
-    summary = dict(
-        config=osp.relpath(args.config, REPO) if args.config.startswith(REPO) else args.config,
-        machine=machine(), iters=args.iters, replay_iters=args.replay_iters, runs=runs,
-        replay_seconds_per_batch=per_batch,
-        skip_at_iters=runs[0]['launch'],
-        replay_at_iters=replay_small['launch'] if args.replay_iters == args.iters else
-        runs[0]['launch'] + per_batch * args.iters,
-        replay_at_iters_extrapolated=args.replay_iters != args.iters)
-    print(f'{summary["config"]} on {summary["machine"]}')
-    print(f'{"mode":8} {"resume at":>10} {"launch -> first new iter (s)":>29} '
-          f'{"positioning (s)":>16} {"first iter (s)":>15}')
-    for run in runs:
-        print(f'{run["mode"]:8} {run["iters"]:>10} {run["launch"]:>29.2f} '
-              f'{run["positioning"]:>16.3f} {run["first_iter_time"]:>15.2f}')
-    label = ' (extrapolated)' if summary['replay_at_iters_extrapolated'] else ''
-    print(f'replay cost per batch: {per_batch:.3f} s; resume at iteration {args.iters}: '
-          f'skip {summary["skip_at_iters"]:.1f} s, replay{label} '
-          f'{summary["replay_at_iters"]:.1f} s')
+    summary = measure_resume(args.config, args.iters, args.replay_iters, args.train_iters,
+                             args.num_workers, work_dir)
+    run['results'] = summary
+    print(f'{run["date"]}, {describe_machine(run["machine"])}')
+    print('\n' + add_table(run, table(summary)).markdown())
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(summary, f, indent=2)
+        write_json(run, args.json)
     if not args.work_dir:
         shutil.rmtree(work_dir, ignore_errors=True)
     return summary

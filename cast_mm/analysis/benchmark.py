@@ -1,0 +1,375 @@
+"""The sections of ``tools/analysis/benchmark.py``: each measures, adds tables to a run record
+and returns nothing.
+
+``models``: inference; ``train``: one optimiser step; ``profile``: operator time shares;
+``fps``: farthest point sampling; ``superpixels``: SEEDS and SLIC throughput; ``quality``:
+superpixel quality on photo mosaics; ``compile``: ``torch.compile`` of the classification
+backbone. Every section times its configurations interleaved (:func:`interleaved_times`).
+"""
+import dataclasses
+import math
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+from .batches import cast_like_points, photo_mosaic, resized_photos, superpixel_count
+from .measure import (Step, count_host_syncs, cuda_peak_memory, interleaved_times, kernel_launches,
+                      max_rel_diff, op_profile, peak_memory, sync)
+from .models import INFERENCE_GROUPS, TRAIN_GROUPS, Settings, model_specs
+from .report import Table, add_table
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How a benchmark run measures.
+
+    Args:
+        warmup (int): untimed rounds before the timed ones.
+        repeats (int): timed rounds (median reported).
+        max_seconds (float, optional): time budget of one section's timed rounds (see
+            :func:`interleaved_times`); None: all ``repeats``.
+        precisions (tuple): ``'fp32'`` and/or ``'amp'`` (CUDA) for the model sections.
+        memory (bool): measure peak memory.
+        host_syncs (bool): count host synchronisations per step.
+        mosaics (int): photo mosaics per size in ``quality``.
+    """
+    warmup: int = 1
+    repeats: int = 5
+    max_seconds: Optional[float] = None
+    precisions: Tuple[str, ...] = ('fp32',)
+    memory: bool = True
+    host_syncs: bool = True
+    mosaics: int = 6
+
+
+def _times(fns, settings: Settings, options: Options, repeats: Optional[int] = None):
+    return interleaved_times(fns, settings.torch_device, options.warmup,
+                             repeats or options.repeats, options.max_seconds)
+
+
+def _fmt(value: Optional[float], digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return 'n/a'
+    return f'{value:.{digits}f}'
+
+
+def _group_title(group: str, task: str, batch: Dict, what: str, settings: Settings) -> str:
+    size, count = settings.task_size(task)
+    return (f'{group} {what}: {size}x{size}, {superpixel_count(batch)} SEEDS superpixels, '
+            f'batch {count}')
+
+
+def _model_lines(names: Sequence[str], settings: Settings) -> List[str]:
+    specs = model_specs(settings)
+    return [f'`{name}`: `{specs[name].command_line()}`' for name in names]
+
+
+def _variants(names: Sequence[str], options: Options) -> List[Tuple[str, str]]:
+    return [(name, precision) for precision in options.precisions for name in names]
+
+
+def _ratio_notes(entries: Dict, names: Sequence[str], precision: str, memory: str) -> List[str]:
+    """``fast vs literal`` for every literal/fast pair, and fast CAST vs the reference."""
+    notes = []
+    pairs = [(names[0], names[1])] + ([(names[2], names[3])] if len(names) > 3 else [])
+    tag = f' ({precision})' if precision != 'fp32' else ''
+    for literal, fast in pairs:
+        lit, fst = entries[(literal, precision)], entries[(fast, precision)]
+        text = f'{fast} vs {literal}{tag}: {lit["seconds"] / fst["seconds"]:.2f}x faster'
+        if fst['peak_mib'] and not math.isnan(fst['peak_mib']):
+            text += f', {lit["peak_mib"] / fst["peak_mib"]:.2f}x less {memory}'
+        notes.append(text)
+    fst, ref = entries[(names[1], precision)], entries[(names[-1], precision)]
+    notes.append(f'{names[1]} vs {names[-1]}{tag}: {ref["seconds"] / fst["seconds"]:.2f}x the '
+                 'speed')
+    return notes
+
+
+def _measure_steps(kind: str, names: Sequence[str], settings: Settings, options: Options,
+                   extra: Optional[Callable[[Dict], Dict]] = None):
+    """Time every (model, precision) of a group interleaved; then memory and host syncs."""
+    variants = _variants(names, options)
+    steps = {v: Step(v[0], kind, settings, amp=v[1] == 'amp') for v in variants}
+    fns = {v: step for v, step in steps.items()}
+    if extra is not None:
+        fns.update(extra(steps))
+    times, rounds = _times(fns, settings, options)
+    syncs = {v: count_host_syncs(step, settings.device) if options.host_syncs else None
+             for v, step in steps.items()}
+    batch = steps[variants[1]].batch
+    comparison = None
+    if kind == 'test':
+        first = options.precisions[0]
+        comparison = compare_paths(steps[(names[0], first)], steps[(names[1], first)])
+    memory = {v: float('nan') for v in variants}
+    if options.memory and settings.torch_device.type == 'cuda':
+        memory = {v: cuda_peak_memory(step) for v, step in steps.items()}
+    del steps, fns
+    if options.memory and settings.torch_device.type != 'cuda':  # a child process each
+        memory = {v: peak_memory(v[0], kind, settings) for v in variants}
+    return variants, times, rounds, syncs, memory, batch, comparison
+
+
+def _segment_token_fns(steps: Dict) -> Dict:
+    first = next(iter(steps))[1]  # the first precision measured
+    return {f'tokens_{kind}': SegmentTokens(steps[(f'cast_seg_{kind}', first)])
+            for kind in ('literal', 'fast')}
+
+
+def section_models(run: Dict, settings: Settings, options: Options) -> None:
+    """Inference: ``model.predict`` of the preprocessed batch."""
+    for group, (task, names) in INFERENCE_GROUPS.items():
+        extra = _segment_token_fns if task == 'seg' else None
+        variants, times, rounds, syncs, memory, batch, comparison = _measure_steps(
+            'test', names, settings, options, extra)
+        count = settings.task_size(task)[1]
+        rows, entries = [], {}
+        for name, precision in variants:
+            seconds = times[(name, precision)]
+            entry = dict(images_per_s=count / seconds, ms_per_image=seconds * 1e3 / count,
+                         seconds=seconds, peak_mib=memory[(name, precision)] / 2**20,
+                         host_syncs=syncs[(name, precision)])
+            entries[(name, precision)] = entry
+            run['results'][f'inference/{group}/{name}/{precision}'] = entry
+            rows.append([name, precision, _fmt(entry['images_per_s'], 2),
+                         _fmt(entry['ms_per_image']), _fmt(entry['peak_mib']),
+                         _fmt(entry['host_syncs'])])
+        notes = _model_lines(names, settings)
+        for precision in options.precisions:
+            notes += _ratio_notes(entries, names, precision, 'peak memory')
+        notes.append(comparison)
+        run['results'][f'inference/{group}/comparison'] = comparison
+        if task == 'seg':
+            lit, fst = times['tokens_literal'], times['tokens_fast']
+            notes.append(f'segment tokens alone (stem + token pooling): literal '
+                         f'{lit * 1e3:.0f} ms, fast {fst * 1e3:.0f} ms per batch, '
+                         f'{lit / fst:.2f}x faster')
+            run['results']['inference/segment_tokens'] = dict(literal_s=lit, fast_s=fst)
+        notes.append(f'median of {rounds} interleaved rounds after {options.warmup} warm-up')
+        _print(add_table(run, Table(
+            'models', _group_title(group, task, batch, 'inference', settings),
+            ['model', 'precision', 'images/s', 'ms/image', 'peak MiB', 'host syncs'], rows,
+            notes)))
+
+
+def section_train(run: Dict, settings: Settings, options: Options) -> None:
+    """One optimiser step: ``model.train_step`` with the config's optimiser wrapper."""
+    for group, (task, names) in TRAIN_GROUPS.items():
+        variants, times, rounds, syncs, memory, batch, _ = _measure_steps(
+            'train', names, settings, options)
+        count = settings.task_size(task)[1]
+        rows, entries = [], {}
+        for name, precision in variants:
+            seconds = times[(name, precision)]
+            entry = dict(ms_per_image=seconds * 1e3 / count, seconds=seconds,
+                         peak_mib=memory[(name, precision)] / 2**20,
+                         host_syncs=syncs[(name, precision)])
+            entries[(name, precision)] = entry
+            run['results'][f'train/{group}/{name}/{precision}'] = entry
+            rows.append([name, precision, _fmt(entry['ms_per_image']), _fmt(seconds * 1e3),
+                         _fmt(entry['peak_mib']), _fmt(entry['host_syncs'])])
+        notes = _model_lines(names, settings)
+        for precision in options.precisions:
+            notes += _ratio_notes(entries, names, precision, 'peak memory above resident')
+        notes.append(f'median of {rounds} interleaved rounds after {options.warmup} warm-up')
+        _print(add_table(run, Table(
+            'train', _group_title(group, task, batch, 'train step', settings),
+            ['model', 'precision', 'ms/image', 'ms/step', 'peak MiB above resident',
+             'host syncs'], rows, notes)))
+
+
+def compare_paths(literal: Step, fast: Step) -> str:
+    """How the fast and the literal CAST differ: continuous tensors and discrete choices."""
+    from cast_mm.models.layers import level_assignments
+    fast.model.load_state_dict(literal.model.state_dict())
+    inputs = fast.prepared['inputs']
+    superpixels = fast.superpixels()
+    with torch.no_grad():
+        out_fast = fast.model(inputs, fast.prepared['data_samples'], mode='tensor')
+        out_literal = literal.model(inputs, fast.prepared['data_samples'], mode='tensor')
+        text = f'outputs max |diff| / max |literal| = {max_rel_diff(out_fast, out_literal):.2e}'
+        feats_fast = fast.model.backbone.forward_features(inputs, superpixels)
+        feats_literal = literal.model.backbone.forward_features(inputs, superpixels)
+    tokens = max(max_rel_diff(a, b)
+                 for a, b in zip(feats_fast.stage_tokens, feats_literal.stage_tokens))
+    same_inds = all(torch.equal(a, b)
+                    for a, b in zip(feats_fast.sampled_inds, feats_literal.sampled_inds))
+    flips = sum(int((a != b).sum()) for a, b in zip(level_assignments(feats_fast.pool_logits),
+                                                    level_assignments(feats_literal.pool_logits)))
+    return (f'{text}; stage tokens {tokens:.2e}; sampled indices identical: {same_inds}; '
+            f'argmax level assignments that differ (near ties): {flips} of '
+            f'{feats_fast.pool_logits[0].shape[:2].numel() * len(feats_fast.pool_logits)}')
+
+
+class SegmentTokens:
+    """Stem and superpixel-resolution token pooling of a segmentation CAST (the hot spot)."""
+
+    def __init__(self, step: Step) -> None:
+        self.backbone = step.model.backbone
+        self.inputs = step.prepared['inputs']
+        self.superpixels = step.superpixels()
+
+    def __call__(self):
+        with torch.no_grad():
+            return self.backbone.segment_tokens(self.backbone.stem(self.inputs),
+                                                self.superpixels)[0]
+
+
+def section_profile(run: Dict, settings: Settings, options: Options) -> None:
+    """Share of one step's operator time in matrix products, attention and convolution."""
+    rows = []
+    cases = [('classification train step', 'cast_cls_fast', 'train'),
+             ('classification train step', 'cast_cls_literal', 'train'),
+             ('segmentation train step', 'cast_seg_fast', 'train'),
+             ('segmentation train step', 'cast_seg_literal', 'train'),
+             ('segmentation inference', 'cast_seg_fast', 'test')]
+    for what, name, kind in cases:
+        step = Step(name, kind, settings)
+        share, others = op_profile(step, settings.device)
+        del step
+        top = ', '.join(f'{k.split("::")[-1]} {v * 100:.1f}%' for k, v in others[:6])
+        rows.append([what, name, f'{share * 100:.1f}%', top])
+        run['results'][f'profile/{kind}/{name}'] = dict(dense_share=share, others=others[:12])
+    time_kind = 'device' if settings.torch_device.type == 'cuda' else 'CPU'
+    _print(add_table(run, Table(
+        'profile', f'where the time goes (torch profiler, operator self {time_kind} time)',
+        ['step', 'model', 'matmul/attention/conv', 'largest other operators'], rows)))
+
+
+#: (batch, points, samples) of the FPS cases: CAST-S classification's first pooling and the
+#: segmentation model's (both sample the mean token first, then 64 and 320 points).
+FPS_CASES = ((8, 197, 65), (2, 1025, 321))
+
+
+def section_fps(run: Dict, settings: Settings, options: Options) -> None:
+    """Farthest point sampling on the device against DGL's CPU kernel (the official op)."""
+    from cast_mm.ops import farthest_point_sampling
+    device = settings.torch_device
+    rows = []
+    for batch, num_points, num_samples in FPS_CASES:
+        points = cast_like_points(batch, num_points)
+        on_device = points.to(device)
+        fns = {'native': lambda: farthest_point_sampling(on_device, num_samples),
+               'dgl': lambda: farthest_point_sampling(points, num_samples, backend='dgl')}
+        times, _ = _times(fns, settings, options, max(options.repeats, 10))
+        same = torch.equal(fns['native']().cpu(), fns['dgl']())
+        launches = kernel_launches(fns['native'], device)
+        case = f'{num_points}->{num_samples - 1} x{batch}'
+        rows.append([case, _fmt(times['native'] * 1e3, 2), _fmt(times['dgl'] * 1e3, 2),
+                     f'{times["dgl"] / times["native"]:.1f}x', same, _fmt(launches)])
+        run['results'][f'fps/{num_points}x{batch}'] = dict(
+            native_ms=times['native'] * 1e3, dgl_ms=times['dgl'] * 1e3, identical=same,
+            kernel_launches=launches)
+    _print(add_table(run, Table(
+        'fps', f'farthest point sampling (float64; native on {device.type}, DGL on cpu)',
+        ['points -> samples', 'native ms', 'DGL ms', 'DGL / native', 'same indices',
+         'GPU kernel launches'], rows,
+        ['`cast_mm.ops.farthest_point_sampling(points, k)` against `backend=\'dgl\'`; '
+         'inputs as CAST builds them (the mean token first, 10% padded tokens equal to it)'])))
+
+
+def section_superpixels(run: Dict, settings: Settings, options: Options) -> None:
+    """Images per second of OpenCV's SEEDS (one thread) and of torch SLIC (batched)."""
+    from cast_mm.datasets.transforms import seeds_superpixels
+    from cast_mm.ops import slic_superpixels
+    device = settings.torch_device
+    threads = torch.get_num_threads()
+    rows = []
+    for size, batch, budget in [(224, 8, 196), (512, 2, 1024)]:
+        images = resized_photos(size, batch)
+        tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+        fns = {
+            'SEEDS (OpenCV, 1 thread)': lambda: [seeds_superpixels(im, budget) for im in images],
+            f'SLIC torch cpu ({threads} threads)': lambda: slic_superpixels(tensor, budget),
+        }
+        if device.type == 'cuda':
+            on_device = tensor.to(device)
+            fns['SLIC torch cuda'] = lambda: slic_superpixels(on_device, budget)
+        cv2.setNumThreads(1)
+        times, _ = _times(fns, settings, options)
+        seeds_rate = batch / times['SEEDS (OpenCV, 1 thread)']
+        for name, seconds in times.items():
+            rate = batch / seconds
+            rows.append([f'{size}x{size}, {budget}', name, f'{rate:.1f}',
+                         f'{rate / seeds_rate:.2f}x'])
+            run['results'][f'superpixels/{size}/{name}'] = dict(images_per_s=rate)
+    _print(add_table(run, Table(
+        'superpixels', 'superpixel throughput (batch of photographs; SLIC batched)',
+        ['image, budget', 'backend', 'images/s', 'vs SEEDS'], rows)))
+
+
+def section_quality(run: Dict, settings: Settings, options: Options) -> None:
+    """Boundary recall and undersegmentation error of SEEDS and SLIC on photo mosaics."""
+    from cast_mm.datasets.transforms import seeds_superpixels
+    from cast_mm.ops import boundary_recall, slic_superpixels, undersegmentation_error
+    device = settings.torch_device
+    rows = []
+    for size, budget in [(224, 196), (512, 1024)]:
+        scores: Dict[str, List[Tuple[float, float, int]]] = {'SEEDS': [], 'SLIC': []}
+        for seed in range(options.mosaics):
+            image, truth = photo_mosaic(size, 12, seed)
+            truth = torch.from_numpy(truth)
+            maps = {
+                'SEEDS': torch.from_numpy(seeds_superpixels(image, budget)),
+                'SLIC': slic_superpixels(
+                    torch.from_numpy(image).permute(2, 0, 1)[None].to(device), budget)[0].cpu(),
+            }
+            for name, labels in maps.items():
+                scores[name].append((boundary_recall(labels, truth),
+                                     undersegmentation_error(labels, truth),
+                                     int(labels.max()) + 1))
+        for name, values in scores.items():
+            recall, error, count = np.mean(np.array(values), axis=0)
+            rows.append([f'{size}x{size}, {budget}', name, f'{count:.0f}', f'{recall:.4f}',
+                         f'{error:.4f}'])
+            run['results'][f'quality/{size}/{name}'] = dict(
+                boundary_recall=float(recall), undersegmentation_error=float(error),
+                segments=float(count))
+    _print(add_table(run, Table(
+        'quality', f'superpixel quality on {options.mosaics} photo mosaics per size (12 regions)',
+        ['image, budget', 'backend', 'segments', 'boundary recall', 'underseg. error'], rows)))
+
+
+def section_compile(run: Dict, settings: Settings, options: Options) -> None:
+    """``torch.compile`` (inductor) of the classification backbone and head, inference."""
+    device = settings.torch_device
+    step = Step('cast_cls_fast', 'test', settings)
+    model, inputs = step.model, step.prepared['inputs']
+    superpixels = step.superpixels()
+    # A fixed number of token slots keeps shapes static (no data-dependent graph break).
+    slots = int(superpixels.max()) + 1
+
+    def logits(x, sp):
+        return model.head(model.backbone(x, sp, slots))
+
+    compiled = torch.compile(logits)
+    with torch.no_grad():
+        start = time.perf_counter()
+        out = compiled(inputs, superpixels)
+        sync(device)
+        compile_s = time.perf_counter() - start
+        diff = max_rel_diff(out, logits(inputs, superpixels))
+        times, _ = _times({'eager': lambda: logits(inputs, superpixels),
+                           'compiled': lambda: compiled(inputs, superpixels)}, settings, options)
+    count = settings.task_size('cls')[1]
+    rows = [[name, f'{count / t:.2f}', f'{t * 1e3:.0f}'] for name, t in times.items()]
+    run['results']['compile'] = dict(eager_s=times['eager'], compiled_s=times['compiled'],
+                                     compile_s=compile_s, rel_diff=diff)
+    _print(add_table(run, Table(
+        'compile', f'torch.compile (inductor), CAST-S classification backbone + head, '
+        f'batch {count}', ['mode', 'images/s', 'ms/batch'], rows,
+        [f'compiled vs eager: {times["eager"] / times["compiled"]:.2f}x; first call (compile) '
+         f'{compile_s:.0f} s; outputs max |diff| / max |eager| = {diff:.2e}'])))
+
+
+def _print(table: Table) -> None:
+    print('\n' + table.markdown(), flush=True)
+
+
+#: Section name -> function, in the default order.
+SECTIONS = dict(models=section_models, train=section_train, profile=section_profile,
+                fps=section_fps, superpixels=section_superpixels, quality=section_quality,
+                compile=section_compile)
