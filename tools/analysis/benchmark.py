@@ -191,7 +191,7 @@ def resized_photos(size: int, count: int) -> List[np.ndarray]:
 
 def region_labels(image: np.ndarray, index: int, num_classes: int = 150) -> np.ndarray:
     """Segmentation labels of a photograph: coarse regions with classes, borders ignored."""
-    from cast_mm.ops import slic_superpixels
+    from cast_mm.superpixels import slic_superpixels
     regions = slic_superpixels(torch.from_numpy(image).permute(2, 0, 1)[None],
                                LABEL_REGIONS)[0].numpy()
     labels = ((regions * 37 + index * 11) % num_classes).astype(np.uint8)
@@ -607,8 +607,7 @@ def bench_fps(args, device: torch.device, results: Dict) -> None:
 
 
 def bench_superpixels(args, device: torch.device, results: Dict) -> None:
-    from cast_mm.datasets.transforms import seeds_superpixels
-    from cast_mm.ops import slic_superpixels
+    from cast_mm.superpixels import seeds_superpixels, slic_superpixels
     rows = []
     for size, batch, budget in [(224, 8, 196), (512, 2, 1024)]:
         images = resized_photos(size, batch)
@@ -653,8 +652,8 @@ def photo_mosaic(size: int, regions: int, seed: int) -> Tuple[np.ndarray, np.nda
 
 
 def bench_quality(args, device: torch.device, results: Dict) -> None:
-    from cast_mm.datasets.transforms import seeds_superpixels
-    from cast_mm.ops import boundary_recall, slic_superpixels, undersegmentation_error
+    from cast_mm.superpixels import (boundary_recall, seeds_superpixels, slic_superpixels,
+                                     undersegmentation_error)
     rows = []
     for size, budget in [(224, 196), (512, 1024)]:
         scores: Dict[str, List[Tuple[float, float, int]]] = {'SEEDS': [], 'SLIC': []}

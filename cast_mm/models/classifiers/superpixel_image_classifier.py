@@ -8,7 +8,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from cast_mm.registry import MODELS
-from ..utils import MISSING_CLS_SUPERPIXELS_HINT, sample_superpixels
+from cast_mm.superpixels import MISSING_CLS_SUPERPIXELS_HINT, sample_superpixels
 
 #: How to get padded superpixels into a classifier's data samples.
 _CLASSIFIER_HINT = ("use data_preprocessor=dict(type='cast_mm.SuperpixelClsDataPreprocessor') "

@@ -12,11 +12,12 @@ from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
 from cast_mm.ops import gather_tokens, segment_to_pixels
-from cast_mm.registry import MODELS, TRANSFORMS
+from cast_mm.registry import MODELS
+from cast_mm.superpixels import (MISSING_SUPERPIXELS_HINT, build_superpixel_source,
+                                 sample_superpixels)
 from ..backbones.cast import CAST, CASTFeatures
 from ..data_preprocessors.seg_data_preprocessor import SUPERPIXEL_IMAGE_FIELD
 from ..heads.segment_decode_head import SegmentDecodeHead
-from ..utils import MISSING_SUPERPIXELS_HINT, build_superpixel_source, sample_superpixels
 
 #: Superpixels of sliding windows: the official protocol (SEEDS, window area / 16**2).
 DEFAULT_WINDOW_SUPERPIXELS = dict(type='cast_mm.SEEDSSuperpixels', preset='seg')
@@ -190,7 +191,7 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         else:
             source = window_superpixels or DEFAULT_WINDOW_SUPERPIXELS
         #: The superpixel source of everything computed in the model.
-        self.superpixel_source = build_superpixel_source(source, TRANSFORMS, channel_order)
+        self.superpixel_source = build_superpixel_source(source, channel_order)
         #: Whole-image predictions from one argmax per superpixel where they can be.
         self.predict_by_segments_enabled = predict_by_segments
 

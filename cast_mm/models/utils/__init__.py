@@ -1,6 +1,6 @@
-from .superpixel_batch import (MISSING_CLS_SUPERPIXELS_HINT, MISSING_SUPERPIXELS_HINT,
-                               sample_superpixels, stack_superpixel_maps)
-from .superpixel_source import SuperpixelSource, build_superpixel_source
+from cast_mm.superpixels import (MISSING_CLS_SUPERPIXELS_HINT, MISSING_SUPERPIXELS_HINT,
+                                 SuperpixelSource, build_superpixel_source, sample_superpixels,
+                                 stack_superpixel_maps)
 from .sync_norm import MaskedSyncBatchNorm, batch_norm_factory, build_batch_norm
 from .token_norm import norm_segment_tokens
 from .weight_init import CASTMoCoV3Init
