@@ -90,7 +90,7 @@ def checkpoint_at(base: str, iteration: int, work_dir: str) -> str:
     """A copy of ``base`` in ``work_dir`` that says it was saved at ``iteration``."""
     import torch
 
-    import cast_mm  # noqa: F401  (allow-lists MMEngine's checkpoint objects)
+    import cast_mm  # noqa: F401  (registers the cast_mm scope)
     from cast_mm.utils import read_checkpoint
     checkpoint = read_checkpoint(base)
     checkpoint['meta']['iter'] = iteration
@@ -177,10 +177,11 @@ def child(args) -> None:
     """Resume as ``tools/train.py --resume`` does, time it, stop after one iteration."""
     from mmengine.runner import Runner
 
-    import cast_mm  # noqa: F401
+    import cast_mm
     from cast_mm.engine import find_resumable_checkpoint
     from cast_mm.utils import load_tool_config
     launch = float(os.environ.get(LAUNCH_ENV, time.time()))
+    cast_mm.setup_env()  # as tools/train.py
     cfg = load_tool_config(args.config, 'none', args.cfg_options, args.work_dir)
     cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
     cfg.resume = cfg.load_from is not None
