@@ -141,8 +141,9 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         backbone (dict): a ``cast_mm.CAST`` config in ``mode='segmentation'``.
         decode_head (dict): a head taking :class:`CASTFeatures`
             (``cast_mm.SuperpixelMaskTransformerHead`` or ``cast_mm.HierarchyMLPHead``).
-        window_superpixels (dict): the superpixel source of slide windows, any registered
-            source (``cast_mm.SEEDSSuperpixels``, ``cast_mm.SLICSuperpixels``). Its
+        window_superpixels (dict): the superpixel source of slide windows, any source of
+            ``cast_mm.registry.SUPERPIXEL_SOURCES`` (``cast_mm.SEEDSSuperpixels``,
+            ``cast_mm.SLICSuperpixels``: :mod:`cast_mm.superpixels`). Its
             ``channel_order`` is set from the data preprocessor (RGB after ``bgr_to_rgb``).
             Defaults to SEEDS with the official segmentation parameters.
         device_superpixels (dict, optional): compute the superpixels of every batch inside the
