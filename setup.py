@@ -57,7 +57,7 @@ def cpp_extensions() -> tuple:
     flags = ['-O3', '-Wall', '-Wextra', '-ffp-contract=off', '-fno-fast-math']
     for path in include_paths():
         flags += ['-isystem', path]
-    extension = CppExtension('cast_mm._C', sources, extra_compile_args={'cxx': flags})
+    extension = CppExtension('cast_mm.ops._C', sources, extra_compile_args={'cxx': flags})
     return [extension], {'build_ext': BuildExtension}
 
 

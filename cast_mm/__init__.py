@@ -1,12 +1,14 @@
-"""cast_mm: CAST (superpixel-token ViT with graph pooling) for OpenMMLab."""
+"""cast_mm: CAST (superpixel-token ViT with graph pooling) for OpenMMLab.
+
+``import cast_mm`` registers cast_mm's modules and changes nothing else in the process;
+:func:`setup_env` applies the compatibility measures of :mod:`cast_mm.compat` (the tools and
+configs of cast_mm call it).
+"""
 # isort: skip_file  (the registry scope must exist before the modules that register)
 from . import registry  # noqa: F401  (the cast_mm scope)
-from .utils import allow_mmengine_checkpoint_globals
-from . import converters, datasets, models, ops  # noqa: F401,E402
+from . import converters, datasets, models, ops, superpixels  # noqa: F401,E402
 from . import apis, engine, evaluation, visualization  # noqa: F401,E402
-from .version import __version__
+from .compat import setup_env  # noqa: E402
+from .version import __version__  # noqa: E402
 
-# MMEngine checkpoints (resume, load_from) hold objects torch's safe loader refuses by default.
-allow_mmengine_checkpoint_globals()
-
-__all__ = ['__version__']
+__all__ = ['__version__', 'setup_env']

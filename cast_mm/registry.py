@@ -26,15 +26,12 @@ from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import DefaultScope, Registry
 
-from .utils import editable_install
-
 SCOPE = 'cast_mm'
 # Importing the package registers every module of every kind.
 _LOCATIONS = ['cast_mm']
 # ``_base_ = 'cast_mm::...'`` needs MMEngine to know the distribution behind the scope (the
 # table MMEngine reads for that, as its own OpenMMLab packages are listed there).
 MODULE2PACKAGE.setdefault(SCOPE, 'cast_mm')
-editable_install.apply()
 
 
 def surrounding_scope() -> Optional[str]:
@@ -96,3 +93,8 @@ VISUALIZERS = CastRegistry('visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOP
 #: Visualization backends.
 VISBACKENDS = CastRegistry('vis_backend', parent=MMENGINE_VISBACKENDS, scope=SCOPE,
                            locations=_LOCATIONS)
+#: Superpixel sources (:class:`cast_mm.superpixels.SuperpixelSource`), by the names the configs
+#: give them (``cast_mm.SEEDSSuperpixels``): what a segmentor computes window and in-model
+#: superpixels with. No MMEngine registry of this kind exists to be a child of.
+SUPERPIXEL_SOURCES = Registry('superpixel source', scope=SCOPE,
+                              locations=['cast_mm.superpixels'])

@@ -24,7 +24,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-import cast_mm  # noqa: F401  (registers the cast_mm scope)
+import cast_mm
 from cast_mm.models import CAST
 from cast_mm.utils import close_distributed, setup_cpu_distributed
 
@@ -150,6 +150,7 @@ def main():
     parser.add_argument('--by-epoch', action='store_true')
     parser.add_argument('--interval', type=int, default=2)
     args = parser.parse_args()
+    cast_mm.setup_env()  # as tools/train.py (a Runner built without a config reads none)
     runner = make_runner(args.work_dir, args.max_iters, resume=args.resume,
                          hang_before=args.hang_before, launcher=args.launcher,
                          by_epoch=args.by_epoch, interval=args.interval)

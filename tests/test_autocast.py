@@ -63,7 +63,7 @@ def test_slic_under_autocast_gives_the_float32_superpixels(dtype):
     in float32 under autocast."""
     from skimage import data
 
-    from cast_mm.ops import slic_superpixels
+    from cast_mm.superpixels import slic_superpixels
     image = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].contiguous()
     expected = slic_superpixels(image, 1024, num_iterations=3)
     with torch.autocast('cpu', dtype=dtype):

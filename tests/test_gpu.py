@@ -81,7 +81,7 @@ def test_mixed_precision_train_steps_are_finite_on_cuda(mode, dtype):
 def test_slic_under_cuda_autocast_gives_the_float32_superpixels(dtype):
     from skimage import data
 
-    from cast_mm.ops import slic_superpixels
+    from cast_mm.superpixels import slic_superpixels
     image = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].repeat(2, 1, 1, 1)
     image = image.to(DEVICE)
     expected = slic_superpixels(image, 1024)

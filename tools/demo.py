@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 from mmseg.apis import inference_model, init_model
 from mmseg.visualization import SegLocalVisualizer
 
-import cast_mm  # noqa: F401  (registers the cast_mm scope)
+import cast_mm
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_demo.py')
@@ -36,6 +36,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    cast_mm.setup_env()
     cfg = Config.fromfile(args.config)
     cfg.work_dir = args.work_dir
     if args.iters:

@@ -108,7 +108,9 @@ fi
 
 # 5. cast_mm itself (editable, so configs/ and tools/ stay where they are), compiling its C++
 #    operators (cast_mm/ops/csrc, about a minute; CAST_MM_WITH_OPS=0 skips them).
-pip_install -q --no-deps --no-build-isolation -e "$ROOT"
+# --use-pep517: the compiled operators build against the installed torch, in place (pip 23 would
+# otherwise take the legacy `setup.py develop` path, which newer setuptools runs in isolation).
+pip_install -q --no-deps --no-build-isolation --use-pep517 -e "$ROOT"
 if [ "$WITH_TESTS" = 1 ]; then
   pip_install -q -r "$ROOT/requirements/tests.txt" -c "$ROOT/requirements/runtime.txt"
 fi

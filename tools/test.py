@@ -15,7 +15,7 @@ import os
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-import cast_mm  # noqa: F401  (registers the cast_mm scope and its config package)
+import cast_mm
 from cast_mm.utils import close_distributed, load_tool_config, setup_cpu_distributed
 
 
@@ -58,6 +58,7 @@ def enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = parse_args()
+    cast_mm.setup_env()
     cfg = load_tool_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:

@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import cast_mm  # noqa: F401  (registers the cast_mm scope and its config package)
+import cast_mm
 from cast_mm.engine import find_resumable_checkpoint
 from cast_mm.utils import close_distributed, load_tool_config, setup_cpu_distributed
 
@@ -53,6 +53,7 @@ def enable_amp(cfg: Config) -> None:
 
 def main() -> None:
     args = parse_args()
+    cast_mm.setup_env()
     cfg = load_tool_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if args.amp:
         enable_amp(cfg)

@@ -31,6 +31,7 @@ from mmengine.runner import CheckpointLoader
 from mmengine.runner.checkpoint import load_state_dict
 from mmengine.utils import ProgressBar
 
+import cast_mm
 from cast_mm.apis import HierarchyExtractor, get_cast_backbone, load_rgb_image
 from cast_mm.apis.model_index import model_info
 from cast_mm.converters import check_cast_weights
@@ -167,6 +168,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.batch_size < 1:
         raise SystemExit(f'--batch-size must be >= 1, got {args.batch_size}')
+    cast_mm.setup_env()
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -33,7 +33,7 @@ def resized_photos(size: int, count: int) -> List[np.ndarray]:
 
 def region_labels(image: np.ndarray, index: int, num_classes: int = 150) -> np.ndarray:
     """Segmentation labels of a photograph: coarse regions with classes, borders ignored."""
-    from cast_mm.ops import slic_superpixels
+    from cast_mm.superpixels import slic_superpixels
     regions = slic_superpixels(torch.from_numpy(image).permute(2, 0, 1)[None],
                                LABEL_REGIONS)[0].numpy()
     labels = ((regions * 37 + index * 11) % num_classes).astype(np.uint8)

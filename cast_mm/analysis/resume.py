@@ -171,10 +171,11 @@ def child(result: str, config: str, work_dir: str, cfg_options: Dict) -> None:
     """Resume as ``tools/train.py --resume`` does, time it, stop after one iteration."""
     from mmengine.runner import Runner
 
-    import cast_mm  # noqa: F401
+    import cast_mm
     from cast_mm.engine import find_resumable_checkpoint
     from cast_mm.utils import load_tool_config
     launch = float(os.environ.get(LAUNCH_ENV, time.time()))
+    cast_mm.setup_env()  # as tools/train.py
     cfg = load_tool_config(config, 'none', cfg_options, work_dir)
     cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
     cfg.resume = cfg.load_from is not None

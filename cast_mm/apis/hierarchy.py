@@ -12,9 +12,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from cast_mm.datasets.transforms import SEEDSSuperpixels
 from cast_mm.models.backbones.cast import CAST
 from cast_mm.models.segment_hierarchy import SegmentHierarchy, hierarchy_from_features
+from cast_mm.superpixels import SEEDSSource
 
 ImageLike = Union[str, np.ndarray]
 
@@ -70,9 +70,10 @@ class HierarchyExtractor:
             (mmpretrain classifier, mmseg segmentor), classification or segmentation mode.
         mean (Sequence[float]): per-channel RGB mean on the 0-255 scale. Defaults to ImageNet.
         std (Sequence[float]): per-channel RGB std on the 0-255 scale. Defaults to ImageNet.
-        superpixel_cfg (dict, optional): arguments of :class:`SEEDSSuperpixels` (e.g.
-            ``dict(preset='deit')``); the default preset follows the backbone mode (``'moco'``
-            for classification, ``'seg'`` for segmentation). Images are RGB.
+        superpixel_cfg (dict, optional): arguments of
+            :class:`~cast_mm.superpixels.SEEDSSource` (e.g. ``dict(preset='deit')``); the
+            default preset follows the backbone mode (``'moco'`` for classification,
+            ``'seg'`` for segmentation). Images are RGB.
     """
 
     def __init__(self,
@@ -90,7 +91,7 @@ class HierarchyExtractor:
         cfg = dict(preset=DEFAULT_SEEDS_PRESET[self.backbone.mode])
         cfg.update(superpixel_cfg or {})
         cfg['channel_order'] = 'rgb'
-        self.seeds = SEEDSSuperpixels(**cfg)
+        self.seeds = SEEDSSource(**cfg)
 
     def superpixels(self, image: np.ndarray) -> np.ndarray:
         """SEEDS superpixels ``(H, W)`` of one RGB uint8 image with the configured preset."""

@@ -1,24 +1,29 @@
-"""Make cast_mm's models known to MMPretrain's model hub by name, without importing it early.
+"""cast_mm's model index: the configs and official weights of its models, by name.
 
-``import cast_mm`` calls :func:`register_model_index_lazily`: when ``mmpretrain.apis`` is
-already imported the index is registered at once, otherwise the first import of
-``mmpretrain.apis`` (which ``get_model``, ``list_models`` and the Inferencers live in)
-registers it, through a standard :mod:`importlib` meta-path finder. So mmseg-only users do not
-pay for importing mmpretrain's APIs, and ``mmpretrain.get_model('cast-s_deit_in1k')`` works
-after ``import cast_mm`` as for mmpretrain's own models.
+:func:`register_model_index` makes MMPretrain's model hub know the names, so that
+``mmpretrain.get_model('cast-s_deit_in1k', pretrained=True)`` works as for mmpretrain's own
+models. MMPretrain (1.2.0) finds no other package's index by itself, and registering one fills
+a table of ``mmpretrain.apis``, so :func:`cast_mm.setup_env` does it (see
+:mod:`cast_mm.compat`), not ``import cast_mm``. :func:`model_info` reads the index without
+mmpretrain.
 """
-import importlib.abc
 import os.path as osp
-import sys
-import threading
-import warnings
+from typing import Tuple
 
 #: Where ``setup.py`` exposes ``configs/`` and ``model-index.yml`` inside the package.
 MIM_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), '.mim')
-#: The module whose import registers the index.
-HUB_MODULE = 'mmpretrain.apis'
 #: A model of our index, to tell whether it is registered already.
 PROBE_MODEL = 'cast-s_8xb128_in1k'
+
+
+def index_location() -> Tuple[str, str]:
+    """``(model-index.yml, the folder its paths are relative to)``: the installed ``.mim``
+    copy, or the repository's own files in a source checkout without it."""
+    index = osp.join(MIM_DIR, 'model-index.yml')
+    if osp.exists(index):
+        return index, MIM_DIR
+    root = osp.dirname(osp.dirname(MIM_DIR))
+    return osp.join(root, 'model-index.yml'), root
 
 
 def register_model_index() -> bool:
@@ -28,67 +33,16 @@ def register_model_index() -> bool:
     ``inference_model('cast-s_deit_in1k', image)`` find our configs and official weights.
 
     Returns:
-        bool: whether the index was found (it is, for any install made by ``setup.py``).
+        bool: whether the index was found (it is, for any install made by ``setup.py`` and in
+        a source checkout).
     """
     from mmpretrain.apis import ModelHub
-    index = osp.join(MIM_DIR, 'model-index.yml')
+    index, root = index_location()
     if not osp.exists(index):
         return False
     if not ModelHub.has(PROBE_MODEL):
-        ModelHub.register_model_index(index, config_prefix=MIM_DIR)
+        ModelHub.register_model_index(index, config_prefix=root)
     return True
-
-
-class _RegisterOnImport(importlib.abc.MetaPathFinder):
-    """Finds ``mmpretrain.apis`` with the other finders and registers the index once its
-    module has run."""
-
-    def __init__(self):
-        self._busy = threading.local()
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname != HUB_MODULE or getattr(self._busy, 'on', False):
-            return None
-        self._busy.on = True
-        try:
-            spec = None
-            for finder in sys.meta_path:
-                if finder is self or not hasattr(finder, 'find_spec'):
-                    continue
-                spec = finder.find_spec(fullname, path, target)
-                if spec is not None:
-                    break
-        finally:
-            self._busy.on = False
-        if spec is None or spec.loader is None or not hasattr(spec.loader, 'exec_module'):
-            return spec
-        run_module = spec.loader.exec_module
-        finder = self
-
-        def exec_module(module):
-            run_module(module)
-            finder.remove()
-            try:
-                register_model_index()
-            except Exception as err:  # never break the import of mmpretrain.apis itself
-                warnings.warn(f'cast_mm could not register its model index with mmpretrain: '
-                              f'{type(err).__name__}: {err}')
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-    def remove(self) -> None:
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-
-
-def register_model_index_lazily() -> None:
-    """Register the index now if ``mmpretrain.apis`` is imported, else on its first import."""
-    if HUB_MODULE in sys.modules:
-        register_model_index()
-        return
-    if not any(isinstance(finder, _RegisterOnImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _RegisterOnImport())
 
 
 def model_info(name: str) -> dict:
@@ -104,11 +58,7 @@ def model_info(name: str) -> dict:
         ValueError: no model of that name; the message lists the names.
     """
     import yaml
-    index_path = osp.join(MIM_DIR, 'model-index.yml')
-    root = MIM_DIR
-    if not osp.exists(index_path):  # a source checkout without setup.py's .mim folder
-        root = osp.dirname(osp.dirname(MIM_DIR))
-        index_path = osp.join(root, 'model-index.yml')
+    index_path, root = index_location()
     with open(index_path) as f:
         index = yaml.safe_load(f)
     models = {}

@@ -6,19 +6,22 @@ URLs are :data:`DEFAULT_WEIGHTS_BASE` followed by the official file path (for ex
 ``CAST_MM_WEIGHTS_BASE`` replaces that base (a mirror, an offline cluster's file server): URLs
 under the default base are then fetched from the same path under the new one.
 
-:func:`register_checkpoint_loaders` (called by ``import cast_mm``) registers two MMEngine
-checkpoint loader schemes, so that every place that takes a checkpoint (``init_cfg`` of type
-``Pretrained``, ``load_from``, ``resume``, ``mmseg.apis.init_model``,
-``mmpretrain.get_model(..., pretrained=True)``, ``tools/test.py``) accepts official files:
+Two MMEngine checkpoint loader schemes make every place that takes a checkpoint (``init_cfg`` of
+type ``Pretrained``, ``load_from``, ``resume``, ``mmseg.apis.init_model``,
+``mmpretrain.get_model(..., pretrained=True)``, ``tools/test.py``) accept official files:
 
-* URLs under the official base: downloaded once into torch hub's directory
+* URLs under the official base (:func:`register_official_url_loader`, registered by
+  ``import cast_mm``: only those URLs are concerned): downloaded once into torch hub's directory
   (``$TORCH_HOME/hub/checkpoints/cast_mm/<official path>``, ``TORCH_HOME`` defaults to
   ``~/.cache/torch``) with a progress bar, checked (the length the server announced, an HTML
   page instead of a file, a readable checkpoint in an official layout, the SHA-256 when the URL
   ends in ``#sha256=<hex>``); a bad download is removed from the cache and named in the error.
-* local files (MMEngine's ``''`` scheme): read with the safe unpickler of
-  :func:`~cast_mm.utils.checkpoint_file.read_checkpoint`; a file in an official layout is
-  converted in memory, any other checkpoint is returned unchanged.
+* local files (MMEngine's ``''`` scheme, :func:`register_local_file_loader`): read with the
+  safe unpickler of :func:`~cast_mm.utils.checkpoint_file.read_checkpoint`; a file in an
+  official layout is converted in memory, any other checkpoint is returned unchanged. This
+  replaces MMEngine's loader of every local file, so it is applied by
+  :func:`cast_mm.setup_env` (our tools and configs call it; see :mod:`cast_mm.compat`), not
+  by ``import cast_mm``.
 """
 import hashlib
 import os
@@ -362,12 +365,11 @@ def _url_prefix(base: str) -> str:
     return re.escape(base.rstrip('/') + '/')
 
 
-def register_checkpoint_loaders() -> None:
-    """Register the loaders above with MMEngine's ``CheckpointLoader`` (idempotent).
+def register_official_url_loader() -> None:
+    """Load URLs under the official base with :func:`load_from_official_url` (idempotent).
 
-    The official-URL scheme covers the default base and, when set, ``$CAST_MM_WEIGHTS_BASE``
-    (read now; URLs under the default base follow the variable at load time). The local-file
-    scheme replaces MMEngine's own, which reads the same files with torch's default loader.
+    The scheme covers the default base and, when set, ``$CAST_MM_WEIGHTS_BASE`` (read now; URLs
+    under the default base follow the variable at load time). No other URL is concerned.
     """
     from mmengine.runner import CheckpointLoader
     prefixes = [_url_prefix(DEFAULT_WEIGHTS_BASE)]
@@ -375,7 +377,19 @@ def register_checkpoint_loaders() -> None:
         prefixes.append(_url_prefix(weights_base()))
     CheckpointLoader.register_scheme(prefixes=prefixes, loader=load_from_official_url,
                                      force=True)
+
+
+def register_local_file_loader() -> None:
+    """Load every local file with :func:`load_from_local` instead of MMEngine's own loader,
+    which reads them with torch's default unpickler and converts nothing (idempotent)."""
+    from mmengine.runner import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+
+
+def register_checkpoint_loaders() -> None:
+    """Both loaders above: official URLs and every local file (idempotent)."""
+    register_official_url_loader()
+    register_local_file_loader()
 
 
 def clear_cache_entry(url: str) -> None:

@@ -95,7 +95,7 @@ def describe_device(device: torch.device, dtype: Optional[torch.dtype] = None) -
     out = {'FPS (native)': native_implementation(device.type),
            'hashed dropout': dropout_implementation(device.type)}
     if device.type == 'cpu':
-        out['compiled CPU operators'] = f'cast_mm._C {extension.status()}'
+        out['compiled CPU operators'] = f'cast_mm.ops._C {extension.status()}'
     if dtype is not None:
         out['dtype'] = str(dtype).replace('torch.', '')
     return out

@@ -9,9 +9,9 @@ from torch import Tensor
 
 from cast_mm.ops import segment_prototypes
 from cast_mm.registry import MODELS
+from cast_mm.superpixels import MISSING_SUPERPIXELS_HINT, sample_superpixels
 from .execution_log import log_model_execution
 from .segment_hierarchy import SegmentHierarchy, hierarchy_from_features
-from .utils import MISSING_SUPERPIXELS_HINT, sample_superpixels
 
 OUTPUT_SHAPES = ('ori_shape', 'img_shape')
 

@@ -3,11 +3,8 @@ from .farthest_point_sampling import farthest_point_sampling
 from .segment_ops import (gather_tokens, masked_mean, num_token_slots, segment_mean,
                           segment_padding_mask, segment_prototypes, segment_sum_and_count,
                           segment_to_pixels)
-from .slic_superpixels import slic_superpixels
-from .superpixel_quality import boundary_recall, undersegmentation_error
 
 __all__ = [
     'farthest_point_sampling', 'gather_tokens', 'masked_mean', 'num_token_slots', 'segment_mean',
-    'segment_padding_mask', 'segment_prototypes', 'segment_sum_and_count', 'segment_to_pixels',
-    'slic_superpixels', 'boundary_recall', 'undersegmentation_error'
+    'segment_padding_mask', 'segment_prototypes', 'segment_sum_and_count', 'segment_to_pixels'
 ]

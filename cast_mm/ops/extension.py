@@ -1,7 +1,7 @@
 """The compiled CPU operators of cast_mm: ``cast_mm/ops/csrc``, built by ``setup.py``.
 
 ``pip install -e .`` (``tools/install.sh``) compiles the C++ sources into the module
-``cast_mm._C`` with ``torch.utils.cpp_extension``, as mmcv and detectron2 build theirs
+``cast_mm.ops._C`` with ``torch.utils.cpp_extension``, as mmcv and detectron2 build theirs
 (``CAST_MM_WITH_OPS=0`` skips it; ``python setup.py build_ext --inplace`` builds it in a
 checkout). Importing that module registers torch operators; this module registers their fake
 (meta) implementations, so ``torch.compile`` and ``torch.export`` trace them:
@@ -22,7 +22,7 @@ import torch
 @functools.lru_cache(maxsize=None)
 def _load() -> str:
     try:
-        from cast_mm import _C  # noqa: F401  (registers torch.ops.cast_mm.*_cpu)
+        from . import _C  # noqa: F401  (registers torch.ops.cast_mm.*_cpu)
     except ImportError as err:
         return f'not built ({err}; build it with `pip install -e .`)'
 

@@ -60,8 +60,8 @@ def native_implementation(device_type: str) -> str:
     """What ``backend='native'`` runs on ``device_type`` and why, e.g. for a log line."""
     if device_type == 'cpu':
         if extension.available():
-            return 'compiled CPU kernel (cast_mm._C)'
-        return f'DGL kernel (cast_mm._C {extension.status()})'
+            return 'compiled CPU kernel (cast_mm.ops._C)'
+        return f'DGL kernel (cast_mm.ops._C {extension.status()})'
     if device_type == 'cuda':
         if fps_triton.available():
             return f'Triton kernel (torch loop above {fps_triton.MAX_POINTS} points)'
@@ -87,7 +87,7 @@ def fps_cpu(points: Tensor, num_samples: int, start_idx: int,
     the same indices.
     """
     if not extension.available():
-        raise RuntimeError(f'the compiled FPS kernel is unavailable: cast_mm._C '
+        raise RuntimeError(f'the compiled FPS kernel is unavailable: cast_mm.ops._C '
                            f'{extension.status()}')
     if points.dtype not in (torch.float32, torch.float64):
         exact_in_single = points.dtype in (torch.float16, torch.bfloat16)

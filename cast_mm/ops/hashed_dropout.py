@@ -41,8 +41,8 @@ def implementation(device_type: str) -> str:
     """Which implementation draws the hashed masks on ``device_type``, and why."""
     if device_type == 'cpu':
         if extension.available():
-            return 'compiled CPU kernel (cast_mm._C)'
-        return f'tensor formulation (cast_mm._C {extension.status()})'
+            return 'compiled CPU kernel (cast_mm.ops._C)'
+        return f'tensor formulation (cast_mm.ops._C {extension.status()})'
     if device_type == 'cuda':
         if hashed_dropout_triton.available():
             return 'Triton kernel'

@@ -1,4 +1,4 @@
-from .checkpoint_compat import allow_mmengine_checkpoint_globals
+from .checkpoint_compat import mmengine_checkpoint_globals
 from .checkpoint_file import (CheckpointError, CorruptCheckpointError, ForeignCheckpointError,
                               UnsafeCheckpointError, check_cast_weights, checkpoint_problem,
                               read_checkpoint)
@@ -9,7 +9,7 @@ from .tool_config import load_tool_config
 
 __all__ = [
     'CheckpointError', 'CorruptCheckpointError', 'ForeignCheckpointError', 'HostReadCounter',
-    'UnsafeCheckpointError', 'allow_mmengine_checkpoint_globals', 'check_cast_weights',
-    'checkpoint_problem', 'close_distributed', 'host_values', 'load_tool_config',
+    'UnsafeCheckpointError', 'check_cast_weights', 'checkpoint_problem', 'close_distributed',
+    'host_values', 'load_tool_config', 'mmengine_checkpoint_globals',
     'prepare_deterministic_environment', 'read_checkpoint', 'setup_cpu_distributed'
 ]

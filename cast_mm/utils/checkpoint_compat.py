@@ -1,21 +1,21 @@
 """Let torch's safe checkpoint loader read MMEngine checkpoints.
 
-torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7 calls
-``torch.load`` without the argument, so ``resume=True`` and ``load_from`` fail on the objects
-MMEngine itself saves (``HistoryBuffer`` in the message hub, numpy arrays and scalars in logs
-and metadata). :func:`allow_mmengine_checkpoint_globals` allow-lists exactly those classes for
-the safe unpickler, which keeps refusing anything else. ``import cast_mm`` calls it.
+MMEngine checkpoints hold objects besides tensors (``HistoryBuffer`` in the message hub,
+``ConfigDict``, numpy arrays and scalars in logs and metadata), which torch's ``weights_only``
+unpickler (torch's default since 2.6) refuses. :func:`mmengine_checkpoint_globals` lists
+exactly those classes; :func:`~cast_mm.utils.checkpoint_file.read_checkpoint` allows them for
+the duration of its own calls, and keeps refusing anything else.
 
 ``HistoryBuffer`` also pickles its class-level registry of statistics functions, which the
 safe loader can only read by allow-listing ``getattr`` (that would let a file call anything).
 :func:`pickle_history_buffers_without_functions` stops writing those functions: they live on the
-class and are registered again by whatever code defines them when it is imported, so
-checkpoints written with cast_mm imported load safely.
+class and are registered again by whatever code defines them when it is imported. It changes
+an MMEngine class, so it is one of the measures :func:`cast_mm.setup_env` applies (see
+:mod:`cast_mm.compat`), not something ``import cast_mm`` does.
 """
 from typing import List
 
 import numpy as np
-import torch
 
 
 def _numpy_globals() -> List:
@@ -57,11 +57,8 @@ def pickle_history_buffers_without_functions() -> None:
         HistoryBuffer.__getstate__ = _history_buffer_state
 
 
-def allow_mmengine_checkpoint_globals() -> None:
-    """Allow-list MMEngine's checkpoint objects for ``torch.load(weights_only=True)``."""
-    if not hasattr(torch.serialization, 'add_safe_globals'):  # pragma: no cover - torch < 2.4
-        return
+def mmengine_checkpoint_globals() -> List:
+    """The classes of MMEngine's checkpoint objects, for ``torch.load(weights_only=True)``."""
     from mmengine.config import ConfigDict
     from mmengine.logging import HistoryBuffer
-    torch.serialization.add_safe_globals([HistoryBuffer, ConfigDict] + _numpy_globals())
-    pickle_history_buffers_without_functions()
+    return [HistoryBuffer, ConfigDict] + _numpy_globals()

@@ -1,10 +1,10 @@
 """Read checkpoint files safely, and say clearly what is wrong with the ones that cannot be read.
 
 Every file goes through torch's ``weights_only`` unpickler. Besides tensors and plain containers
-it accepts the classes allow-listed process-wide (MMEngine's checkpoint objects, see
-:mod:`cast_mm.utils.checkpoint_compat`) and, for the duration of one call, the few classes the
-official CAST checkpoints pickle (:data:`OFFICIAL_SAFE_GLOBALS`). Anything else (a file that
-would call a function while it is unpickled) is refused before any of it runs.
+it accepts, for the duration of one call (nothing is allow-listed process-wide), MMEngine's
+checkpoint objects (:mod:`cast_mm.utils.checkpoint_compat`) and the few classes the official
+CAST checkpoints pickle (:data:`OFFICIAL_SAFE_GLOBALS`). Anything else (a file that would call a
+function while it is unpickled) is refused before any of it runs.
 """
 import argparse
 import os
@@ -17,6 +17,8 @@ from collections import OrderedDict
 from typing import Any, Mapping, Optional
 
 import torch
+
+from .checkpoint_compat import mmengine_checkpoint_globals
 
 #: Classes the official CAST checkpoints pickle besides tensors and containers: the DeiT
 #: training script stores its ``argparse.Namespace`` under ``'args'`` (whose values may be paths).
@@ -99,7 +101,8 @@ def read_checkpoint(path: str, map_location: Any = 'cpu', trust_pickle: bool = F
             raise CorruptCheckpointError(
                 f'checkpoint {name} is truncated or corrupt: {_first_line(err)}') from err
     try:
-        with torch.serialization.safe_globals(list(OFFICIAL_SAFE_GLOBALS)):
+        with torch.serialization.safe_globals(list(OFFICIAL_SAFE_GLOBALS)
+                                              + mmengine_checkpoint_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         message = str(err)
@@ -191,18 +194,22 @@ _OPTIONAL_CAST_KEYS = (re.compile(r'^fusion\.'), re.compile(r'^norm\.'))
 
 
 def check_cast_weights(module: torch.nn.Module, state_dict: Mapping[str, Any],
-                       prefix: str = '', *args) -> None:
+                       prefix: str = '', *args, strict: bool = True) -> None:
     """Refuse weights that are not CAST weights of ``module``'s kind, naming the file.
 
-    Usable as a ``load_state_dict`` pre-hook of :class:`cast_mm.models.CAST`
-    (``module.register_load_state_dict_pre_hook(check_cast_weights)``). Checkpoints with no
-    keys under ``prefix`` pass (a checkpoint of another part of the model); otherwise the keys
-    under ``prefix`` must be CAST weights with the shapes of ``module``, and hold every weight
-    except the ones a CAST checkpoint may lack (level fusion, final norm).
+    :class:`cast_mm.models.CAST` runs it on every ``load_state_dict`` (also as a part of a
+    larger model). Checkpoints with no keys under ``prefix`` pass (a checkpoint of another part
+    of the model); otherwise the keys under ``prefix`` must hold CAST weights, with the shapes
+    of ``module``, and, when ``strict``, every weight except the ones a CAST checkpoint may
+    lack (level fusion, final norm) and no deeper blocks. With ``strict=False`` missing and
+    extra weights pass, as torch and MMEngine let them; weights of another shape and files
+    without a single CAST weight are still refused. (Usable as a ``load_state_dict`` pre-hook,
+    whose positional arguments it takes; torch tells hooks nothing of the caller's
+    ``strict``, so a hook checks strictly.)
 
     Raises:
-        ForeignCheckpointError: another model's weights, or a CAST of another size, depth,
-            position embedding or mode.
+        ForeignCheckpointError: another model's weights, or CAST weights of another size,
+            depth (when ``strict``), position embedding or mode.
     """
     own = OrderedDict((k[len(prefix):], v) for k, v in state_dict.items()
                       if isinstance(k, str) and k.startswith(prefix))
@@ -227,9 +234,10 @@ def check_cast_weights(module: torch.nn.Module, state_dict: Mapping[str, Any],
             problems.append(f'{key} has shape {tuple(value.shape)} in the file, '
                             f'{tuple(mine.shape)} in the model')
     missing = [k for k in expected if k not in own
-               and not any(p.match(k) for p in _OPTIONAL_CAST_KEYS)]
+               and not any(p.match(k) for p in _OPTIONAL_CAST_KEYS)] if strict else []
     extra_blocks = sorted({int(m.group(1)) for k in own
-                           for m in [re.match(r'^blocks\.(\d+)\.', k)] if m and k not in expected})
+                           for m in [re.match(r'^blocks\.(\d+)\.', k)]
+                           if m and k not in expected}) if strict else []
     if missing:
         problems.append(f'{len(missing)} model weights are not in the file (e.g. '
                         f'{", ".join(missing[:3])})')

@@ -1,6 +1,8 @@
 # Runtime shared by the cast_mm segmentation configs (MMSegmentation conventions).
+# MMEngine imports cast_mm when it meets a 'cast_mm.' type name; cast_env.py's custom_imports
+# only applies cast_mm.setup_env().
+_base_ = ['./cast_env.py']
 default_scope = 'mmseg'
-# No custom_imports: MMEngine imports cast_mm when it meets a 'cast_mm.' type name.
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -11,6 +11,7 @@ _base_ = [
     '../_base_/datasets/imagenet_bs128_cast_deit.py',
     '../_base_/schedules/imagenet_bs1024_adamw_cast_deit.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/cast_env.py',
 ]
 
 randomness = dict(seed=0, diff_rank_seed=True)  # --seed 0, plus the rank as officially

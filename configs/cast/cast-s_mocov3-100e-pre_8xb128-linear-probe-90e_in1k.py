@@ -8,6 +8,7 @@ _base_ = [
     '../_base_/datasets/imagenet_bs128_cast_mocov3-linear.py',
     '../_base_/schedules/imagenet_sgd_linear-probe_90e.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/cast_env.py',
 ]
 # Validated every epoch; the reported top-1 is the best epoch's (model_best.pth.tar officially).
 default_hooks = dict(

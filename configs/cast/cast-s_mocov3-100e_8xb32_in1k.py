@@ -11,6 +11,7 @@ _base_ = [
     '../_base_/datasets/imagenet_bs32_cast_mocov3.py',
     '../_base_/schedules/mocov3_bs256_adamw_100e.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/cast_env.py',
 ]
 
 default_hooks = dict(checkpoint=dict(type='cast_mm.AtomicCheckpointHook', max_keep_ckpts=3))

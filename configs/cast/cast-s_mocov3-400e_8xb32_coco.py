@@ -8,6 +8,7 @@ _base_ = [
     '../_base_/datasets/coco-moco_bs32_cast.py',
     '../_base_/schedules/mocov3_bs256_adamw_100e.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/cast_env.py',
 ]
 
 model = dict(

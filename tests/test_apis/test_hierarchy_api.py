@@ -1,23 +1,19 @@
 """Hierarchy extraction: argmax chain, vanished superpixels, batching, inputs and errors."""
+import functools
+
 import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from conftest import TINY_ARCH, TINY_CLUSTERS
+from conftest import tiny_cast
 
 from cast_mm.apis import (HierarchyExtractor, extract_hierarchy, hierarchy_from_features,
                           superpixels_to_tokens)
-from cast_mm.models import CAST
 from cast_mm.models.layers import level_assignments
 
-
-def tiny_cast(mode='classification', **kwargs):
-    torch.manual_seed(0)
-    model = CAST(arch=TINY_ARCH, mode=mode, num_clusters=TINY_CLUSTERS, img_size=64,
-                 pos_embed='sincos', **kwargs)
-    model.init_weights()
-    return model.eval()
+#: The tiny CAST with the sin-cos positions of the MoCo-v3 models the hierarchy tools serve.
+sincos_cast = functools.partial(tiny_cast, pos_embed='sincos')
 
 
 @pytest.fixture(scope='module')
@@ -64,7 +60,7 @@ def test_superpixels_to_tokens_tie_goes_to_lowest_token():
 
 
 def test_vanished_middle_id_takes_host_token_labels():
-    model = tiny_cast()
+    model = sincos_cast()
     spx = blocks_with_small_island()
     image = np.random.RandomState(1).randint(0, 255, (64, 64, 3), dtype=np.uint8)
     hierarchy = extract_hierarchy(model, image, spx)
@@ -81,7 +77,7 @@ def test_vanished_middle_id_takes_host_token_labels():
 
 
 def test_levels_follow_official_argmax_chain_and_nest(image):
-    model = tiny_cast()
+    model = sincos_cast()
     extractor = HierarchyExtractor(model)
     spx = torch.from_numpy(extractor.superpixels(image))
     hierarchy = extractor(image, spx)
@@ -113,7 +109,7 @@ def test_levels_follow_official_argmax_chain_and_nest(image):
 
 
 def test_batch_equals_single_images(image):
-    model = tiny_cast(mask_padding=True)
+    model = sincos_cast(mask_padding=True)
     images = [image, np.ascontiguousarray(image[::-1]), cv2.resize(image, (64, 64))]
     batch = extract_hierarchy(model, images)
     for img, result in zip(images, batch):
@@ -126,7 +122,7 @@ def test_batch_equals_single_images(image):
 
 
 def test_segmentation_mode_wrapped_model_and_path(image, tmp_path):
-    backbone = tiny_cast('segmentation')
+    backbone = sincos_cast('segmentation')
 
     class Segmentor(nn.Module):
 
@@ -148,7 +144,7 @@ def test_segmentation_mode_wrapped_model_and_path(image, tmp_path):
 
 
 def test_hierarchy_from_features_counts_per_image():
-    model = tiny_cast()
+    model = sincos_cast()
     spx = torch.stack([blocks_with_small_island(), blocks_with_small_island().flip(1)])
     with torch.no_grad():
         feats = model.forward_features(torch.randn(2, 3, 64, 64), spx)
@@ -158,7 +154,7 @@ def test_hierarchy_from_features_counts_per_image():
 
 
 def test_bad_inputs_raise(image):
-    model = tiny_cast()
+    model = sincos_cast()
     with pytest.raises(TypeError, match='CAST backbone'):
         HierarchyExtractor(nn.Linear(2, 2))
     with pytest.raises(ValueError, match='H x W x 3'):

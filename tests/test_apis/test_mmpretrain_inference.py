@@ -107,8 +107,8 @@ def test_image_classification_inferencer(converted_deit, deit_config, tmp_path):
 
 
 def test_inference_model_by_name(converted_deit, tmp_path):
-    """``inference_model`` finds its inferencer through the model index (cast_mm registers
-    ``model-index.yml`` with MMPretrain's ModelHub at import)."""
+    """``inference_model`` finds its inferencer through the model index (``cast_mm.setup_env()``
+    registers ``model-index.yml`` with MMPretrain's ModelHub)."""
     official, checkpoint = converted_deit
     model = get_model(
         'cast-s_8xb128_in1k', pretrained=checkpoint,

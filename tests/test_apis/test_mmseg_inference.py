@@ -5,6 +5,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from conftest import photo
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
@@ -45,12 +46,6 @@ def _batch(image_bgr: np.ndarray, superpixels: bool = True):
     return dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']])
 
 
-def _photo(height: int = 64, width: int = 64) -> np.ndarray:
-    import cv2
-    from skimage import data
-    return cv2.resize(data.astronaut()[..., ::-1], (width, height))
-
-
 def test_window_starts_cover_the_image():
     assert window_starts(64, 64, 48) == [0]
     assert window_starts(100, 64, 48) == [0, 36]
@@ -61,7 +56,7 @@ def test_window_starts_cover_the_image():
 
 
 def test_slide_with_one_window_equals_whole(tiny_model):
-    data = tiny_model.data_preprocessor(_batch(_photo()), False)
+    data = tiny_model.data_preprocessor(_batch(photo()), False)
     tiny_model.test_cfg.mode = 'whole'
     whole = tiny_model.predict(**data)[0].seg_logits.data
     tiny_model.test_cfg.mode = 'slide'  # crop 64 covers the 64 x 64 image: one window
@@ -74,7 +69,7 @@ def test_slide_gives_each_window_its_own_superpixels(tiny_model, monkeypatch):
     compute = tiny_model.superpixel_source.compute
     monkeypatch.setattr(tiny_model.superpixel_source, 'compute',
                         lambda image: seen.append(image.shape) or compute(image))
-    data = tiny_model.data_preprocessor(_batch(_photo(64, 100), superpixels=False), False)
+    data = tiny_model.data_preprocessor(_batch(photo(64, 100), superpixels=False), False)
     tiny_model.test_cfg.mode = 'slide'
     out = tiny_model.predict(**data)
     assert seen == [(64, 64, 3), (64, 64, 3)]  # windows at x = 0 and x = 36
@@ -82,7 +77,7 @@ def test_slide_gives_each_window_its_own_superpixels(tiny_model, monkeypatch):
 
 
 def test_batch_of_two_is_batch_invariant(tiny_model):
-    first, second = _batch(_photo()), _batch(_photo()[::-1].copy())
+    first, second = _batch(photo()), _batch(photo()[::-1].copy())
     batch = dict(inputs=first['inputs'] + second['inputs'],
                  data_samples=first['data_samples'] + second['data_samples'])
     tiny_model.test_cfg.mode = 'whole'
@@ -93,7 +88,7 @@ def test_batch_of_two_is_batch_invariant(tiny_model):
 
 
 def test_missing_superpixels_name_the_transform(tiny_model):
-    data = tiny_model.data_preprocessor(_batch(_photo(), superpixels=False), False)
+    data = tiny_model.data_preprocessor(_batch(photo(), superpixels=False), False)
     tiny_model.test_cfg.mode = 'whole'
     with pytest.raises(ValueError, match=r"cast_mm\.SEEDSSuperpixels"):
         tiny_model.predict(**data)
@@ -102,10 +97,10 @@ def test_missing_superpixels_name_the_transform(tiny_model):
 
 
 def test_mis_sized_superpixels_are_refused(tiny_model):
-    results = dict(img=_photo(), superpixels=np.zeros((32, 32), np.int64))
+    results = dict(img=photo(), superpixels=np.zeros((32, 32), np.int64))
     with pytest.raises(ValueError, match='SEEDSSuperpixels must come after'):
         PackSuperpixelSegInputs().transform(results)
-    batch = _batch(_photo())
+    batch = _batch(photo())
     batch['data_samples'][0].superpixels = PixelData(data=torch.zeros(1, 60, 64).long())
     with pytest.raises(ValueError, match='does not match its image'):
         tiny_model.data_preprocessor(batch, False)
@@ -228,7 +223,7 @@ def test_device_superpixels_need_no_pipeline_transform(tiny_cfg):
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(cfg)
     model.init_weights()
-    batch = _batch(_photo(), superpixels=False)
+    batch = _batch(photo(), superpixels=False)
     sample = batch['data_samples'][0]
     sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, 64, 64)))
     data = model.data_preprocessor(batch, True)
@@ -238,7 +233,7 @@ def test_device_superpixels_need_no_pipeline_transform(tiny_cfg):
     assert superpixels.shape == (1, 64, 64) and superpixels.max() >= 16
     model.eval()
     model.test_cfg.mode = 'whole'
-    out = model.predict(**model.data_preprocessor(_batch(_photo(), superpixels=False), False))
+    out = model.predict(**model.data_preprocessor(_batch(photo(), superpixels=False), False))
     assert out[0].pred_sem_seg.data.shape == (1, 64, 64)
     with pytest.raises(ValueError, match='unknown keys'):
         with DefaultScope.overwrite_default_scope('mmseg'):

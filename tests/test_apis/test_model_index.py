@@ -1,4 +1,5 @@
-"""Our models are known by name to MMPretrain's model hub, lazily, with official weights."""
+"""Our models are known by name to MMPretrain's model hub (after ``cast_mm.setup_env()``), with
+official weights."""
 import ast
 import os
 import os.path as osp
@@ -13,7 +14,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.apis import ModelHub, get_model
 
-import cast_mm  # noqa: F401
+import cast_mm
 from cast_mm.apis.model_index import model_info
 from cast_mm.converters import DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES
 from cast_mm.registry import MODELS
@@ -31,6 +32,7 @@ def test_every_metafile_entry_points_to_a_config():
 
 
 def test_classification_configs_are_in_the_model_hub():
+    cast_mm.setup_env()
     assert ModelHub.has('cast-s_8xb128_in1k')
     model = get_model('cast-s_8xb128_in1k')
     assert type(model.backbone).__name__ == 'CAST'
@@ -38,15 +40,9 @@ def test_classification_configs_are_in_the_model_hub():
 
 
 @pytest.mark.slow
-def test_the_index_is_registered_on_the_first_import_of_mmpretrain_apis():
-    # A process in which mmpretrain.apis is not imported yet when the index is registered:
-    # forget the module (and its ModelHub) after importing cast_mm.
-    code = ('import sys\nimport cast_mm\n'
-            'from cast_mm.apis import register_model_index_lazily\n'
-            "for name in [m for m in sys.modules if m.startswith('mmpretrain.apis')]:\n"
-            '    del sys.modules[name]\n'
-            'register_model_index_lazily()\n'
-            "assert 'mmpretrain.apis' not in sys.modules\n"
+def test_setup_env_registers_every_model_of_the_index():
+    code = ('import cast_mm\n'
+            'cast_mm.setup_env()\n'
             'from mmpretrain.apis import ModelHub, list_models\n'
             "names = list_models('cast*')\n"
             "assert 'cast-s_deit_in1k' in names and 'cast-s_ade20k' in names, names\n"

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, write_tiny_backbone
+from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, blurred_noise, write_tiny_backbone
 from mmengine.config import Config
 from seg_helpers import CONFIGS, shrink_seg_config
 
@@ -20,13 +20,8 @@ from cast_mm.datasets.transforms import (CheckImage, SEEDSSuperpixels, three_cha
                                          uint8_image)
 
 
-def _photo(height, width, seed=0):
-    rng = np.random.default_rng(seed)
-    return cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (5, 5), 2)
-
-
 def _bgra(height, width):
-    image = cv2.cvtColor(_photo(height, width), cv2.COLOR_BGR2BGRA)
+    image = cv2.cvtColor(blurred_noise(height, width), cv2.COLOR_BGR2BGRA)
     image[::2, :, 3] = 0  # transparent rows: the alpha channel is dropped, not blended
     return image
 
@@ -44,19 +39,19 @@ def _write(path, image):
 
 #: name -> (make(tmp_path) -> path or array, (height, width) of the expected prediction).
 GOOD = {
-    'grey file': (lambda t: _write(t / 'grey.png', _photo(37, 53)[..., 0]), (37, 53)),
+    'grey file': (lambda t: _write(t / 'grey.png', blurred_noise(37, 53)[..., 0]), (37, 53)),
     'RGBA file': (lambda t: _write(t / 'rgba.png', _bgra(37, 53)), (37, 53)),
-    '16-bit file': (lambda t: _write(t / 'deep.png', _photo(37, 53).astype(np.uint16) * 257),
+    '16-bit file': (lambda t: _write(t / 'deep.png', blurred_noise(37, 53).astype(np.uint16) * 257),
                     (37, 53)),
-    'grey H x W array': (lambda t: _photo(37, 53)[..., 0], (37, 53)),
-    'grey H x W x 1 array': (lambda t: _photo(37, 53)[..., :1], (37, 53)),
+    'grey H x W array': (lambda t: blurred_noise(37, 53)[..., 0], (37, 53)),
+    'grey H x W x 1 array': (lambda t: blurred_noise(37, 53)[..., :1], (37, 53)),
     'RGBA array': (lambda t: _bgra(37, 53), (37, 53)),
-    'float array 0..1': (lambda t: _photo(37, 53).astype(np.float32) / 255, (37, 53)),
-    'float array 0..255': (lambda t: _photo(37, 53).astype(np.float64), (37, 53)),
-    'uint16 array': (lambda t: _photo(37, 53).astype(np.uint16) * 257, (37, 53)),
-    '1 x 1': (lambda t: _photo(1, 1), (1, 1)),
-    '7 x 9': (lambda t: _photo(7, 9), (7, 9)),
-    '20 x 900': (lambda t: _photo(20, 900), (20, 900)),
+    'float array 0..1': (lambda t: blurred_noise(37, 53).astype(np.float32) / 255, (37, 53)),
+    'float array 0..255': (lambda t: blurred_noise(37, 53).astype(np.float64), (37, 53)),
+    'uint16 array': (lambda t: blurred_noise(37, 53).astype(np.uint16) * 257, (37, 53)),
+    '1 x 1': (lambda t: blurred_noise(1, 1), (1, 1)),
+    '7 x 9': (lambda t: blurred_noise(7, 9), (7, 9)),
+    '20 x 900': (lambda t: blurred_noise(20, 900), (20, 900)),
     'uniform': (lambda t: np.full((40, 60, 3), 128, np.uint8), (40, 60)),
     'two-colour': (lambda t: _two_colour(), (40, 60)),
 }
@@ -75,9 +70,9 @@ BAD = {
     'unreadable file': (_garbage_file, Exception, 'broken.png'),
     '0 x 0 array': (lambda t: np.zeros((0, 0, 3), np.uint8), ValueError,
                     r'empty image \(0 x 0 pixels\)'),
-    'normalised float array': (lambda t: (_photo(37, 53) - 120.0) / 58.0, ValueError,
+    'normalised float array': (lambda t: (blurred_noise(37, 53) - 120.0) / 58.0, ValueError,
                                'before mean / std normalisation'),
-    'complex array': (lambda t: _photo(37, 53).astype(np.complex64), ValueError,
+    'complex array': (lambda t: blurred_noise(37, 53).astype(np.complex64), ValueError,
                       'dtype complex64'),
 }
 
@@ -92,7 +87,7 @@ def test_superpixel_transform_takes_every_array(name, tmp_path):
 
 
 def test_check_image_converts_arrays_as_files_load(tmp_path):
-    photo = _photo(37, 53)
+    photo = blurred_noise(37, 53)
     check = CheckImage()
     for name in ('grey file', 'RGBA file', '16-bit file'):
         loaded = cv2.imread(GOOD[name][0](tmp_path), cv2.IMREAD_COLOR)  # LoadImageFromFile's
@@ -188,7 +183,7 @@ def test_segmentation_of_a_4000_x_6000_image_in_slide_mode(tmp_path):
     has 4 classes (384 MB of scores)."""
     model = _seg_model(tmp_path, num_classes=4)
     model.test_cfg.mode = 'slide'
-    image = cv2.resize(_photo(400, 600), (6000, 4000), interpolation=cv2.INTER_NEAREST)
+    image = cv2.resize(blurred_noise(400, 600), (6000, 4000), interpolation=cv2.INTER_NEAREST)
     result = _infer(model, image)
     assert tuple(result.pred_sem_seg.data.shape) == (1, 4000, 6000)
     assert tuple(result.seg_logits.data.shape) == (4, 4000, 6000)

@@ -9,12 +9,12 @@ import sys
 import textwrap
 
 import pytest
-import torch
 from conftest import REPO, TESTS
 from mmengine.logging import MMLogger
 from resume_helpers import make_runner
 
 from cast_mm.engine import find_resumable_checkpoint, torch_file_problem
+from cast_mm.utils import read_checkpoint
 
 
 @pytest.fixture
@@ -71,6 +71,9 @@ KILL_IN_SAVE = textwrap.dedent("""
     from mmengine.fileio import LocalBackend
     from resume_helpers import make_runner
 
+    import cast_mm
+    cast_mm.setup_env()  # as tools/train.py (a Runner built without a config reads none)
+
     original_put = LocalBackend.put
     saves = []
 
@@ -105,7 +108,7 @@ def test_kill_during_save_keeps_the_previous_checkpoint(tmp_path):
     resumed.train()
     assert resumed.iter == 6
     assert sorted(p.name for p in work_dir.glob('*.pth*')) == ['iter_6.pth']  # tmp removed
-    state = torch.load(work_dir / 'iter_6.pth', weights_only=True)
+    state = read_checkpoint(str(work_dir / 'iter_6.pth'))
     assert state['meta']['iter'] == 6
 
 

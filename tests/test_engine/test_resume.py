@@ -13,9 +13,9 @@ import torch
 from conftest import TESTS
 from resume_helpers import RandomImages, free_port, make_runner
 
-import cast_mm  # noqa: F401  (allow-lists MMEngine checkpoint objects)
 from cast_mm.engine import (ResumableDefaultSampler, ResumableInfiniteSampler, get_rng_states,
                             preserved_rng_states, set_rng_states)
+from cast_mm.utils import read_checkpoint
 
 HELPER = osp.join(TESTS, 'resume_helpers.py')
 
@@ -113,7 +113,7 @@ def test_resume_with_loader_workers_keeps_the_order(tmp_path):
 @pytest.mark.slow
 def test_checkpoint_carries_rng_and_sampler_state(tmp_path):
     train(tmp_path, max_iters=2)
-    checkpoint = torch.load(tmp_path / 'iter_2.pth', weights_only=True)  # still safe to load
+    checkpoint = read_checkpoint(str(tmp_path / 'iter_2.pth'))  # still safe to load
     state = checkpoint['resume_state']
     assert len(state['rng']) == 1 and set(state['rng'][0]) >= {'torch', 'numpy', 'python'}
     assert state['sampler'] == dict(type='ResumableInfiniteSampler', seed=state['sampler']['seed'],
@@ -172,7 +172,7 @@ def test_two_process_resume_is_bit_equal(tmp_path, by_epoch):
     if by_epoch:  # resume from the checkpoint inside epoch 2, not the one at its end
         (split / 'iter_4.pth').unlink()
         (split / 'last_checkpoint').write_text(str(split / 'iter_3.pth'))
-    checkpoint = torch.load(split / 'iter_3.pth', weights_only=True)
+    checkpoint = read_checkpoint(str(split / 'iter_3.pth'))
     states = checkpoint['resume_state']['rng']
     assert len(states) == 2 and not torch.equal(states[0]['torch'], states[1]['torch'])
     assert checkpoint['resume_state']['sampler']['world_size'] == 2

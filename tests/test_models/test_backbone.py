@@ -2,15 +2,9 @@
 import pytest
 import torch
 from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from conftest import tiny_cast as tiny
 
 from cast_mm.models import CAST
-
-
-def tiny(mode='classification', **kwargs):
-    torch.manual_seed(0)
-    model = CAST(arch=TINY_ARCH, mode=mode, num_clusters=TINY_CLUSTERS, img_size=64, **kwargs)
-    model.init_weights()
-    return model.eval()
 
 
 def n_params(model, trainable=False):

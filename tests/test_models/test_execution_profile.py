@@ -124,6 +124,6 @@ def test_building_a_model_logs_one_line_of_resolved_implementations(profile, tmp
         on_cpu = [m for m in records.messages if m.startswith('cast_mm execution on cpu')]
         assert len(on_cpu) == 1
         assert 'FPS (native): ' in on_cpu[0] and 'hashed dropout: ' in on_cpu[0]
-        assert f'cast_mm._C {extension.status()}' in on_cpu[0]
+        assert f'cast_mm.ops._C {extension.status()}' in on_cpu[0]
     finally:
         logger.removeHandler(records)

@@ -2,7 +2,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from conftest import TINY_ARCH, grid_superpixels
+from conftest import tiny_cast as tiny
 
 from cast_mm.converters.parity import check_case
 from cast_mm.models import CAST
@@ -68,13 +69,6 @@ def test_interpolated_segment_mean_equals_literal_forward_and_backward(
     (grad_fast, ) = torch.autograd.grad((fast * weights).sum(), grid)
     (grad_literal, ) = torch.autograd.grad((literal * weights).sum(), grid)
     torch.testing.assert_close(grad_fast, grad_literal, atol=1e-12, rtol=1e-12)
-
-
-def tiny(mode, **kwargs):
-    torch.manual_seed(0)
-    model = CAST(arch=TINY_ARCH, mode=mode, num_clusters=TINY_CLUSTERS, img_size=64, **kwargs)
-    model.init_weights()
-    return model.eval()
 
 
 def max_rel_diff(a, b):

@@ -1,23 +1,22 @@
 """CAST and its heads initialise through MMEngine's init_cfg: each accepted form works or raises."""
+import functools
 import math
 
 import pytest
 import torch
 import torch.nn as nn
-from conftest import TINY_ARCH, TINY_CLUSTERS
+from conftest import tiny_cast
 
-from cast_mm.models import CAST, SuperpixelMaskTransformer
+from cast_mm.models import SuperpixelMaskTransformer
 from cast_mm.registry import MODELS
 
-
-def tiny_cast(**kwargs):
-    kwargs.setdefault('mode', 'segmentation')
-    return CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS, img_size=64, **kwargs)
+#: A tiny segmentation CAST whose weights are not initialised yet.
+bare_cast = functools.partial(tiny_cast, mode='segmentation', init=False)
 
 
 def saved_backbone(tmp_path, prefix='backbone.'):
     torch.manual_seed(123)
-    source = tiny_cast()
+    source = bare_cast()
     for param in source.parameters():
         nn.init.uniform_(param, -3, 3)
     path = tmp_path / 'ckpt.pth'
@@ -34,7 +33,7 @@ def assert_same_weights(model, source):
 def test_pretrained_loads_in_dict_and_list_form(tmp_path, form):
     source, path = saved_backbone(tmp_path)
     entry = dict(type='Pretrained', checkpoint=path, prefix='backbone.')
-    model = tiny_cast(init_cfg=entry if form == 'dict' else [entry])
+    model = bare_cast(init_cfg=entry if form == 'dict' else [entry])
     model.init_weights()
     assert_same_weights(model, source)
 
@@ -43,20 +42,20 @@ def test_pretrained_loads_in_dict_and_list_form(tmp_path, form):
 def test_missing_local_checkpoint_names_the_official_weights(tmp_path, form):
     entry = dict(type='Pretrained', checkpoint=str(tmp_path / 'missing.pth'), prefix='backbone.')
     constant = dict(type='Constant', val=1, layer='Linear')
-    model = tiny_cast(init_cfg=entry if form == 'dict' else [constant, entry])
+    model = bare_cast(init_cfg=entry if form == 'dict' else [constant, entry])
     with pytest.raises(FileNotFoundError, match='https://huggingface.co/twke/CAST/resolve/main/'):
         model.init_weights()
 
 
 def test_constant_and_kaiming_entries_apply():
-    model = tiny_cast(init_cfg=dict(type='Constant', layer='Linear', val=0.5, bias=0.25))
+    model = bare_cast(init_cfg=dict(type='Constant', layer='Linear', val=0.5, bias=0.25))
     model.init_weights()
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert linears and all(bool((m.weight == 0.5).all()) for m in linears)
     assert all(bool((m.bias == 0.25).all()) for m in linears if m.bias is not None)
 
     torch.manual_seed(0)
-    model = tiny_cast(init_cfg=[dict(type='Kaiming', layer='Conv2d', a=0., mode='fan_in',
+    model = bare_cast(init_cfg=[dict(type='Kaiming', layer='Conv2d', a=0., mode='fan_in',
                                      nonlinearity='relu', distribution='uniform')])
     model.init_weights()
     conv = model.stem.proj[0]
@@ -65,7 +64,7 @@ def test_constant_and_kaiming_entries_apply():
 
 
 def test_override_initialises_the_named_part_only():
-    model = tiny_cast(init_cfg=dict(type='Constant', val=0., layer='Linear',
+    model = bare_cast(init_cfg=dict(type='Constant', val=0., layer='Linear',
                                     override=dict(type='Constant', name='stem', val=0.75)))
     model.init_weights()
     assert bool((model.stem.proj[0].weight == 0.75).all())
@@ -75,7 +74,7 @@ def test_override_initialises_the_named_part_only():
 
 def test_pretrained_is_applied_after_the_other_entries(tmp_path):
     source, path = saved_backbone(tmp_path)
-    model = tiny_cast(init_cfg=[dict(type='Pretrained', checkpoint=path, prefix='backbone.'),
+    model = bare_cast(init_cfg=[dict(type='Pretrained', checkpoint=path, prefix='backbone.'),
                                 dict(type='Constant', layer='Linear', val=0.)])
     model.init_weights()
     assert_same_weights(model, source)
@@ -83,16 +82,16 @@ def test_pretrained_is_applied_after_the_other_entries(tmp_path):
 
 def test_unknown_and_malformed_entries_raise():
     with pytest.raises(KeyError, match='NoSuchInit'):
-        tiny_cast(init_cfg=dict(type='NoSuchInit')).init_weights()
+        bare_cast(init_cfg=dict(type='NoSuchInit')).init_weights()
     with pytest.raises(ValueError, match="dict with a 'type'"):
-        tiny_cast(init_cfg=[dict(layer='Linear')]).init_weights()
+        bare_cast(init_cfg=[dict(layer='Linear')]).init_weights()
     with pytest.raises(ValueError, match="dict with a 'type'"):
-        tiny_cast(init_cfg=['Pretrained']).init_weights()
+        bare_cast(init_cfg=['Pretrained']).init_weights()
 
 
 def test_default_init_is_the_official_deit_one():
     torch.manual_seed(0)
-    model = tiny_cast(mode='classification', pos_embed='learned')
+    model = bare_cast(mode='classification', pos_embed='learned')
     model.init_weights()
     qkv = model.blocks[0].attn.qkv
     assert 0.015 < float(qkv.weight.std()) < 0.025 and bool((qkv.bias == 0).all())
@@ -105,7 +104,7 @@ def test_default_init_is_the_official_deit_one():
 
 def test_mocov3_initialiser():
     torch.manual_seed(0)
-    model = tiny_cast(mode='classification', pos_embed='sincos',
+    model = bare_cast(mode='classification', pos_embed='sincos',
                       init_cfg=dict(type='CASTMoCoV3'))
     model.init_weights()
     checked_qkv = 0
@@ -127,7 +126,7 @@ def test_mocov3_initialiser():
 
 def test_mocov3_initialiser_then_pretrained(tmp_path):
     source, path = saved_backbone(tmp_path)
-    model = tiny_cast(init_cfg=[dict(type='CASTMoCoV3'),
+    model = bare_cast(init_cfg=[dict(type='CASTMoCoV3'),
                                 dict(type='Pretrained', checkpoint=path, prefix='backbone.')])
     model.init_weights()
     assert_same_weights(model, source)

@@ -1,11 +1,9 @@
 """The decode heads read CASTFeatures and give per-pixel scores constant on superpixels."""
 import pytest
 import torch
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from conftest import grid_superpixels, tiny_cast
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
-
-from cast_mm.models import CAST
 
 HEADS = [
     dict(type='cast_mm.SuperpixelMaskTransformerHead', channels=48, num_heads=4),
@@ -16,10 +14,7 @@ HEADS = [
 
 @pytest.fixture(scope='module')
 def features():
-    torch.manual_seed(0)
-    backbone = CAST(arch=TINY_ARCH, mode='segmentation', num_clusters=TINY_CLUSTERS,
-                    img_size=64, pool_num_heads=4)
-    backbone.init_weights()
+    backbone = tiny_cast('segmentation', pool_num_heads=4).train()
     superpixels = grid_superpixels(2, 64, 64, cell=8)
     with torch.no_grad():  # the heads' own graph is what the tests differentiate
         feats = backbone.forward_features(torch.randn(2, 3, 64, 64), superpixels)

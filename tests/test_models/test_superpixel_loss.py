@@ -1,14 +1,13 @@
 """Decode losses computed per superpixel equal mmseg's pixel-level losses, value and gradient."""
 import pytest
 import torch
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels, tiny_cast
 from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 from mmseg.models.losses import CrossEntropyLoss, DiceLoss, accuracy
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from cast_mm.models import CAST
 from cast_mm.models.heads import segment_decode_head
 from cast_mm.models.losses import (decomposes_over_segments, segment_accuracy,
                                    segment_cross_entropy, segment_label_histogram)
@@ -149,10 +148,7 @@ CE = dict(type='CrossEntropyLoss', avg_non_ignore=True)
 
 @pytest.fixture(scope='module')
 def features():
-    torch.manual_seed(0)
-    backbone = CAST(arch=TINY_ARCH, mode='segmentation', num_clusters=TINY_CLUSTERS,
-                    img_size=64, pool_num_heads=4)
-    backbone.init_weights()
+    backbone = tiny_cast('segmentation', pool_num_heads=4).train()
     superpixels = grid_superpixels(2, 64, 64, cell=8)
     superpixels[1] = superpixels[1] // 2  # fewer superpixels: padded token slots
     with torch.no_grad():

@@ -1,26 +1,23 @@
 """One superpixel-source component: pipeline transforms, slide windows, in-model superpixels."""
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
+from conftest import photo
+from mmcv.transforms import BaseTransform
 from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from seg_helpers import CONFIGS, shrink_seg_config
 
 from cast_mm.datasets import PackSuperpixelSegInputs, SEEDSSuperpixels
 from cast_mm.models import SuperpixelSegDataPreProcessor
-from cast_mm.models.utils import SuperpixelSource, build_superpixel_source, sample_superpixels
-from cast_mm.registry import TRANSFORMS
+from cast_mm.registry import SUPERPIXEL_SOURCES, TRANSFORMS
+from cast_mm.superpixels import SuperpixelSource, build_superpixel_source, sample_superpixels
 
 
 @pytest.fixture(scope='module')
-def tiny_model_cfg(tmp_path_factory):
-    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
-    model = shrink_seg_config(cfg, str(tmp_path_factory.mktemp('work'))).model
+def tiny_model_cfg(tiny_seg_model_cfg):
+    model = tiny_seg_model_cfg.copy()
     model.test_cfg = dict(mode='slide', crop_size=(64, 64), stride=(48, 48))
     return model
 
@@ -34,12 +31,6 @@ def _build(model_cfg, **kwargs):
         model = MODELS.build(cfg)
     model.init_weights()
     return model.eval()
-
-
-def _photo(height: int, width: int) -> np.ndarray:
-    import cv2
-    from skimage import data
-    return cv2.resize(data.astronaut()[..., ::-1], (width, height))
 
 
 def _batch(image: np.ndarray, superpixels: bool = False):
@@ -56,8 +47,10 @@ def _batch(image: np.ndarray, superpixels: bool = False):
 ])
 def test_any_source_serves_slide_windows(tiny_model_cfg, source):
     model = _build(tiny_model_cfg, window_superpixels=source)
-    assert type(model.superpixel_source).__name__ == source['type'].split('.')[1]
-    data = model.data_preprocessor(_batch(_photo(64, 100)), False)
+    # The segmentor builds a superpixel source, not a data transform.
+    assert type(model.superpixel_source) is SUPERPIXEL_SOURCES.get(source['type'])
+    assert not isinstance(model.superpixel_source, BaseTransform)
+    data = model.data_preprocessor(_batch(photo(64, 100)), False)
     with torch.no_grad():
         out = model.predict(**data)
     assert out[0].pred_sem_seg.data.shape == (1, 64, 100)
@@ -70,7 +63,7 @@ def test_any_source_serves_slide_windows(tiny_model_cfg, source):
 ])
 def test_any_source_computes_superpixels_in_the_model(tiny_model_cfg, source):
     model = _build(tiny_model_cfg, device_superpixels=source, test_cfg=dict(mode='whole'))
-    data = model.data_preprocessor(_batch(_photo(64, 64)), False)
+    data = model.data_preprocessor(_batch(photo(64, 64)), False)
     superpixels = model.batch_superpixels(data['inputs'], data['data_samples'])
     image = data['data_samples'][0].superpixel_image
     expected = model.superpixel_source.compute_batch(image[None])
@@ -83,18 +76,19 @@ def test_sources_are_built_with_their_own_arguments_only(tiny_model_cfg):
         _build(tiny_model_cfg, device_superpixels=dict(budget=3))
     with pytest.raises(ValueError, match='is not a superpixel source'):
         _build(tiny_model_cfg, window_superpixels=dict(type='mmseg.PackSegInputs'))
+    with pytest.raises(ValueError, match="'cast_mm.CheckImage' is not a superpixel source"):
+        build_superpixel_source(dict(type='cast_mm.CheckImage'))  # a transform, not a source
     with pytest.raises(ValueError, match='pixels_per_superpixel must be a positive integer'):
-        build_superpixel_source(dict(type='cast_mm.SLICSuperpixels', pixels_per_superpixel=0),
-                                TRANSFORMS)
+        build_superpixel_source(dict(type='cast_mm.SLICSuperpixels', pixels_per_superpixel=0))
 
 
 def test_windows_use_the_kept_uint8_image_not_the_normalised_batch(tiny_model_cfg, monkeypatch):
     model = _build(tiny_model_cfg)
-    photo = _photo(64, 100)
-    data = model.data_preprocessor(_batch(photo), False)
+    image = photo(64, 100)
+    data = model.data_preprocessor(_batch(image), False)
     kept = data['data_samples'][0].superpixel_image
     assert kept.dtype == torch.uint8
-    assert torch.equal(kept, torch.from_numpy(photo[..., ::-1].copy()).permute(2, 0, 1))
+    assert torch.equal(kept, torch.from_numpy(image[..., ::-1].copy()).permute(2, 0, 1))
     seen = []
     compute = model.superpixel_source.compute
     monkeypatch.setattr(model.superpixel_source, 'compute',
@@ -103,7 +97,7 @@ def test_windows_use_the_kept_uint8_image_not_the_normalised_batch(tiny_model_cf
     data['inputs'] = data['inputs'] + 0.5 * torch.randn_like(data['inputs'])
     with torch.no_grad():
         model.predict(**data)
-    rgb = photo[..., ::-1]
+    rgb = image[..., ::-1]
     assert [s.shape for s in seen] == [(64, 64, 3), (64, 64, 3)]
     np.testing.assert_array_equal(seen[0], rgb[:, :64])
     np.testing.assert_array_equal(seen[1], rgb[:, 36:])
@@ -140,7 +134,7 @@ def test_sample_superpixels_reads_seg_and_cls_samples():
 def test_slic_batch_equals_per_image_and_both_transforms_are_sources():
     slic = TRANSFORMS.build(dict(type='cast_mm.SLICSuperpixels', num_superpixels=24))
     assert isinstance(slic, SuperpixelSource) and isinstance(SEEDSSuperpixels(), SuperpixelSource)
-    photos = np.stack([_photo(48, 64), _photo(48, 64)[::-1]])
+    photos = np.stack([photo(48, 64), photo(48, 64)[::-1]])
     batch = torch.from_numpy(photos).permute(0, 3, 1, 2).contiguous()
     together = slic.compute_batch(batch)
     assert torch.equal(together[1], torch.from_numpy(slic.compute(photos[1])))

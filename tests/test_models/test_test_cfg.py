@@ -1,23 +1,13 @@
 """The segmentor's test_cfg is checked when the model is built, and inference honours it."""
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
-from seg_helpers import CONFIGS, shrink_seg_config
 
 from cast_mm.datasets import PackSuperpixelSegInputs
 from cast_mm.models.segmentors import SuperpixelInputs, check_test_cfg, window_fit_size
-
-
-@pytest.fixture(scope='module')
-def tiny_model_cfg(tmp_path_factory):
-    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
-    return shrink_seg_config(cfg, str(tmp_path_factory.mktemp('work'))).model
 
 
 def _build(model_cfg, **test_cfg):
@@ -38,15 +28,15 @@ def _build(model_cfg, **test_cfg):
     (dict(mode='slide', crop_size=(64, 64), stride=(48, 48), resize_to_window='yes'),
      "resize_to_window must be True or False, got 'yes'"),
 ])
-def test_bad_test_cfg_is_refused_at_build(tiny_model_cfg, test_cfg, message):
+def test_bad_test_cfg_is_refused_at_build(tiny_seg_model_cfg, test_cfg, message):
     with pytest.raises(ValueError, match=message):
-        _build(tiny_model_cfg, **test_cfg)
+        _build(tiny_seg_model_cfg, **test_cfg)
 
 
-def test_good_test_cfgs_build(tiny_model_cfg):
-    assert _build(tiny_model_cfg).test_cfg.mode == 'whole'
-    assert _build(tiny_model_cfg, mode='whole', crop_size=(64, 64), stride=(48, 48))
-    model = _build(tiny_model_cfg, mode='slide', crop_size=(64, 64), stride=(64, 64))
+def test_good_test_cfgs_build(tiny_seg_model_cfg):
+    assert _build(tiny_seg_model_cfg).test_cfg.mode == 'whole'
+    assert _build(tiny_seg_model_cfg, mode='whole', crop_size=(64, 64), stride=(48, 48))
+    model = _build(tiny_seg_model_cfg, mode='slide', crop_size=(64, 64), stride=(64, 64))
     assert model.test_cfg.stride == (64, 64)
     assert check_test_cfg(None) == dict(mode='whole')
 
@@ -58,17 +48,17 @@ def _packed(height: int, width: int):
     return dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']])
 
 
-def test_slide_with_stride_equal_to_the_crop_scores_every_pixel(tiny_model_cfg):
+def test_slide_with_stride_equal_to_the_crop_scores_every_pixel(tiny_seg_model_cfg):
     torch.manual_seed(0)
-    model = _build(tiny_model_cfg, mode='slide', crop_size=(64, 64), stride=(64, 64)).eval()
+    model = _build(tiny_seg_model_cfg, mode='slide', crop_size=(64, 64), stride=(64, 64)).eval()
     data = model.data_preprocessor(_packed(64, 150), False)
     with torch.no_grad():
         logits = model.predict(**data)[0].seg_logits.data
     assert logits.shape[-2:] == (64, 150) and torch.isfinite(logits).all()
 
 
-def test_a_mode_changed_after_build_is_refused_at_inference(tiny_model_cfg):
-    model = _build(tiny_model_cfg, mode='whole').eval()
+def test_a_mode_changed_after_build_is_refused_at_inference(tiny_seg_model_cfg):
+    model = _build(tiny_seg_model_cfg, mode='whole').eval()
     model.test_cfg.mode = 'slid'
     data = model.data_preprocessor(_packed(32, 32), False)
     with pytest.raises(ValueError, match="'whole', 'slide'"):
@@ -88,13 +78,13 @@ def test_window_fit_size_is_the_official_resize(size, crop, fit):
     assert window_fit_size(size, crop) == fit
 
 
-def test_resize_to_window_slides_the_resized_image_and_scores_the_input_size(tiny_model_cfg):
+def test_resize_to_window_slides_the_resized_image_and_scores_the_input_size(tiny_seg_model_cfg):
     """An image smaller than the window is resized up (bilinear, aspect kept), slid over, and
     its scores resized back; without the option it gets one window of its own size."""
     torch.manual_seed(0)
     slide = dict(mode='slide', crop_size=(64, 64), stride=(48, 48))
-    model = _build(tiny_model_cfg, **slide, resize_to_window=True).eval()
-    plain = _build(tiny_model_cfg, **slide).eval()
+    model = _build(tiny_seg_model_cfg, **slide, resize_to_window=True).eval()
+    plain = _build(tiny_seg_model_cfg, **slide).eval()
     plain.load_state_dict(model.state_dict())
     data = model.data_preprocessor(_packed(40, 150), False)
     inputs, samples = data['inputs'], data['data_samples']
@@ -122,11 +112,11 @@ def test_superpixel_inputs_resize_like_the_normalised_batch():
     assert SuperpixelInputs(maps=torch.zeros(1, 10, 20)).resized((20, 40)).maps is None
 
 
-def test_whole_prediction_by_superpixel_equals_mmseg_post_processing(tiny_model_cfg):
+def test_whole_prediction_by_superpixel_equals_mmseg_post_processing(tiny_seg_model_cfg):
     """Whole-image predictions take each superpixel's argmax once; the data samples are those
     of mmseg's per-pixel argmax, and images it would crop or resize keep mmseg's path."""
     from mmseg.models.segmentors import EncoderDecoder
-    model = _build(tiny_model_cfg, mode='whole').eval()
+    model = _build(tiny_seg_model_cfg, mode='whole').eval()
     head_scores = model.decode_head.segment_scores
 
     def varied_scores(feats):  # an untrained head scores every superpixel alike
@@ -165,9 +155,9 @@ def test_whole_prediction_by_superpixel_equals_mmseg_post_processing(tiny_model_
         for s in samples:
             s.set_metainfo(meta)
         assert not model.predicts_by_segments(data['inputs'], [s.metainfo for s in samples])
-    slide = _build(tiny_model_cfg, mode='slide', crop_size=(48, 48), stride=(32, 32))
+    slide = _build(tiny_seg_model_cfg, mode='slide', crop_size=(48, 48), stride=(32, 32))
     assert not slide.predicts_by_segments(data['inputs'], metas)
-    off = tiny_model_cfg.copy()
+    off = tiny_seg_model_cfg.copy()
     off.predict_by_segments = False
     assert not _build(off, mode='whole').predicts_by_segments(data['inputs'], metas)
     off.predict_by_segments = 'no'

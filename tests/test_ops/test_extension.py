@@ -1,4 +1,4 @@
-"""The compiled operators are optional: without cast_mm._C the package runs the fallbacks and
+"""The compiled operators are optional: without cast_mm.ops._C the package runs the fallbacks and
 says so."""
 import os
 import subprocess
@@ -9,7 +9,7 @@ from conftest import REPO
 
 WITHOUT_EXTENSION = """
 import sys
-sys.modules['cast_mm._C'] = None  # as if the extension had not been built
+sys.modules['cast_mm.ops._C'] = None  # as if the extension had not been built
 import torch
 from cast_mm.ops import extension, farthest_point_sampling
 from cast_mm.ops import hashed_dropout as hd
@@ -22,7 +22,7 @@ assert torch.equal(farthest_point_sampling(points, 10),
 x = torch.randn(4, 100)
 assert torch.equal(hd.dropout_with_seed(x, 0.2, 5), hd.dropout_with_seed_torch(x, 0.2, 5))
 line = str(describe_device(torch.device('cpu')))
-assert 'DGL kernel (cast_mm._C not built' in line and 'tensor formulation' in line, line
+assert 'DGL kernel (cast_mm.ops._C not built' in line and 'tensor formulation' in line, line
 assert not hasattr(torch.ops.cast_mm, 'fps_cpu')
 """
 

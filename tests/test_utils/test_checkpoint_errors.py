@@ -149,3 +149,26 @@ def test_official_deit_weights_pass_the_check_of_a_segmentation_model(public_fix
 def test_init_model_refuses_a_segmenter_vit_checkpoint(files):
     with pytest.raises(ForeignCheckpointError, match='VisionTransformer'):
         init_model(seg_config(files['case']), files['vit'], device='cpu')
+
+
+def test_the_cast_weights_check_honours_strict_false():
+    from conftest import tiny_cast
+    model = tiny_cast()
+    state = model.state_dict()
+    partial = {k: v for k, v in state.items() if not k.startswith('pools.')}
+    with pytest.raises(ForeignCheckpointError, match='model weights are not in the file'):
+        model.load_state_dict(partial)
+    result = model.load_state_dict(partial, strict=False)  # as torch allows missing keys
+    assert result.missing_keys and all(k.startswith('pools.') for k in result.missing_keys)
+    # Loaded as a part of a larger model (as MMEngine's load_from and init_cfg do, non-strict).
+    wrapper = torch.nn.Module()
+    wrapper.backbone = model
+    wrapper.load_state_dict({f'backbone.{k}': v for k, v in partial.items()}, strict=False)
+    # A file without a single CAST weight, and weights of another shape, are refused either way
+    # (torch refuses other shapes too).
+    for strict in (True, False):
+        with pytest.raises(ForeignCheckpointError, match='none of its 1 tensors'):
+            model.load_state_dict({'head.weight': torch.zeros(2)}, strict=strict)
+        wrong = dict(state, cls_token=torch.zeros(1, 1, 7))
+        with pytest.raises(ForeignCheckpointError, match=r'cls_token has shape \(1, 1, 7\)'):
+            model.load_state_dict(wrong, strict=strict)

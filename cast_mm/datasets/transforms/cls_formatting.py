@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from mmpretrain.datasets.transforms import PackInputs
 
-from cast_mm.models.utils import MISSING_CLS_SUPERPIXELS_HINT
 from cast_mm.registry import TRANSFORMS
+from cast_mm.superpixels import MISSING_CLS_SUPERPIXELS_HINT
 
 
 @TRANSFORMS.register_module()

@@ -6,8 +6,8 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.datasets.transforms import PackSegInputs
 
-from cast_mm.models.utils import MISSING_SUPERPIXELS_HINT
 from cast_mm.registry import TRANSFORMS
+from cast_mm.superpixels import MISSING_SUPERPIXELS_HINT
 
 
 @TRANSFORMS.register_module()

@@ -1,98 +1,19 @@
-"""SEEDS superpixels as a data transform (one implementation for mmseg and mmpretrain).
+"""Superpixel sources as data transforms (one implementation for mmseg and mmpretrain).
 
-The official pipelines run OpenCV-contrib SEEDS on the final augmented image, converted to
-CIE LAB, with one of three parameter sets:
-
-=============  ==================  ==============  ==========  ==========================
-preset         budget              histogram_bins  iterations  used by
-=============  ==================  ==============  ==========  ==========================
-``'seg'``      ``H * W / 16**2``   5               15          Segmenter / SPML fine-tuning
-``'deit'``     196                 5               15          supervised ImageNet (DeiT)
-``'moco'``     196                 15              20          MoCo-v3, linear probing
-=============  ==================  ==============  ==========  ==========================
-
-All use ``num_levels=1, prior=2, double_step=False``. :class:`SuperpixelTransform` is the
-pipeline side of every superpixel source (SEEDS here, SLIC in ``slic_superpixels.py``).
+The algorithms and their settings live in :mod:`cast_mm.superpixels`; a transform here only
+reads the image of ``results`` and writes the map back. ``cast_mm.SEEDSSuperpixels`` is the
+official SEEDS with its presets (:mod:`cast_mm.superpixels.presets`).
 """
-import math
-from typing import Dict, Optional
+from typing import Dict
 
-import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from cast_mm.models.utils.superpixel_source import SEG_PIXELS_PER_SUPERPIXEL, SuperpixelSource
 from cast_mm.registry import TRANSFORMS
+from cast_mm.superpixels import PRESETS, SEEDSSource, SuperpixelSource, seeds_superpixels
 from .check_image import three_channel_image
 
-PRESETS: Dict[str, Dict] = dict(
-    seg=dict(num_superpixels=None, pixels_per_superpixel=SEG_PIXELS_PER_SUPERPIXEL,
-             histogram_bins=5, num_iterations=15),
-    deit=dict(num_superpixels=196, pixels_per_superpixel=None, histogram_bins=5,
-              num_iterations=15),
-    moco=dict(num_superpixels=196, pixels_per_superpixel=None, histogram_bins=15,
-              num_iterations=20),
-)
-
-
-def _require_seeds():
-    if not hasattr(cv2, 'ximgproc'):
-        raise ImportError(
-            'SEEDS superpixels need the OpenCV contrib build (cv2.ximgproc is missing): '
-            'pip install --force-reinstall --no-deps "opencv-contrib-python-headless<5", '
-            'or run bash tools/install.sh')
-    return cv2.ximgproc.createSuperpixelSEEDS
-
-
-#: Shortest image side given to OpenCV's SEEDS (smaller images are edge-padded first).
-SEEDS_MIN_SIDE = 16
-#: SEEDS' seed blocks must be this many times smaller than the image's shorter side.
-SEEDS_BLOCK_MARGIN = 1.25
-
-
-def seeds_superpixels(image: np.ndarray,
-                      num_superpixels: int,
-                      channel_order: str = 'rgb',
-                      num_levels: int = 1,
-                      prior: int = 2,
-                      histogram_bins: int = 5,
-                      num_iterations: int = 15,
-                      double_step: bool = False) -> np.ndarray:
-    """SEEDS superpixels of one ``H x W x 3`` uint8 image, computed in CIE LAB.
-
-    Returns:
-        np.ndarray: ``H x W`` int64 ids in ``[0, S)``.
-    """
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f'SEEDS needs an H x W x 3 image, got shape {image.shape}')
-    if image.dtype != np.uint8:
-        raise ValueError(f'SEEDS needs a uint8 image, got {image.dtype}')
-    if num_superpixels < 1:
-        raise ValueError(f'num_superpixels must be >= 1, got {num_superpixels}')
-    create = _require_seeds()
-    code = cv2.COLOR_RGB2LAB if channel_order == 'rgb' else cv2.COLOR_BGR2LAB
-    lab = cv2.cvtColor(np.ascontiguousarray(image), code)
-    height, width = image.shape[:2]
-    # OpenCV's SEEDS crashes or never returns on images with a side below a few pixels and on
-    # thin images whose seed blocks (side sqrt(H * W / S)) are taller or wider than the image.
-    # Such images are edge-padded to SEEDS_MIN_SIDE and given enough superpixels for blocks to
-    # fit; the labels of the padding are cropped off and the ids renumbered. Ordinary images
-    # (SEEDS' own budget fits) are left exactly as they are.
-    padded_h, padded_w = max(height, SEEDS_MIN_SIDE), max(width, SEEDS_MIN_SIDE)
-    short = min(padded_h, padded_w)
-    budget = max(int(num_superpixels),
-                 math.ceil(padded_h * padded_w * (SEEDS_BLOCK_MARGIN / short)**2))
-    if (padded_h, padded_w) != (height, width):
-        lab = cv2.copyMakeBorder(lab, 0, padded_h - height, 0, padded_w - width,
-                                 cv2.BORDER_REPLICATE)
-    seeds = create(padded_w, padded_h, 3, budget, num_levels, prior, histogram_bins,
-                   double_step)
-    seeds.iterate(lab, num_iterations)
-    labels = seeds.getLabels()
-    if budget == int(num_superpixels) and (padded_h, padded_w) == (height, width):
-        return labels.astype(np.int64)
-    labels = labels[:height, :width]
-    return np.unique(labels, return_inverse=True)[1].reshape(height, width).astype(np.int64)
+__all__ = ['PRESETS', 'SEEDSSuperpixels', 'SuperpixelTransform', 'seeds_superpixels']
 
 
 class SuperpixelTransform(SuperpixelSource, BaseTransform):
@@ -124,77 +45,13 @@ class SuperpixelTransform(SuperpixelSource, BaseTransform):
         results['num_superpixels'] = self.budget(*image.shape[:2])
         return results
 
-    def budget_repr(self) -> str:
-        """The budget as ``__repr__`` shows it."""
-        if self.num_superpixels is not None:
-            return f'num_superpixels={self.num_superpixels}'
-        return f'pixels_per_superpixel={self.pixels_per_superpixel}'
-
 
 @TRANSFORMS.register_module()
-class SEEDSSuperpixels(SuperpixelTransform):
+class SEEDSSuperpixels(SEEDSSource, SuperpixelTransform):
     """Compute SEEDS superpixels of ``results[key]`` into ``results['superpixels']``.
 
     Put it after every geometric and photometric augmentation (and padding), so the map matches
-    the image the model sees.
-
-    Required and added keys: see :class:`SuperpixelTransform`. As a superpixel source it also
-    serves slide inference (``window_superpixels``), one window at a time.
-
-    Args:
-        preset (str): ``'seg'``, ``'deit'`` or ``'moco'`` (table above); explicit arguments
-            override it. Defaults to ``'seg'``.
-        num_superpixels (int, optional): fixed budget per image.
-        pixels_per_superpixel (int, optional): budget ``H * W // pixels_per_superpixel``
-            (used when ``num_superpixels`` is None).
-        histogram_bins (int, optional), num_iterations (int, optional): SEEDS settings.
-        num_levels (int): SEEDS block levels. Defaults to 1.
-        prior (int): SEEDS smoothing prior. Defaults to 2.
-        channel_order (str): ``'bgr'`` (mmcv loading, default) or ``'rgb'``.
-        official_color_wrap (bool): reproduce a quirk of the official Segmenter evaluation:
-            the image was multiplied by 255 again as uint8, so every value ``v`` became
-            ``(256 - v) % 256`` before SEEDS. Only for evaluating checkpoints fine-tuned with the
-            official code. Defaults to False.
-        key (str): image key. Defaults to ``'img'``.
+    the image the model sees. Arguments: those of :class:`cast_mm.superpixels.SEEDSSource`
+    (``preset='seg'``, ``'deit'`` or ``'moco'``, explicit settings override it). Required and
+    added keys: see :class:`SuperpixelTransform`.
     """
-
-    def __init__(self,
-                 preset: str = 'seg',
-                 num_superpixels: Optional[int] = None,
-                 pixels_per_superpixel: Optional[int] = None,
-                 histogram_bins: Optional[int] = None,
-                 num_iterations: Optional[int] = None,
-                 num_levels: int = 1,
-                 prior: int = 2,
-                 channel_order: str = 'bgr',
-                 official_color_wrap: bool = False,
-                 key: str = 'img') -> None:
-        if preset not in PRESETS:
-            raise ValueError(f'unknown SEEDS preset {preset!r}; choose one of {sorted(PRESETS)}')
-        self.set_channel_order(channel_order)
-        cfg = dict(PRESETS[preset])
-        if num_superpixels is not None or pixels_per_superpixel is not None:
-            cfg['num_superpixels'] = num_superpixels
-            cfg['pixels_per_superpixel'] = pixels_per_superpixel
-        self.set_budget(cfg['num_superpixels'], cfg['pixels_per_superpixel'])
-        self.histogram_bins = histogram_bins or cfg['histogram_bins']
-        self.num_iterations = num_iterations or cfg['num_iterations']
-        self.num_levels = num_levels
-        self.prior = prior
-        self.official_color_wrap = official_color_wrap
-        self.key = key
-        _require_seeds()
-
-    def compute(self, image: np.ndarray) -> np.ndarray:
-        """Superpixels of one uint8 image with this transform's settings."""
-        if self.official_color_wrap:
-            image = ((256 - image.astype(np.int64)) % 256).astype(np.uint8)
-        return seeds_superpixels(
-            image, self.budget(*image.shape[:2]), self.channel_order, self.num_levels,
-            self.prior, self.histogram_bins, self.num_iterations)
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}({self.budget_repr()}, '
-                f'histogram_bins={self.histogram_bins}, num_iterations={self.num_iterations}, '
-                f'channel_order={self.channel_order!r}, '
-                f'official_color_wrap={self.official_color_wrap})')

@@ -270,7 +270,8 @@ class CAST(BaseModule):
         super().__init__(init_cfg=init_cfg)
         # Weights from elsewhere (another model, a CAST of another size or mode) are refused
         # with an error naming the file, wherever they are loaded into this backbone.
-        self.register_load_state_dict_pre_hook(check_cast_weights)
+        self._strict_load = False
+        self.register_load_state_dict_pre_hook(self._check_loaded_weights)
         self.with_cp = with_cp
         arch_cfg = self._parse_arch(arch)
         if mode not in self.default_num_clusters:
@@ -383,6 +384,22 @@ class CAST(BaseModule):
                 raise ValueError(f"every CAST init_cfg entry must be a dict with a 'type', "
                                  f'got {entry!r}')
         return list(entries)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module.load_state_dict``; with ``strict`` the weights must also be complete
+        (:func:`~cast_mm.utils.checkpoint_file.check_cast_weights`)."""
+        self._strict_load = strict
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        finally:
+            self._strict_load = False
+
+    def _check_loaded_weights(self, module, state_dict, prefix, *args) -> None:
+        # Hooks are told strict=True whatever the caller asked (torch and MMEngine alike); the
+        # caller's strict is known for loads into this backbone itself. Loaded as a part of a
+        # larger model, the check is not strict: MMEngine (load_from, init_cfg) loads with
+        # strict=False, and torch reports missing weights of a strict load itself.
+        check_cast_weights(self, state_dict, prefix, strict=self._strict_load)
 
     def init_weights(self) -> None:
         """Initialise through MMEngine's ``init_cfg``, on top of the default initialisation.

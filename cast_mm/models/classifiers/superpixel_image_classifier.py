@@ -8,8 +8,8 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 
 from cast_mm.registry import MODELS
+from cast_mm.superpixels import MISSING_CLS_SUPERPIXELS_HINT, batch_slot_count, sample_superpixels
 from ..execution_log import log_model_execution
-from ..utils import MISSING_CLS_SUPERPIXELS_HINT, batch_slot_count, sample_superpixels
 
 #: How to get padded superpixels into a classifier's data samples.
 _CLASSIFIER_HINT = ("use data_preprocessor=dict(type='cast_mm.SuperpixelClsDataPreprocessor') "

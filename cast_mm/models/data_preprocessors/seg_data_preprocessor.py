@@ -7,8 +7,8 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from torch import Tensor
 
 from cast_mm.registry import MODELS
-from ..utils import (MISSING_SUPERPIXELS_HINT, SUPERPIXEL_SLOTS_KEY, host_slot_count,
-                     sample_superpixels, stack_superpixel_maps)
+from cast_mm.superpixels import (MISSING_SUPERPIXELS_HINT, SUPERPIXEL_SLOTS_KEY, host_slot_count,
+                                 sample_superpixels, stack_superpixel_maps)
 
 #: Data-sample field holding the image as uint8 colours, for superpixels computed in the model.
 SUPERPIXEL_IMAGE_FIELD = 'superpixel_image'
@@ -20,7 +20,7 @@ class SuperpixelSegDataPreProcessor(SegDataPreProcessor):
 
     Images are normalised and padded exactly as in mmseg. Each superpixel map must match its
     image's size before padding; it is padded to the batch size by repeating its border ids
-    (:func:`~cast_mm.models.utils.stack_superpixel_maps`), so padded pixels never form
+    (:func:`~cast_mm.superpixels.stack_superpixel_maps`), so padded pixels never form
     segments of their own, and written back to the data samples, where the segmentor reads
     them.
 

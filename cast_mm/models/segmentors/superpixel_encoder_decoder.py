@@ -12,14 +12,14 @@ from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
 from cast_mm.ops import gather_tokens, segment_to_pixels
-from cast_mm.registry import MODELS, TRANSFORMS
+from cast_mm.registry import MODELS
+from cast_mm.superpixels import (MISSING_SUPERPIXELS_HINT, batch_slot_count,
+                                 build_superpixel_source, sample_superpixels)
 from ..backbones.cast import CAST, CASTFeatures
 from ..data_preprocessors.seg_data_preprocessor import SUPERPIXEL_IMAGE_FIELD
 from ..execution_log import log_model_execution
 from ..execution_profile import FAST
 from ..heads.segment_decode_head import SegmentDecodeHead
-from ..utils import (MISSING_SUPERPIXELS_HINT, batch_slot_count, build_superpixel_source,
-                     sample_superpixels)
 
 #: Superpixels of sliding windows: the official protocol (SEEDS, window area / 16**2).
 DEFAULT_WINDOW_SUPERPIXELS = dict(type='cast_mm.SEEDSSuperpixels', preset='seg')
@@ -146,8 +146,9 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         backbone (dict): a ``cast_mm.CAST`` config in ``mode='segmentation'``.
         decode_head (dict): a head taking :class:`CASTFeatures`
             (``cast_mm.SuperpixelMaskTransformerHead`` or ``cast_mm.HierarchyMLPHead``).
-        window_superpixels (dict): the superpixel source of slide windows, any registered
-            source (``cast_mm.SEEDSSuperpixels``, ``cast_mm.SLICSuperpixels``). Its
+        window_superpixels (dict): the superpixel source of slide windows, any source of
+            ``cast_mm.registry.SUPERPIXEL_SOURCES`` (``cast_mm.SEEDSSuperpixels``,
+            ``cast_mm.SLICSuperpixels``: :mod:`cast_mm.superpixels`). Its
             ``channel_order`` is set from the data preprocessor (RGB after ``bgr_to_rgb``).
             Defaults to SEEDS with the official segmentation parameters.
         device_superpixels (dict, optional): compute the superpixels of every batch inside the
@@ -196,7 +197,7 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         else:
             source = window_superpixels or DEFAULT_WINDOW_SUPERPIXELS
         #: The superpixel source of everything computed in the model.
-        self.superpixel_source = build_superpixel_source(source, TRANSFORMS, channel_order)
+        self.superpixel_source = build_superpixel_source(source, channel_order)
         #: Whole-image predictions from one argmax per superpixel where they can be.
         self.predict_by_segments_enabled = predict_by_segments
         log_model_execution(self)

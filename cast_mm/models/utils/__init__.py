@@ -1,7 +1,7 @@
-from .superpixel_batch import (MISSING_CLS_SUPERPIXELS_HINT, MISSING_SUPERPIXELS_HINT,
-                               SUPERPIXEL_SLOTS_KEY, batch_slot_count, host_slot_count,
-                               sample_superpixels, stack_superpixel_maps)
-from .superpixel_source import SuperpixelSource, build_superpixel_source
+from cast_mm.superpixels import (MISSING_CLS_SUPERPIXELS_HINT, MISSING_SUPERPIXELS_HINT,
+                                 SUPERPIXEL_SLOTS_KEY, SuperpixelSource, batch_slot_count,
+                                 build_superpixel_source, host_slot_count, sample_superpixels,
+                                 stack_superpixel_maps)
 from .sync_norm import MaskedSyncBatchNorm, batch_norm_factory, build_batch_norm
 from .token_norm import norm_segment_tokens
 from .weight_init import CASTMoCoV3Init

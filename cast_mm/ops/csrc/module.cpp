@@ -1,4 +1,4 @@
-// The Python module cast_mm._C: importing it registers the operators of this folder
+// The Python module cast_mm.ops._C: importing it registers the operators of this folder
 // (torch.ops.cast_mm.*); it defines no Python functions of its own.
 #include <Python.h>
 

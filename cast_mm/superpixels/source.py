@@ -1,9 +1,12 @@
-"""Superpixel sources: whatever computes the superpixel maps CAST runs on.
+"""The superpixel-source protocol: whatever computes the superpixel maps CAST runs on.
 
 A source computes the superpixels of one image (a pipeline transform asks it per sample) or of
 a batch (a segmentor asks it for sliding windows, or for every batch when superpixels are
-computed in the model). ``cast_mm.SEEDSSuperpixels`` and ``cast_mm.SLICSuperpixels`` are
-sources; any of them can be named wherever the configs take one (a pipeline step,
+computed in the model). Sources are registered in ``cast_mm.registry.SUPERPIXEL_SOURCES``
+under the names the configs use, ``cast_mm.SEEDSSuperpixels`` and ``cast_mm.SLICSuperpixels``
+(:class:`~cast_mm.superpixels.SEEDSSource`, :class:`~cast_mm.superpixels.SLICSource`); the
+pipeline steps of the same names (``cast_mm.datasets.transforms``) are the same sources as
+data transforms. Any of them can be named wherever the configs take one (a pipeline step,
 ``window_superpixels``, ``device_superpixels``).
 """
 import inspect
@@ -14,10 +17,10 @@ import torch
 from mmengine.registry import Registry
 from torch import Tensor
 
+from cast_mm.registry import SUPERPIXEL_SOURCES
+
 #: Colour orders a source accepts.
 CHANNEL_ORDERS = ('bgr', 'rgb')
-#: The official segmentation budget: one superpixel per 16 x 16 pixels.
-SEG_PIXELS_PER_SUPERPIXEL = 16**2
 
 
 class SuperpixelSource:
@@ -65,6 +68,12 @@ class SuperpixelSource:
             return int(self.num_superpixels)
         return max(1, (height * width) // int(self.pixels_per_superpixel))
 
+    def budget_repr(self) -> str:
+        """The budget as ``__repr__`` shows it."""
+        if self.num_superpixels is not None:
+            return f'num_superpixels={self.num_superpixels}'
+        return f'pixels_per_superpixel={self.pixels_per_superpixel}'
+
     def compute(self, image: np.ndarray) -> np.ndarray:
         """Superpixels ``(H, W)`` int64 of one ``H x W x 3`` uint8 image."""
         raise NotImplementedError
@@ -90,16 +99,18 @@ def check_images(images: Tensor) -> None:
         raise ValueError(f'superpixel sources take uint8 images, got {images.dtype}')
 
 
-def build_superpixel_source(cfg: Dict, registry: Registry,
-                            channel_order: Optional[str] = None) -> SuperpixelSource:
+def build_superpixel_source(cfg: Dict,
+                            channel_order: Optional[str] = None,
+                            registry: Registry = SUPERPIXEL_SOURCES) -> SuperpixelSource:
     """Build a :class:`SuperpixelSource` from a config, refusing unknown arguments.
 
     Args:
-        cfg (dict): ``type`` (a registered source, e.g. ``'cast_mm.SEEDSSuperpixels'``) and
-            the source's arguments.
-        registry (Registry): where the sources are registered (the transform registry).
+        cfg (dict): ``type`` (a registered source, e.g. ``'cast_mm.SEEDSSuperpixels'``, or a
+            :class:`SuperpixelSource` class) and the source's arguments.
         channel_order (str, optional): the colour order of the images the source will be
             given; overrides the config's.
+        registry (Registry): where the sources are registered. Defaults to
+            ``cast_mm.registry.SUPERPIXEL_SOURCES``.
     """
     cfg = dict(cfg)
     if 'type' not in cfg:
@@ -107,12 +118,14 @@ def build_superpixel_source(cfg: Dict, registry: Registry,
     cls = registry.get(cfg['type']) if isinstance(cfg['type'], str) else cfg['type']
     if not (isinstance(cls, type) and issubclass(cls, SuperpixelSource)):
         raise ValueError(f"{cfg['type']!r} is not a superpixel source; use "
-                         "'cast_mm.SEEDSSuperpixels' or 'cast_mm.SLICSuperpixels'")
+                         "'cast_mm.SEEDSSuperpixels' or 'cast_mm.SLICSuperpixels' (or a "
+                         'SuperpixelSource registered in cast_mm.registry.SUPERPIXEL_SOURCES)')
     params = inspect.signature(cls.__init__).parameters
     unknown = sorted(set(cfg) - {'type'} - set(params))
     if unknown:
         known = sorted(name for name in params if name != 'self')
-        raise ValueError(f'{cls.__name__} got unknown keys {unknown}; it takes {known}')
+        name = cfg['type'] if isinstance(cfg['type'], str) else cls.__name__
+        raise ValueError(f'{name} got unknown keys {unknown}; it takes {known}')
     if channel_order is not None:
         cfg['channel_order'] = channel_order
     cfg.pop('type')

@@ -1,5 +1,9 @@
 """Batched SLIC superpixels in torch (CPU or GPU), a device-side alternative to SEEDS.
 
+:func:`slic_superpixels` computes the maps of a batch; :class:`SLICSource` is SLIC as a
+superpixel source (the pipeline step ``cast_mm.SLICSuperpixels`` and the segmentor's
+``device_superpixels`` use it).
+
 SLIC (Achanta et al., TPAMI 2012) is local k-means in ``(L, a, b, y, x)``: cluster centres start
 on a regular grid, every pixel is assigned to the nearest of the centres of its own and the 8
 surrounding grid cells (colour distance plus ``compactness / step`` times the spatial distance),
@@ -12,13 +16,17 @@ connectivity post-processing is done, so a superpixel can own a few detached pix
 relabelled to be compact per image: ``0 .. S_b - 1``, every id used.
 """
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .precision import autocast_disabled
+from cast_mm.ops.precision import autocast_disabled
+from cast_mm.registry import SUPERPIXEL_SOURCES
+from .presets import SEG_PIXELS_PER_SUPERPIXEL
+from .source import SuperpixelSource, check_images
 
 #: sRGB (D65) to CIE XYZ.
 _RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169),
@@ -172,3 +180,51 @@ def slic_superpixels(images: Tensor,
     labels = labels.view(batch, rows, cols, cell_h, cell_w).permute(0, 1, 3, 2, 4)
     labels = labels.reshape(batch, rows * cell_h, cols * cell_w)[:, :height, :width]
     return compact_labels(labels, rows * cols)
+
+
+@SUPERPIXEL_SOURCES.register_module(name='SLICSuperpixels')
+class SLICSource(SuperpixelSource):
+    """SLIC as a superpixel source: one image on the CPU, or a batch on its device.
+
+    Configs name it ``cast_mm.SLICSuperpixels``: as a pipeline step (the transform of that
+    name, a drop-in alternative to ``cast_mm.SEEDSSuperpixels``) and as the segmentor's
+    ``device_superpixels`` (this class, whole batches on the batch's device).
+
+    Args:
+        num_superpixels (int, optional): fixed budget per image.
+        pixels_per_superpixel (int, optional): budget ``H * W // pixels_per_superpixel`` when
+            ``num_superpixels`` is None. Defaults to 256 (the official segmentation budget).
+        compactness (float): spatial weight of the SLIC distance. Defaults to 10.
+        num_iterations (int): k-means iterations. Defaults to 10.
+        channel_order (str): ``'bgr'`` (mmcv loading, default) or ``'rgb'``.
+        key (str): image key of the pipeline step. Defaults to ``'img'``.
+    """
+
+    def __init__(self,
+                 num_superpixels: Optional[int] = None,
+                 pixels_per_superpixel: Optional[int] = SEG_PIXELS_PER_SUPERPIXEL,
+                 compactness: float = 10.,
+                 num_iterations: int = 10,
+                 channel_order: str = 'bgr',
+                 key: str = 'img') -> None:
+        self.set_budget(num_superpixels, pixels_per_superpixel)
+        self.set_channel_order(channel_order)
+        self.compactness = compactness
+        self.num_iterations = num_iterations
+        self.key = key
+
+    def compute(self, image: np.ndarray) -> np.ndarray:
+        """Superpixels of one ``H x W x 3`` uint8 image."""
+        batch = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        return self.compute_batch(batch)[0].numpy()
+
+    def compute_batch(self, images: Tensor) -> Tensor:
+        """Superpixels ``(B, H, W)`` of uint8 images ``(B, 3, H, W)``, on their device."""
+        check_images(images)
+        with torch.no_grad():
+            return slic_superpixels(images, self.budget(*images.shape[-2:]), self.compactness,
+                                    self.num_iterations, self.channel_order)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.budget_repr()}, compactness={self.compactness}, '
+                f'num_iterations={self.num_iterations}, channel_order={self.channel_order!r})')

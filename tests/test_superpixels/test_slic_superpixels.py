@@ -5,9 +5,9 @@ import pytest
 import torch
 from skimage import data
 
-from cast_mm.ops import boundary_recall, slic_superpixels, undersegmentation_error
-from cast_mm.ops.slic_superpixels import rgb_to_lab
 from cast_mm.registry import TRANSFORMS
+from cast_mm.superpixels import boundary_recall, slic_superpixels, undersegmentation_error
+from cast_mm.superpixels.slic import rgb_to_lab
 
 
 @pytest.fixture(scope='module')

@@ -1,0 +1,133 @@
+"""Every package of cast_mm imports only the layers below its own.
+
+The layers, lowest first (a package may import any package of a lower layer, none of its own
+layer or above; every import counts, also those inside functions):
+
+====  ==============================================  ==========================================
+ 0    ``utils``, ``version``                           nothing of cast_mm
+ 1    ``ops``                                          plain torch: no OpenMMLab package either
+ 1    ``registry``                                     the registry scope
+ 2    ``superpixels``                                  SEEDS, SLIC, presets, quality, sources
+ 3    ``models``                                       backbone, layers, heads, wrappers
+ 4    ``datasets``, ``evaluation``, ``converters``,    data, metrics, checkpoint conversion,
+      ``visualization``                                drawing: side by side, never each other
+ 5    ``apis``                                         entry points for users
+ 6    ``engine``, ``compat``                           runner parts; the compatibility measures
+ 7    ``env``, the package's ``__init__``              setup on import; what ``import cast_mm``
+                                                       registers
+ 8    ``analysis``                                     the analysis tools' library (uses the
+                                                       whole package, like a tool)
+====  ==============================================  ==========================================
+
+Nothing in cast_mm imports a module of layer 7 or 8: ``import cast_mm`` does not load the
+analysis library or apply :func:`cast_mm.setup_env`.
+"""
+import ast
+import os
+import os.path as osp
+from typing import Iterator
+
+import pytest
+from conftest import REPO
+
+import cast_mm
+
+PACKAGE = osp.dirname(cast_mm.__file__)
+
+#: Layer of every package (folder) and top-level module of cast_mm; ``__init__`` is the
+#: package's own ``cast_mm/__init__.py``.
+LAYERS = {
+    'utils': 0, 'version': 0,
+    'ops': 1, 'registry': 1,
+    'superpixels': 2,
+    'models': 3,
+    'datasets': 4, 'evaluation': 4, 'converters': 4, 'visualization': 4,
+    'apis': 5,
+    'engine': 6, 'compat': 6,
+    'env': 7, '__init__': 7,
+    'analysis': 8,
+}
+#: Third-party packages a layer may not import.
+FORBIDDEN_THIRD_PARTY = {
+    'ops': ('mmengine', 'mmcv', 'mmseg', 'mmpretrain'),
+    'superpixels': ('mmcv', 'mmseg', 'mmpretrain'),
+}
+
+
+def allowed(layer_of: str, target: str) -> bool:
+    """The arrow ``layer_of -> target`` of the table: only downwards."""
+    return LAYERS[target] < LAYERS[layer_of]
+
+
+def part_of(path: str) -> str:
+    """The package or top-level module a file of cast_mm belongs to."""
+    rel = osp.relpath(path, PACKAGE)
+    head = rel.split(os.sep)[0]
+    return head[:-3] if head.endswith('.py') else head
+
+
+def imported_modules(path: str) -> Iterator[str]:
+    """Absolute names of the modules a file imports anywhere in it (relative imports
+    resolved, ``importlib.import_module('cast_mm...')`` calls included)."""
+    package = osp.relpath(osp.dirname(path), osp.dirname(PACKAGE)).replace(os.sep, '.')
+    for node in ast.walk(ast.parse(open(path).read(), path)):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit('.', node.level - 1)[0] if node.level else ''
+            module = '.'.join(part for part in (base, node.module) if part)
+            yield module
+            if node.module is None:  # from . import x: x may be a module
+                yield from (f'{module}.{alias.name}' for alias in node.names)
+        elif (isinstance(node, ast.Call) and getattr(node.func, 'attr', None) == 'import_module'
+              and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)):
+            yield node.args[0].value
+
+
+def cast_mm_files() -> Iterator[str]:
+    for root, _, files in os.walk(PACKAGE):
+        for name in sorted(files):
+            if name.endswith('.py'):
+                yield osp.join(root, name)
+
+
+def target_of(module: str) -> str:
+    """The package or top-level module of cast_mm an import of ``module`` loads."""
+    parts = module.split('.')
+    return parts[1] if len(parts) > 1 else '__init__'
+
+
+def test_the_table_names_every_package_and_module():
+    found = {part_of(path) for path in cast_mm_files()}
+    assert found - set(LAYERS) == set(), 'add the new packages to LAYERS (and the docstring)'
+
+
+@pytest.mark.parametrize('part', sorted(LAYERS))
+def test_imports_point_downwards_only(part):
+    wrong = []
+    for path in cast_mm_files():
+        if part_of(path) != part:
+            continue
+        for module in imported_modules(path):
+            where = osp.relpath(path, REPO)
+            if module == 'cast_mm' or module.startswith('cast_mm.'):
+                target = target_of(module)
+                if target != part and (target not in LAYERS or not allowed(part, target)):
+                    wrong.append(f'{where} imports {module} (layer {part} -> {target})')
+            elif module.split('.')[0] in FORBIDDEN_THIRD_PARTY.get(part, ()):
+                wrong.append(f'{where} imports {module} ({part} may not)')
+    assert not wrong, wrong
+
+
+def test_the_check_sees_function_level_and_relative_imports(tmp_path):
+    """The walk finds what a layer check must catch (so the test above can fail)."""
+    path = osp.join(PACKAGE, 'models', 'backbones', 'cast.py')
+    found = set(imported_modules(path))
+    assert 'cast_mm.ops' in found and 'cast_mm.utils.checkpoint_file' in found
+    sample = tmp_path / 'sample.py'
+    sample.write_text('def f():\n    from cast_mm.apis import x\n'
+                      "    importlib.import_module('cast_mm.engine')\n")
+    assert {'cast_mm.apis', 'cast_mm.engine'} <= set(imported_modules(str(sample)))
+    assert not allowed('models', 'apis') and allowed('apis', 'models')
+    assert not allowed('datasets', 'evaluation') and not allowed('engine', 'analysis')
