@@ -2,6 +2,7 @@
 from cast_mm.models.segment_hierarchy import (SegmentHierarchy, hierarchy_from_features,
                                               superpixels_to_tokens)
 from .hierarchy import HierarchyExtractor, extract_hierarchy, get_cast_backbone, load_rgb_image
+from .hierarchy_file import hierarchy_arrays, save_hierarchy
 from .model_index import register_model_index, register_model_index_lazily
 
 # mmpretrain's model hub learns our names when mmpretrain.apis is (or gets) imported.
@@ -9,6 +10,6 @@ register_model_index_lazily()
 
 __all__ = [
     'HierarchyExtractor', 'SegmentHierarchy', 'extract_hierarchy', 'get_cast_backbone',
-    'hierarchy_from_features', 'load_rgb_image', 'register_model_index',
-    'register_model_index_lazily', 'superpixels_to_tokens'
+    'hierarchy_arrays', 'hierarchy_from_features', 'load_rgb_image', 'register_model_index',
+    'register_model_index_lazily', 'save_hierarchy', 'superpixels_to_tokens'
 ]
