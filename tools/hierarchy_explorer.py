@@ -308,10 +308,18 @@ class Explorer:
                     superpixels=superpixels, hierarchy=hierarchy, top5=top5,
                     view=HierarchyView(image, hierarchy, TILE_SIZE), point=None,
                     notes=notes + resize_notes, model=model_label, random=model.random,
-                    classifies=model.classifies, npz=None, png=None)
+                    classifies=model.classifies, npz=None, figure=None)
 
-    def render(self, state: dict, alpha: float, boundaries: bool) -> np.ndarray:
-        return state['view'].render(float(alpha), bool(boundaries), state['point'])
+    def render(self, state: dict, alpha: float, boundaries: bool) -> str:
+        """Draw the picture of ``state`` into a new PNG file (the page shows it and offers
+        it for download); return its path."""
+        figure = state['view'].render(float(alpha), bool(boundaries), state['point'])
+        path = self._new_file('hierarchy.png')
+        # OpenCV's fast PNG level: several times quicker than Pillow's default, exact colours.
+        cv2.imwrite(path, np.ascontiguousarray(figure[..., ::-1]),
+                    [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        state['figure'] = path
+        return path
 
     def click(self, state: dict, panel_xy) -> bool:
         point = state['view'].locate(int(panel_xy[0]), int(panel_xy[1]))
@@ -319,12 +327,6 @@ class Explorer:
             return False
         state['point'] = point
         return True
-
-    def write_png(self, state: dict, figure: np.ndarray) -> str:
-        path = self._new_file('hierarchy.png')
-        cv2.imwrite(path, np.ascontiguousarray(figure[..., ::-1]),
-                    [cv2.IMWRITE_PNG_COMPRESSION, 3])
-        return path
 
     def write_npz(self, state: dict) -> str:
         path = self._new_file('hierarchy.npz')
@@ -389,8 +391,6 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
 
     def show(state, alpha, boundaries, error=None):
         figure = explorer.render(state, alpha, boundaries) if state else None
-        if state is not None:
-            state['figure'] = figure
         return (figure, status_markdown(state, error), classes_update(state),
                 path_markdown(state), state)
 
@@ -426,21 +426,17 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
         return run(image, notes, model_label, method, count, alpha, boundaries, state)
 
     def on_redraw(alpha, boundaries, state):
-        figure = explorer.render(state, alpha, boundaries) if state else None
-        if state:
-            state['figure'] = figure
-        return figure, state
+        return (explorer.render(state, alpha, boundaries) if state else None), state
 
     def on_click(alpha, boundaries, state, evt: gr.SelectData):
         if not state or not explorer.click(state, evt.index):
             return gr.update(), path_markdown(state), state
-        state['figure'] = explorer.render(state, alpha, boundaries)
-        return state['figure'], path_markdown(state), state
+        return explorer.render(state, alpha, boundaries), path_markdown(state), state
 
     def png_download(state):
         if not state or state.get('figure') is None:
             return gr.update(value=None, interactive=False)
-        return gr.update(value=explorer.write_png(state, state['figure']), interactive=True)
+        return gr.update(value=state['figure'], interactive=True)
 
     def npz_download(state):
         if not state:
@@ -479,8 +475,8 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
                     npz = gr.DownloadButton('Hierarchy (.npz)', interactive=False,
                                             elem_id='download-npz')
         status = gr.Markdown(status_markdown(None), elem_id='status')
-        figure = gr.Image(label='image | superpixels | levels 1-4 (click a point)', type='numpy',
-                          format='png', interactive=False, elem_id='figure',
+        figure = gr.Image(label='image | superpixels | levels 1-4 (click a point)',
+                          type='filepath', interactive=False, elem_id='figure', show_label=False,
                           buttons=['fullscreen'])
         with gr.Row():
             path = gr.Markdown(path_markdown(None), elem_id='path')
@@ -493,7 +489,9 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
         def downloads(event):
             event.then(png_download, state, png).then(npz_download, state, npz)
 
-        downloads(upload.upload(on_upload, [upload] + settings, outputs))
+        # the file box is emptied once read, ready for the next upload
+        downloads(upload.upload(on_upload, [upload] + settings, outputs).then(
+            lambda: None, None, upload))
         downloads(use_example.click(on_example, [example] + settings, outputs))
         downloads(method.change(on_settings, settings, outputs))
         downloads(count.release(on_settings, settings, outputs))

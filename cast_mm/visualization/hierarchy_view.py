@@ -17,6 +17,8 @@ from .nested_palette import hierarchy_palettes
 
 #: Gap between the tiles of the panel, in pixels.
 PANEL_GAP = 4
+#: Brightness left to the pixels outside a highlighted segment.
+HIGHLIGHT_DIM = 0.35
 
 
 @dataclasses.dataclass
@@ -86,6 +88,7 @@ class HierarchyView:
         self.tile_labels = [m[rows[:, None], cols[None, :]] for m in self.label_maps]
         self.tile_boundaries = [find_boundaries(t, mode='inner') for t in self.tile_labels]
         self.tile_colors = [p[t] for p, t in zip(self.palettes, self.tile_labels)]
+        self._plain_tiles = {}
 
     @property
     def num_levels(self) -> int:
@@ -133,19 +136,29 @@ class HierarchyView:
             alpha (float): weight of the colours (0: image only, 1: colours only).
             boundaries (bool): draw segment boundaries.
             highlight (int, optional): a segment of the level to highlight: the rest of the
-                tile is darkened and the segment outlined in ``highlight_color``.
+                tile is darkened (to ``HIGHLIGHT_DIM``) and the segment outlined in
+                ``highlight_color``.
         """
         if not 0. <= alpha <= 1.:
             raise ValueError(f'alpha must be in [0, 1], got {alpha}')
-        tile = cv2.addWeighted(self.tile_image, 1. - alpha, self.tile_colors[level], alpha, 0.)
-        if boundaries:
-            tile[self.tile_boundaries[level]] = boundary_color
+        key = (level, float(alpha), bool(boundaries), tuple(boundary_color))
+        tile = self._plain_tiles.get(key)
+        if tile is None:  # kept for the clicks that follow: they only add the highlight
+            tile = cv2.addWeighted(self.tile_image, 1. - alpha, self.tile_colors[level], alpha,
+                                   0.)
+            if boundaries:
+                tile[self.tile_boundaries[level]] = boundary_color
+            if len(self._plain_tiles) >= 4 * self.num_levels:
+                self._plain_tiles.clear()
+            self._plain_tiles[key] = tile
+        tile = tile.copy()
         if highlight is not None:
             inside = (self.tile_labels[level] == highlight).astype(np.uint8)
-            tile[inside == 0] = (tile[inside == 0] * 0.35).astype(np.uint8)
-            kernel = np.ones((3, 3), np.uint8)
-            ring = cv2.dilate(inside, kernel, iterations=2) - inside
-            tile[ring.astype(bool)] = highlight_color
+            darker = cv2.convertScaleAbs(tile, alpha=HIGHLIGHT_DIM)
+            np.copyto(darker, tile, where=inside[..., None].astype(bool))
+            ring = cv2.dilate(inside, np.ones((3, 3), np.uint8), iterations=2) - inside
+            darker[ring.astype(bool)] = highlight_color
+            tile = darker
         return tile
 
     def render(self,

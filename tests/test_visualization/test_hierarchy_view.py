@@ -88,7 +88,8 @@ def test_render_highlights_the_clicked_path_at_every_level():
     # clicked: the rest is darkened and the segment outlined, at every level
     tile = view.draw_level(1, alpha=1.0, boundaries=False, highlight=1)
     assert (tile[6, 6] == view.palettes[1][1]).all()
-    assert (tile[0, 0] == (view.palettes[1][0] * 0.35).astype(np.uint8)).all()
+    darker = np.round(view.palettes[1][0] * 0.35)
+    assert np.abs(tile[0, 0].astype(int) - darker).max() <= 1
     assert (tile[3, 6] == (255, 230, 0)).all()  # just outside the bottom-right segment
     picture = view.render(alpha=1.0, boundaries=False, point=(6, 6))
     for column in range(1, 4):

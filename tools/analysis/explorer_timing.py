@@ -116,17 +116,23 @@ class ExplorerPage:
         return self.page.evaluate(
             "() => { const i = document.querySelector('#figure img'); return i ? i.src : null }")
 
-    def wait_new_figure(self, previous: Optional[str], timeout_ms: float = 120000) -> str:
-        """Wait until the picture's source differs from ``previous`` and it is displayed."""
-        self.page.wait_for_function(
+    def wait_new_figure(self, previous: Optional[str], timeout_ms: float = 120000) -> float:
+        """Wait until the picture's source differs from ``previous`` and it is displayed;
+        return the milliseconds since :meth:`start_clock` (measured in the page)."""
+        handle = self.page.wait_for_function(
             """(old) => { const i = document.querySelector('#figure img');
-                          return i && i.src !== old && i.complete && i.naturalWidth > 0 }""",
+                          return i && i.src !== old && i.complete && i.naturalWidth > 0
+                                 && performance.now() - (window.__explorerClock || 0) }""",
             arg=previous, timeout=timeout_ms, polling='raf')
-        return self.figure_src()
+        return float(handle.json_value())
 
-    def upload(self, path: str, timeout_ms: float = 120000) -> str:
-        """Upload a file and wait for the new picture."""
+    def start_clock(self) -> None:
+        self.page.evaluate('() => { window.__explorerClock = performance.now() }')
+
+    def upload(self, path: str, timeout_ms: float = 120000) -> float:
+        """Upload a file, wait for the new picture; return milliseconds from the upload."""
         previous = self.figure_src()
+        self.start_clock()
         self.page.set_input_files('#upload input[type=file]', path)
         return self.wait_new_figure(previous, timeout_ms)
 
@@ -136,16 +142,19 @@ class ExplorerPage:
         image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
         return image[..., ::-1].copy()
 
-    def click_figure(self, x: float, y: float, timeout_ms: float = 60000) -> str:
-        """Click picture pixel ``(x, y)`` (natural size) and wait for the re-drawn picture."""
+    def click_figure(self, x: float, y: float, timeout_ms: float = 60000) -> float:
+        """Click picture pixel ``(x, y)`` (natural size), wait for the re-drawn picture; return
+        milliseconds from the click."""
         previous = self.figure_src()
         img = self.page.locator('#figure img')
+        img.scroll_into_view_if_needed()
         box = img.bounding_box()
         natural = self.page.evaluate(
             "() => { const i = document.querySelector('#figure img');"
             " return [i.naturalWidth, i.naturalHeight] }")
-        img.click(position=dict(x=(x + .5) * box['width'] / natural[0],
-                                y=(y + .5) * box['height'] / natural[1]))
+        self.start_clock()
+        self.page.mouse.click(box['x'] + (x + .5) * box['width'] / natural[0],
+                              box['y'] + (y + .5) * box['height'] / natural[1])
         return self.wait_new_figure(previous, timeout_ms)
 
     def text(self, element_id: str) -> str:
@@ -188,10 +197,9 @@ def measure_explorer(case: str = 'classification', repeats: int = 5, clicks: int
             page = ExplorerPage(browser, url)
             uploads: List[float] = []
             for i, path in enumerate(paths):
-                start = time.perf_counter()
-                page.upload(path)
+                elapsed = page.upload(path)
                 if i:
-                    uploads.append(1000 * (time.perf_counter() - start))
+                    uploads.append(elapsed)
             natural = page.figure().shape
             tile = (natural[1] - 5 * 4) // 6
             bar = natural[0] - tile
@@ -199,9 +207,7 @@ def measure_explorer(case: str = 'classification', repeats: int = 5, clicks: int
             for i in range(clicks):
                 x = tile + 4 + (i * 37 + 11) % tile
                 y = bar + (i * 53 + 17) % tile
-                start = time.perf_counter()
-                page.click_figure(x, y)
-                redraws.append(1000 * (time.perf_counter() - start))
+                redraws.append(page.click_figure(x, y))
             page.close()
             browser.close()
     finally:
