@@ -2,6 +2,7 @@
 import importlib
 import os
 import os.path as osp
+import re
 import shutil
 import sys
 
@@ -121,13 +122,13 @@ def random_app():
 
 
 def _random_model():
+    """The explorer's ``random`` model, built as the tool builds it (seeded)."""
     from mmengine.config import Config
-    from visualize_hierarchy import build_model, hierarchy_settings
 
     from cast_mm.apis.model_index import model_info
-    import_tool()
+    tool = import_tool()
     cfg = Config.fromfile(model_info('cast-s_deit_in1k')['config'])
-    return build_model(cfg, 'random', 'cpu'), hierarchy_settings(cfg)
+    return tool.build_model(cfg, 'random', 'cpu'), tool.hierarchy_settings(cfg)
 
 
 def _assert_npz_equals_extraction(path, model, settings):
@@ -141,6 +142,16 @@ def _assert_npz_equals_extraction(path, model, settings):
     assert np.array_equal(saved['superpixels'], extract_hierarchy.__globals__[
         'HierarchyExtractor'](model, **settings).superpixels(saved['image']))
     return saved
+
+
+def _clicked_point(path_text, target):
+    """The image pixel the page reports as clicked; within a pixel or two of ``target`` (the
+    picture is shown scaled to the page width)."""
+    match = re.search(r'Point \((\d+), (\d+)\)', path_text)
+    assert match, path_text
+    x, y = int(match.group(1)), int(match.group(2))
+    assert abs(x - target[0]) <= 2 and abs(y - target[1]) <= 2, (x, y)
+    return x, y
 
 
 def _screenshot(page):
@@ -171,7 +182,7 @@ def test_page_uploads_draws_clicks_and_downloads(random_app, browser, tmp_path):
         bar = before.shape[0] - 239
         page.click_figure(tile + 4 + 100, bar + 150)  # superpixels tile, image pixel (100, 150)
         path_text = page.text('path')
-        assert 'Point (100, 150)' in path_text, path_text
+        x, y = _clicked_point(path_text, (100, 150))
         after = page.figure()
         for column in range(1, 6):  # every level tile shows the outlined segment...
             drawn = _highlighted(after[bar:, column * (tile + 4):column * (tile + 4) + tile])
@@ -185,7 +196,7 @@ def test_page_uploads_draws_clicks_and_downloads(random_app, browser, tmp_path):
         rows = [line for line in path_text.splitlines() if line.count('%') == 1]
         assert len(rows) == saved['label_maps'].shape[0]
         for level, row in enumerate(rows):
-            segment = saved['label_maps'][level][150, 100]
+            segment = saved['label_maps'][level][y, x]
             pixels = int((saved['label_maps'][level] == segment).sum())
             assert f'{segment}\t{pixels}\t' in row.replace(' ', '\t') or \
                 f'{segment} {pixels} ' in ' '.join(row.split()) + ' ', row
@@ -207,13 +218,21 @@ def test_visitors_do_not_share_images(random_app, browser, tmp_path):
     timing = import_analysis_tool('explorer_timing')
     first, second = (timing.ExplorerPage(browser, random_app) for _ in range(2))
     try:
-        first.upload(_write(tmp_path / 'a.png', timing.photo(224)[..., ::-1]))
+        wide = cv2.resize(timing.photo(224), (300, 224))  # not the example's size
+        first.upload(_write(tmp_path / 'a.png', wide[..., ::-1]))
+        first_src = first.figure_src()
+        assert first.text('status').startswith('300 x 224 pixels')
         assert second.figure_src() is None
         assert 'Upload an image' in second.text('status')
         second.page.locator('#use-example').click()
         second.wait_new_figure(None)
+        assert second.text('status').startswith('224 x 224 pixels')
         assert 'example photograph' in second.text('status')
-        assert first.figure_src() != second.figure_src()
+        # the first visitor's picture, image and hierarchy are untouched
+        assert first.figure_src() == first_src != second.figure_src()
+        first.click_figure(300 + 4 + 250, first.figure().shape[0] - 224 + 10)
+        x, y = _clicked_point(first.text('path'), (250, 10))
+        assert first.text('status').startswith('300 x 224 pixels')
     finally:
         first.close()
         second.close()
@@ -225,11 +244,13 @@ def hub(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_model_by_name_from_the_weights_server(hub, browser, tmp_path, mmpretrain_scope):
-    from mmpretrain import get_model
+def test_model_by_name_from_the_weights_server(hub, browser, tmp_path):
     timing = _browser_requirements()
-    torch.manual_seed(0)
-    source = get_model('cast-s_deit_in1k').eval()
+    source, settings = _random_model()
+    torch.manual_seed(1)  # weights that differ from the page's own 'random' model
+    with torch.no_grad():
+        for param in source.parameters():
+            param.add_(0.02 * torch.randn_like(param))
     hub.serve(DEIT, file_bytes(to_official_deit(source.state_dict(), source.backbone.depths),
                                tmp_path))
     env = {k: os.environ[k] for k in ('CAST_MM_WEIGHTS_BASE', 'TORCH_HOME')}
@@ -242,9 +263,6 @@ def test_model_by_name_from_the_weights_server(hub, browser, tmp_path, mmpretrai
         assert 'Random' not in page.text('model-note')
         page.upload(_write(tmp_path / 'photo.png', timing.photo(224)[..., ::-1]))
         classes = page.text('classes')
-        preprocessor = source.data_preprocessor
-        settings = dict(mean=preprocessor.mean.flatten().tolist(),
-                        std=preprocessor.std.flatten().tolist())
         npz = page.download('download-npz', str(tmp_path / 'hierarchy.npz'))
         saved = _assert_npz_equals_extraction(npz, source, settings)
         top = _classify(source, saved, settings).pred_score.topk(5).indices.tolist()
