@@ -13,7 +13,7 @@ import torch
 from conftest import REPO, import_analysis_tool
 from weights_helpers import DEIT, file_bytes, loopback_hub, to_official_deit
 
-from cast_mm.apis import extract_hierarchy
+from cast_mm.apis import HierarchyExtractor, extract_hierarchy
 
 TOOLS = osp.join(REPO, 'tools')
 
@@ -116,7 +116,7 @@ def browser():
 @pytest.fixture(scope='module')
 def random_app():
     timing = _browser_requirements()
-    proc, url = timing.start_explorer(['--model', 'random'])
+    proc, url = timing.start_explorer(['--model', 'random', '--max-upload-mb', '2'])
     yield url
     timing.stop_explorer(proc)
 
@@ -139,8 +139,8 @@ def _assert_npz_equals_extraction(path, model, settings):
         assert np.array_equal(saved['label_maps'][level], label_map.numpy()), level
     for level, parents in enumerate(expected.parents):
         assert np.array_equal(saved[f'parents_{level}'], parents.numpy()), level
-    assert np.array_equal(saved['superpixels'], extract_hierarchy.__globals__[
-        'HierarchyExtractor'](model, **settings).superpixels(saved['image']))
+    seeds = HierarchyExtractor(model, **settings).superpixels(saved['image'])
+    assert np.array_equal(saved['superpixels'], seeds)
     return saved
 
 
@@ -207,6 +207,10 @@ def test_page_uploads_draws_clicks_and_downloads(random_app, browser, tmp_path):
         page.page.wait_for_function(
             "() => document.querySelector('#status').innerText.includes('not an image')")
         assert page.figure_src() is not None
+        # over the upload cap: refused before the tool sees it
+        noise = np.random.RandomState(0).randint(0, 256, (1000, 1000, 3)).astype(np.uint8)
+        page.page.set_input_files('#upload input[type=file]', _write(tmp_path / 'big.png', noise))
+        page.page.get_by_text('exceed the maximum allowed size of 2.0 Mb').wait_for()
         page.upload(_write(tmp_path / 'again.png', photo[:224, :224, ::-1]))
         assert 'segments per level' in page.text('status')
     finally:
@@ -233,6 +237,22 @@ def test_visitors_do_not_share_images(random_app, browser, tmp_path):
         first.click_figure(300 + 4 + 250, first.figure().shape[0] - 224 + 10)
         x, y = _clicked_point(first.text('path'), (250, 10))
         assert first.text('status').startswith('300 x 224 pixels')
+        # boundaries off re-draws; SLIC re-runs the model on the kept image
+        previous = second.figure_src()
+        second.page.locator('#boundaries input').click()
+        previous = second.wait_new_figure(previous) and second.figure_src()
+        second.page.get_by_label('SLIC').check()
+        second.wait_new_figure(previous)
+        model, settings = _random_model()
+        saved = np.load(second.download('download-npz', str(tmp_path / 'slic.npz')))
+        from cast_mm.datasets.transforms import SLICSuperpixels
+        budget = HierarchyExtractor(model, **settings).seeds.budget(*saved['image'].shape[:2])
+        slic = SLICSuperpixels(num_superpixels=budget, pixels_per_superpixel=None,
+                               channel_order='rgb').compute(saved['image'])
+        assert np.array_equal(saved['superpixels'], slic)
+        expected = extract_hierarchy(model, saved['image'], slic, **settings)
+        for level, label_map in enumerate(expected.label_maps):
+            assert np.array_equal(saved['label_maps'][level], label_map.numpy()), level
     finally:
         first.close()
         second.close()
