@@ -363,7 +363,7 @@ def path_markdown(state: Optional[dict]) -> str:
 
 def status_markdown(state: Optional[dict], error: Optional[str] = None) -> str:
     if error is not None:
-        return f'**Cannot use this image:** {html.escape(error)}'
+        return f'**{html.escape(error)}**'
     if not state:
         return 'Upload an image or pick an example.'
     height, width = state['image'].shape[:2]
@@ -396,9 +396,14 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
 
     def run(image, notes, model_label, method, count, alpha, boundaries, state):
         try:
+            explorer.models.get(model_label)
+        except Exception as err:  # a failed download, a broken checkpoint: say so, keep serving
+            return show(state, alpha, boundaries,
+                        f'Cannot load the model {model_label}: {type(err).__name__}: {err}')
+        try:
             new = explorer.compute(image, notes, model_label, method, count)
         except BadImage as err:
-            return show(state, alpha, boundaries, str(err))
+            return show(state, alpha, boundaries, f'Cannot use this image: {err}')
         return show(new, alpha, boundaries)
 
     def on_upload(file, model_label, method, count, alpha, boundaries, state):
@@ -407,14 +412,14 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
         try:
             image, notes = read_image(file)
         except BadImage as err:
-            return show(state, alpha, boundaries, str(err))
+            return show(state, alpha, boundaries, f'Cannot use this image: {err}')
         return run(image, notes, model_label, method, count, alpha, boundaries, state)
 
     def on_example(name, model_label, method, count, alpha, boundaries, state):
         try:
             image = example_image(name)
         except BadImage as err:
-            return show(state, alpha, boundaries, str(err))
+            return show(state, alpha, boundaries, f'Cannot use this image: {err}')
         return run(image, [f'example photograph {name!r} (scikit-image)'], model_label,
                    method, count, alpha, boundaries, state)
 

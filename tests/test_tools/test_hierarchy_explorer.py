@@ -47,6 +47,9 @@ def test_read_image_converts_or_names_the_problem(tmp_path):
     deep = (grey.astype(np.uint16) * 257)
     image, notes = tool.read_image(_write(tmp_path / 'deep.png', deep))
     assert (image[..., 0] == grey).all() and '16-bit' in notes[0]
+    colour = np.stack([deep, deep // 2, deep // 4], axis=-1)  # BGR, 16 bits per channel
+    image, notes = tool.read_image(_write(tmp_path / 'deep_rgb.png', colour))
+    assert np.abs(image.astype(int) - colour[..., ::-1] // 257).max() <= 1
     rgba = np.zeros((48, 64, 4), np.uint8)
     rgba[..., 2] = 255  # red in BGRA
     rgba[:, :32, 3] = 255  # left half opaque, right half transparent
