@@ -57,6 +57,8 @@ MAX_ASPECT = 4.
 MIN_SIDE = 32
 #: Longest side of each tile of the picture in the page.
 TILE_SIZE = 320
+#: Visitor sessions kept at once (each holds one image and its hierarchy); the oldest go first.
+MAX_SESSIONS = 64
 SEEDS, SLIC = 'SEEDS (model preset)', 'SLIC'
 RANDOM_NOTE = ('**Random weights.** This model was never trained: the page shows how CAST '
                'groups superpixels, but the segments follow colour and position only and '
@@ -530,6 +532,7 @@ def main(argv=None) -> None:
     demo.launch(server_name=args.host, server_port=args.port, show_error=True,
                 max_file_size=int(args.max_upload_mb * 1024 * 1024), ssr_mode=False,
                 share=False, inbrowser=False, allowed_paths=[out_dir],
+                state_session_capacity=MAX_SESSIONS,
                 footer_links=[])
 
 
