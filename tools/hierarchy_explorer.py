@@ -23,6 +23,7 @@ session.
 import argparse
 import copy
 import html
+import logging
 import os
 import os.path as osp
 import sys
@@ -37,6 +38,7 @@ os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from visualize_hierarchy import build_model, hierarchy_settings  # noqa: E402
@@ -124,7 +126,13 @@ class LoadedModel:
         init_default_scope(cfg.get('default_scope', 'cast_mm'))
         self.label = label
         self.random = checkpoint == RANDOM
-        self.model = build_model(cfg, checkpoint, device)
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # not a line per initialised parameter
+        try:
+            self.model = build_model(cfg, checkpoint, device)
+        finally:
+            logger.setLevel(level)
         self.extractor = HierarchyExtractor(self.model, **hierarchy_settings(cfg))
         self.backbone = get_cast_backbone(self.model)
         self.short_side = short_side or SHORT_SIDE[self.backbone.mode]
@@ -304,8 +312,11 @@ class Explorer:
                 count: int) -> dict:
         model = self.models.get(model_label)
         image, resize_notes = fit_image(image, model.short_side)
+        start = time.perf_counter()
         superpixels = model.superpixels(image, method, int(count or 0))
         hierarchy, top5 = model.analyse(image, superpixels)
+        print(f'{image.shape[1]} x {image.shape[0]} image, {model_label}: superpixels, model and '
+              f'hierarchy in {1000 * (time.perf_counter() - start):.0f} ms', flush=True)
         return dict(source=image if not resize_notes else None, image=image,
                     superpixels=superpixels, hierarchy=hierarchy, top5=top5,
                     view=HierarchyView(image, hierarchy, TILE_SIZE), point=None,

@@ -9,7 +9,6 @@ from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-from skimage.segmentation import find_boundaries
 
 from cast_mm.models.segment_hierarchy import SegmentHierarchy
 from .drawing import Color, caption_bar_height, compose_panel, level_names
@@ -19,6 +18,15 @@ from .nested_palette import hierarchy_palettes
 PANEL_GAP = 4
 #: Brightness left to the pixels outside a highlighted segment.
 HIGHLIGHT_DIM = 0.35
+
+
+def label_edges(labels: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: pixels whose right or lower neighbour has another label (one-pixel
+    boundary lines, an order of magnitude quicker than morphological boundaries)."""
+    edges = np.zeros(labels.shape, dtype=bool)
+    edges[:, :-1] |= labels[:, 1:] != labels[:, :-1]
+    edges[:-1, :] |= labels[1:, :] != labels[:-1, :]
+    return edges
 
 
 @dataclasses.dataclass
@@ -86,7 +94,7 @@ class HierarchyView:
         rows = np.minimum(((np.arange(th) + .5) * height / th).astype(np.int64), height - 1)
         cols = np.minimum(((np.arange(tw) + .5) * width / tw).astype(np.int64), width - 1)
         self.tile_labels = [m[rows[:, None], cols[None, :]] for m in self.label_maps]
-        self.tile_boundaries = [find_boundaries(t, mode='inner') for t in self.tile_labels]
+        self.tile_boundaries = [label_edges(t) for t in self.tile_labels]
         self.tile_colors = [p[t] for p, t in zip(self.palettes, self.tile_labels)]
         self._plain_tiles = {}
 

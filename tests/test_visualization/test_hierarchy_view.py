@@ -116,6 +116,19 @@ def test_locate_inverts_the_panel_layout_with_downscaled_tiles():
     assert (view.tile_labels[0] == hierarchy.label_maps[0].numpy()[1::2, 1::2]).all()
 
 
+def test_boundaries_are_drawn_where_labels_change():
+    view = HierarchyView(np.zeros((8, 8, 3), np.uint8), toy_hierarchy())
+    expected = np.zeros((8, 8), bool)
+    expected[:, 3] = expected[3, :] = True  # quadrant edges: the last row / column of each
+    assert (view.tile_boundaries[0] == expected).all()
+    level1 = np.zeros((8, 8), bool)
+    level1[3, 4:] = level1[4:, 3] = True  # the bottom-right quadrant against the rest
+    assert (view.tile_boundaries[1] == level1).all()
+    assert not view.tile_boundaries[2].any()
+    tile = view.draw_level(0, alpha=0., boundaries=True, boundary_color=(9, 8, 7))
+    assert (tile[expected] == (9, 8, 7)).all() and (tile[~expected] == 0).all()
+
+
 def test_view_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match='does not match'):
         HierarchyView(np.zeros((4, 8, 3), np.uint8), toy_hierarchy())
