@@ -64,7 +64,8 @@ def start_explorer(args: Sequence[str], env: Optional[Dict[str, str]] = None,
         RuntimeError: it exited or did not answer in time (its output is in the message).
     """
     port = free_port()
-    log = open(log_path or tempfile.mktemp(prefix='explorer_', suffix='.log'), 'w+')
+    log = (open(log_path, 'w+') if log_path else
+           tempfile.NamedTemporaryFile('w+', prefix='explorer_', suffix='.log', delete=False))
     run_env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
     proc = subprocess.Popen([sys.executable, TOOL, *args, '--host', '127.0.0.1', '--port',
                              str(port)], cwd=REPO, env=run_env, stdout=log,
