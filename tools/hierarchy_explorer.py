@@ -301,8 +301,9 @@ def example_image(name: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- page logic
 class Explorer:
-    """What the page does, without Gradio objects: each method takes and returns the visitor's
-    session state (a dict, or None before the first image)."""
+    """What the page does, without Gradio objects. A visitor's session state is the dict
+    :meth:`compute` returns (image, superpixels, hierarchy, its :class:`HierarchyView`, the
+    clicked point, the files of the picture and of the hierarchy)."""
 
     def __init__(self, models: ModelCache, out_dir: str) -> None:
         self.models = models
@@ -317,11 +318,9 @@ class Explorer:
         hierarchy, top5 = model.analyse(image, superpixels)
         print(f'{image.shape[1]} x {image.shape[0]} image, {model_label}: superpixels, model and '
               f'hierarchy in {1000 * (time.perf_counter() - start):.0f} ms', flush=True)
-        return dict(source=image if not resize_notes else None, image=image,
-                    superpixels=superpixels, hierarchy=hierarchy, top5=top5,
+        return dict(image=image, superpixels=superpixels, hierarchy=hierarchy, top5=top5,
                     view=HierarchyView(image, hierarchy, TILE_SIZE), point=None,
-                    notes=notes + resize_notes, model=model_label, random=model.random,
-                    classifies=model.classifies, npz=None, figure=None)
+                    notes=notes + resize_notes, npz=None, figure=None)
 
     def render(self, state: dict, alpha: float, boundaries: bool) -> str:
         """Draw the picture of ``state`` into a new PNG file (the page shows it and offers
@@ -355,10 +354,13 @@ class Explorer:
     def _clean(self, max_age_s: float = 3600.) -> None:
         now = time.time()
         for entry in os.scandir(self.out_dir):
-            if now - entry.stat().st_mtime > max_age_s:
-                for file in os.scandir(entry.path):
-                    os.remove(file.path)
-                os.rmdir(entry.path)
+            try:  # another request may be cleaning up too
+                if now - entry.stat().st_mtime > max_age_s:
+                    for file in os.scandir(entry.path):
+                        os.remove(file.path)
+                    os.rmdir(entry.path)
+            except OSError:
+                pass
 
 
 def path_markdown(state: Optional[dict]) -> str:
@@ -387,7 +389,7 @@ def status_markdown(state: Optional[dict], error: Optional[str] = None) -> str:
     return text
 
 
-def model_note(label: str, models: ModelCache) -> str:
+def model_note(label: str) -> str:
     if label == RANDOM:
         return RANDOM_NOTE
     return f'Model: **{html.escape(label)}**.'
@@ -439,9 +441,9 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
     def on_settings(model_label, method, count, alpha, boundaries, state):
         if not state:
             return show(state, alpha, boundaries)
-        image = state['source'] if state['source'] is not None else state['image']
-        notes = [n for n in state['notes'] if not n.startswith('resized from')]
-        return run(image, notes, model_label, method, count, alpha, boundaries, state)
+        # the image as the last model saw it (the original upload is not kept)
+        return run(state['image'], state['notes'], model_label, method, count, alpha,
+                   boundaries, state)
 
     def on_redraw(alpha, boundaries, state):
         return (explorer.render(state, alpha, boundaries) if state else None), state
@@ -468,7 +470,7 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
         gr.Markdown('## CAST hierarchy explorer\nSuperpixels and the four levels of the '
                     "part-to-whole hierarchy CAST's graph pooling builds. Colours nest: a "
                     "segment's parts take shades of its colour. Click a point to follow it.")
-        note = gr.Markdown(model_note(default_label, explorer.models), elem_id='model-note')
+        note = gr.Markdown(model_note(default_label), elem_id='model-note')
         state = gr.State(None, time_to_live=3600)
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
@@ -513,7 +515,7 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
         downloads(use_example.click(on_example, [example] + settings, outputs))
         downloads(method.change(on_settings, settings, outputs))
         downloads(count.release(on_settings, settings, outputs))
-        downloads(model.change(lambda label: model_note(label, explorer.models), model, note)
+        downloads(model.change(model_note, model, note)
                   .then(on_settings, settings, outputs))
         for control, trigger in ((alpha, 'release'), (boundaries, 'change')):
             getattr(control, trigger)(on_redraw, [alpha, boundaries, state],
