@@ -16,8 +16,11 @@ def read_version() -> str:
 
 
 def read_requirements(name: str) -> list:
+    """The requirements of ``requirements/<name>``, following ``-r other.txt`` lines."""
     with open(osp.join(ROOT, 'requirements', name)) as f:
-        return [line.split('#')[0].strip() for line in f if line.split('#')[0].strip()]
+        lines = [line.split('#')[0].strip() for line in f if line.split('#')[0].strip()]
+    return [req for line in lines
+            for req in (read_requirements(line[2:].strip()) if line.startswith('-r') else [line])]
 
 
 def add_mim_extension() -> None:
@@ -83,7 +86,10 @@ setup(
     package_data={'cast_mm': ['.mim/configs/**/*', '.mim/model-index.yml', '.mim/tools/**/*']},
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={
+        'tests': read_requirements('tests.txt'),
+        'demo': read_requirements('demo.txt')
+    },
     ext_modules=ext_modules,
     cmdclass={'develop': Develop, **build_cmds},
     license='Apache License 2.0',

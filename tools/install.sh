@@ -2,7 +2,8 @@
 # Install the pinned cast_mm stack into the active Python environment.
 #
 #   bash tools/install.sh            # stack + cast_mm (editable) + self-check
-#   bash tools/install.sh --tests    # also the test requirements
+#   bash tools/install.sh --tests    # also the test requirements (and, as root, chromium)
+#   bash tools/install.sh --demo     # also the hierarchy explorer's (Gradio)
 #   bash tools/install.sh --mmcv-cuda-ops  # mmcv's CUDA ops too (needs nvcc; for other
 #                                    # mmseg models in the same environment; CAST needs none)
 #   bash tools/install.sh --print-mmcv-build-env  # how mmcv would be built, then exit
@@ -18,15 +19,18 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
 CACHE="${CAST_MM_CACHE:-$HOME/.cache/cast_mm/wheels}"
 WITH_TESTS=0
+WITH_DEMO=0
 MMCV_CUDA_OPS=0
 PRINT_MMCV_ENV=0
 for arg in "$@"; do
   case "$arg" in
     --tests) WITH_TESTS=1 ;;
+    --demo) WITH_DEMO=1 ;;
     --mmcv-cuda-ops) MMCV_CUDA_OPS=1 ;;
     --print-mmcv-build-env) PRINT_MMCV_ENV=1 ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
-    *) echo "install.sh: unknown option '$arg' (use --tests or --help)" >&2; exit 2 ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option '$arg' (use --tests, --demo, --mmcv-cuda-ops or --help)" >&2
+       exit 2 ;;
   esac
 done
 
@@ -113,6 +117,19 @@ fi
 pip_install -q --no-deps --no-build-isolation --use-pep517 -e "$ROOT"
 if [ "$WITH_TESTS" = 1 ]; then
   pip_install -q -r "$ROOT/requirements/tests.txt" -c "$ROOT/requirements/runtime.txt"
+fi
+if [ "$WITH_DEMO" = 1 ]; then
+  pip_install -q -r "$ROOT/requirements/demo.txt"
+fi
+# The explorer's browser tests drive Debian's chromium (never a Playwright browser download).
+if [ "$WITH_TESTS" = 1 ] && ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing chromium for the browser tests"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } ||
+      log "apt-get could not install chromium: the browser tests will be skipped"
+  else
+    log "chromium not installed (needs root and apt-get): the browser tests will be skipped"
+  fi
 fi
 
 # 6. Self-check.

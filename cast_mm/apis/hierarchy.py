@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from cast_mm.models.backbones.cast import CAST
+from cast_mm.models.backbones.cast import CAST, CASTFeatures
 from cast_mm.models.segment_hierarchy import SegmentHierarchy, hierarchy_from_features
 from cast_mm.superpixels import SEEDSSource
 
@@ -132,13 +132,24 @@ class HierarchyExtractor:
         for i, img in enumerate(arrays):
             groups.setdefault(img.shape[:2], []).append(i)
         for indices in groups.values():
-            batch = self._run([arrays[i] for i in indices], [maps[i] for i in indices])
+            batch, _ = self.run_batch([arrays[i] for i in indices], [maps[i] for i in indices])
             for i, hierarchy in zip(indices, batch):
                 results[i] = hierarchy
         return results[0] if single else results
 
     @torch.no_grad()
-    def _run(self, images: List[np.ndarray], superpixels: List[Tensor]) -> List[SegmentHierarchy]:
+    def run_batch(self, images: List[np.ndarray],
+                  superpixels: List[Tensor]) -> Tuple[List[SegmentHierarchy], CASTFeatures]:
+        """Hierarchies of equal-size RGB uint8 images and the forward pass they come from.
+
+        Args:
+            images (list[np.ndarray]): ``H x W x 3`` uint8 RGB arrays of one size.
+            superpixels (list[Tensor]): their ``(H, W)`` integer superpixel ids.
+
+        Returns:
+            ``(hierarchies, feats)``: one :class:`SegmentHierarchy` per image (on the CPU) and
+            the backbone's :class:`CASTFeatures` (on its device), e.g. for a classifier's head.
+        """
         device = next(self.backbone.parameters()).device
         pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
         inputs = ((pixels - self.mean) / self.std).to(device)
@@ -149,7 +160,7 @@ class HierarchyExtractor:
             feats = self.backbone.forward_features(inputs, spx)
         finally:
             self.backbone.train(was_training)
-        return [_to_cpu(h) for h in hierarchy_from_features(feats, spx)]
+        return [_to_cpu(h) for h in hierarchy_from_features(feats, spx)], feats
 
 
 def _to_cpu(hierarchy: SegmentHierarchy) -> SegmentHierarchy:

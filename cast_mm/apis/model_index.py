@@ -45,6 +45,20 @@ def register_model_index() -> bool:
     return True
 
 
+def index_models() -> list:
+    """Every model entry of our metafiles (``Name``, ``Config``, ``Weights``, ``Results``...),
+    in metafile order, without mmpretrain."""
+    import yaml
+    index_path, root = index_location()
+    with open(index_path) as f:
+        index = yaml.safe_load(f)
+    models = []
+    for metafile in index.get('Import', []):
+        with open(osp.join(root, metafile)) as f:
+            models.extend(yaml.safe_load(f).get('Models', []))
+    return models
+
+
 def model_info(name: str) -> dict:
     """The config file and official weights of a model of our index, without mmpretrain.
 
@@ -57,17 +71,9 @@ def model_info(name: str) -> dict:
     Raises:
         ValueError: no model of that name; the message lists the names.
     """
-    import yaml
-    index_path, root = index_location()
-    with open(index_path) as f:
-        index = yaml.safe_load(f)
-    models = {}
-    for metafile in index.get('Import', []):
-        with open(osp.join(root, metafile)) as f:
-            for entry in yaml.safe_load(f).get('Models', []):
-                models[entry['Name'].lower()] = entry
+    models = {entry['Name'].lower(): entry for entry in index_models()}
     entry = models.get(name.lower())
     if entry is None:
         raise ValueError(f'unknown model {name!r}; models of cast_mm: {", ".join(sorted(models))}')
-    return dict(name=entry['Name'], config=osp.join(root, entry['Config']),
+    return dict(name=entry['Name'], config=osp.join(_index_root(), entry['Config']),
                 weights=entry.get('Weights'))

@@ -76,12 +76,17 @@ def _captioned(tile: np.ndarray, caption: str, bar: int) -> np.ndarray:
     return np.concatenate([header, tile], axis=0)
 
 
+def caption_bar_height(tile_height: int) -> int:
+    """Height of the caption bar :func:`compose_panel` puts above tiles of that height."""
+    return max(14, tile_height // 10)
+
+
 def compose_panel(tiles: Sequence[np.ndarray], captions: Sequence[str],
                   gap: int = 4) -> np.ndarray:
     """Tiles side by side, each with its caption above, separated by white gaps."""
     if len(tiles) != len(captions):
         raise ValueError(f'{len(tiles)} tiles but {len(captions)} captions')
-    bar = max(14, tiles[0].shape[0] // 10)
+    bar = caption_bar_height(tiles[0].shape[0])
     columns = []
     for i, (tile, caption) in enumerate(zip(tiles, captions)):
         columns.append(_captioned(tile, caption, bar))
