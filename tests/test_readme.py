@@ -1,4 +1,5 @@
 """The README: its main command is the demo, which learns; its Python examples run as written."""
+import os
 import os.path as osp
 import re
 import subprocess
@@ -81,3 +82,71 @@ def test_demo_learns_far_above_an_untrained_model(tmp_path):
     assert trained >= LEARN_FLOOR, (
         f'after {LEARN_ITERS} iterations the demo scores {trained:.2f} mIoU (untrained '
         f'{untrained:.2f}); it should reach {LEARN_FLOOR}')
+
+
+#: The README is a product page; details live in docs/.
+README_MAX_LINES = 250
+
+
+def test_readme_stays_a_product_page():
+    with open(osp.join(REPO, 'README.md')) as f:
+        lines = f.read().splitlines()
+    assert len(lines) <= README_MAX_LINES, (
+        f'README.md has {len(lines)} lines; keep it at most {README_MAX_LINES} and move detail '
+        'into docs/')
+
+
+def _without_code_blocks(text: str) -> str:
+    return re.sub(r'^```.*?^```', '', text, flags=re.S | re.M)
+
+
+def _markdown_outside_code(text: str) -> str:
+    """``text`` without fenced code blocks and inline code spans."""
+    return re.sub(r'`[^`\n]*`', '', _without_code_blocks(text))
+
+
+def github_anchors(text: str) -> set:
+    """The anchors GitHub gives the headings of a markdown text (duplicates get -1, -2, ...)."""
+    anchors, seen = set(), {}
+    for heading in re.findall(r'^#{1,6} +(.+?) *#* *$', _without_code_blocks(text), flags=re.M):
+        slug = re.sub(r'[^\w\- ]', '', heading.replace('`', '').strip().lower()).replace(' ', '-')
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f'{slug}-{count}')
+    return anchors
+
+
+def test_github_anchors_follow_github():
+    text = ('# Atomic checkpoints and the `--resume` fallback\n## Semantic segmentation '
+            '(MMSegmentation)\n```\n# not a heading\n```\n### Odd inputs\n### Odd inputs\n')
+    assert github_anchors(text) == {
+        'atomic-checkpoints-and-the---resume-fallback', 'semantic-segmentation-mmsegmentation',
+        'odd-inputs', 'odd-inputs-1'
+    }
+
+
+def _doc_files():
+    docs = osp.join(REPO, 'docs')
+    return ['README.md'] + sorted(
+        osp.join('docs', name) for name in os.listdir(docs) if name.endswith('.md'))
+
+
+@pytest.mark.parametrize('doc', _doc_files())
+def test_relative_links_reach_a_file_and_heading(doc):
+    """Every relative link of the README and docs/*.md names an existing file (and heading)."""
+    with open(osp.join(REPO, doc)) as f:
+        text = f.read()
+    broken = []
+    for target in re.findall(r'\]\(([^)\s]+)\)', _markdown_outside_code(text)):
+        if re.match(r'[a-z]+:', target):
+            continue  # https:, mailto: and the like
+        path, _, anchor = target.partition('#')
+        file = osp.normpath(osp.join(REPO, osp.dirname(doc), path)) if path else osp.join(
+            REPO, doc)
+        if not osp.exists(file):
+            broken.append(f'{target}: no file {osp.relpath(file, REPO)}')
+        elif anchor:
+            with open(file) as f:
+                if anchor not in github_anchors(f.read()):
+                    broken.append(f'{target}: no heading with anchor #{anchor}')
+    assert not broken, f'{doc} has broken links:\n' + '\n'.join(broken)
