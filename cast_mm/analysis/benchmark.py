@@ -273,8 +273,7 @@ def section_fps(run: Dict, settings: Settings, options: Options) -> None:
 
 def section_superpixels(run: Dict, settings: Settings, options: Options) -> None:
     """Images per second of OpenCV's SEEDS (one thread) and of torch SLIC (batched)."""
-    from cast_mm.superpixels import seeds_superpixels
-    from cast_mm.superpixels import slic_superpixels
+    from cast_mm.superpixels import seeds_superpixels, slic_superpixels
     device = settings.torch_device
     threads = torch.get_num_threads()
     rows = []
@@ -303,8 +302,8 @@ def section_superpixels(run: Dict, settings: Settings, options: Options) -> None
 
 def section_quality(run: Dict, settings: Settings, options: Options) -> None:
     """Boundary recall and undersegmentation error of SEEDS and SLIC on photo mosaics."""
-    from cast_mm.superpixels import seeds_superpixels
-    from cast_mm.superpixels import boundary_recall, slic_superpixels, undersegmentation_error
+    from cast_mm.superpixels import (boundary_recall, seeds_superpixels, slic_superpixels,
+                                     undersegmentation_error)
     device = settings.torch_device
     rows = []
     for size, budget in [(224, 196), (512, 1024)]:

@@ -112,7 +112,6 @@ def literal_cfg_options(task: str) -> Dict:
 
 def model_specs(settings: Settings) -> Dict[str, ModelSpec]:
     """Name -> :class:`ModelSpec` of every benchmarked model."""
-    device = settings.torch_device
     cls = dict(NO_CHECKPOINT, **settings.task_options('cls'))
     seg = dict(NO_CHECKPOINT, **WHOLE_INFERENCE, **settings.task_options('seg'))
     cls_lit, seg_lit = literal_cfg_options('cls'), literal_cfg_options('seg')

@@ -75,5 +75,5 @@ def model_info(name: str) -> dict:
     entry = models.get(name.lower())
     if entry is None:
         raise ValueError(f'unknown model {name!r}; models of cast_mm: {", ".join(sorted(models))}')
-    return dict(name=entry['Name'], config=osp.join(_index_root(), entry['Config']),
+    return dict(name=entry['Name'], config=osp.join(index_location()[1], entry['Config']),
                 weights=entry.get('Weights'))

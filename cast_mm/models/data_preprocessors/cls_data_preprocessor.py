@@ -6,8 +6,8 @@ from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor, SelfS
 from torch import Tensor
 
 from cast_mm.registry import MODELS
-from cast_mm.superpixels import (MISSING_CLS_SUPERPIXELS_HINT, SUPERPIXEL_SLOTS_KEY, host_slot_count,
-                                 sample_superpixels, stack_superpixel_maps)
+from cast_mm.superpixels import (MISSING_CLS_SUPERPIXELS_HINT, SUPERPIXEL_SLOTS_KEY,
+                                 host_slot_count, sample_superpixels, stack_superpixel_maps)
 
 
 def pad_sample_superpixels(data_samples: Optional[Sequence[Any]],
