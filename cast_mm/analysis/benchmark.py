@@ -368,7 +368,26 @@ def _print(table: Table) -> None:
     print('\n' + table.markdown(), flush=True)
 
 
+def section_explorer(run: Dict, settings: Settings, options: Options) -> None:
+    """The hierarchy explorer timed from headless Chromium (:mod:`cast_mm.analysis.explorer`)."""
+    from cast_mm.analysis.explorer import CASES, measure_explorer
+    rows = []
+    for case in sorted(CASES):
+        result = measure_explorer(case, repeats=max(options.repeats, 1), clicks=5)
+        run['results'][f'explorer/{case}'] = result
+        rows.append([case, f"{result['image_size']}x{result['image_size']}",
+                     _fmt(result['upload_to_picture_ms']['median']),
+                     _fmt(result['pipeline_ms']['median']),
+                     _fmt(result['click_redraw_ms']['median'])])
+    _print(add_table(run, Table(
+        'explorer', 'hierarchy explorer in a browser (CAST-S, random weights, CPU)',
+        ['case', 'image', 'upload to picture ms', 'of which superpixels + model + hierarchy ms',
+         'click re-draw ms'], rows,
+        ['medians over the timed uploads and clicks, measured in headless Chromium through '
+         'Playwright (`tools/hierarchy_explorer.py` on a loopback port)'])))
+
+
 #: Section name -> function, in the default order.
 SECTIONS = dict(models=section_models, train=section_train, profile=section_profile,
                 fps=section_fps, superpixels=section_superpixels, quality=section_quality,
-                compile=section_compile)
+                compile=section_compile, explorer=section_explorer)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, import_analysis_tool
+from conftest import REPO
 from weights_helpers import DEIT, file_bytes, loopback_hub, to_official_deit
 
 from cast_mm.apis import HierarchyExtractor, extract_hierarchy
@@ -99,7 +99,7 @@ def _browser_requirements():
     for module in ('gradio', 'playwright'):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f'{module} is not installed (bash tools/install.sh --tests)')
-    timing = import_analysis_tool('explorer_timing')
+    from cast_mm.analysis import explorer as timing
     if not osp.exists(timing.CHROMIUM) and shutil.which('chromium') is None:
         pytest.skip(f'no Chromium at {timing.CHROMIUM} (apt-get install chromium, or bash '
                     'tools/install.sh --tests as root)')
@@ -172,7 +172,7 @@ def _highlighted(picture):
 
 @pytest.mark.slow
 def test_page_uploads_draws_clicks_and_downloads(random_app, browser, tmp_path):
-    timing = import_analysis_tool('explorer_timing')
+    from cast_mm.analysis import explorer as timing
     page = timing.ExplorerPage(browser, random_app)
     try:
         assert 'Random weights' in page.text('model-note')
@@ -222,7 +222,7 @@ def test_page_uploads_draws_clicks_and_downloads(random_app, browser, tmp_path):
 
 @pytest.mark.slow
 def test_visitors_do_not_share_images(random_app, browser, tmp_path):
-    timing = import_analysis_tool('explorer_timing')
+    from cast_mm.analysis import explorer as timing
     first, second = (timing.ExplorerPage(browser, random_app) for _ in range(2))
     try:
         wide = cv2.resize(timing.photo(224), (300, 224))  # not the example's size
