@@ -2,6 +2,10 @@
 # Distributed training with torchrun: tools/dist_train.sh CONFIG NUM_PROCESSES [train.py args]
 # The interpreter is $PYTHON (default python3), as in tools/install.sh.
 # Without GPUs the processes use the gloo backend on CPU.
+# MAX_RESTARTS (default 3): when a process fails (a rank killed, a lost peer that fails the step
+# within env_cfg.dist_cfg.timeout), torchrun restarts the whole group up to this many times and
+# the restarted run resumes from the newest complete checkpoint of the work folder.
+# MAX_RESTARTS=0 gives up at the first failure.
 set -euo pipefail
 CONFIG=$1
 NPROC=$2
@@ -9,9 +13,10 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+MAX_RESTARTS=${MAX_RESTARTS:-3}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 "${PYTHON:-python3}" -m torch.distributed.run \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --master_port="$PORT" --nproc_per_node="$NPROC" \
+    --master_port="$PORT" --nproc_per_node="$NPROC" --max-restarts="$MAX_RESTARTS" \
     "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "${@:3}"
