@@ -163,7 +163,7 @@ def make_runner(work_dir, max_iters=6, resume=False, load_from=None, by_epoch=Fa
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
         default_hooks=dict(
             checkpoint=checkpoint, logger=dict(type='LoggerHook', interval=1),
-            preemption=None if stock else dict(type='cast_mm.PreemptionCheckpointHook')),
+            **({} if stock else dict(preemption=dict(type='cast_mm.PreemptionCheckpointHook')))),
         custom_hooks=([] if hang_before is None else [HangHook(hang_before)])
         + ([] if record_sleep is None else [RecordHook(record_sleep)]),
         randomness=dict(seed=seed, diff_rank_seed=True),  # each rank its own RNG stream

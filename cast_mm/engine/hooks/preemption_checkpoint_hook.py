@@ -1,5 +1,6 @@
 """Checkpoint and exit when the cluster announces that it will stop the job."""
 import logging
+import os
 import signal
 import threading
 import time
@@ -32,17 +33,32 @@ def _signal_number(name) -> int:
     return int(number)
 
 
-class _IgnoreSignalsWorkerInit:
-    """A data loader ``worker_init_fn`` that makes the worker ignore ``signals`` (the main
-    process handles them and stops its workers itself), then calls ``init_fn``."""
+def _ignore_all_but_the_parents(signals: Sequence[int], parent: int) -> None:
+    """Consume ``signals`` sent to this process; die of one that ``parent`` sent."""
+    while True:
+        info = signal.sigwaitinfo(signals)
+        if info.si_pid == parent:
+            # Only the main thread may restore the default action: end as killed instead.
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _ShieldedWorkerInit:
+    """A data loader ``worker_init_fn`` that keeps ``signals`` from ending the worker, then
+    calls ``init_fn``.
+
+    The signals are blocked and consumed by a thread of the worker, except those the main
+    process sends itself: Python's multiprocessing ends daemonic workers with ``SIGTERM``
+    when the main process exits, and that one still ends the worker.
+    """
 
     def __init__(self, signals: Sequence[int], init_fn: Optional[Callable]):
         self.signals = tuple(signals)
         self.init_fn = init_fn
 
     def __call__(self, worker_id: int) -> None:
-        for number in self.signals:
-            signal.signal(number, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+        threading.Thread(target=_ignore_all_but_the_parents, args=(self.signals, os.getppid()),
+                         name='preemption-signal-shield', daemon=True).start()
         if self.init_fn is not None:
             self.init_fn(worker_id)
 
@@ -61,12 +77,13 @@ class PreemptionCheckpointHook(Hook):
     every process exits with status ``exit_code``. ``tools/train.py --resume`` (or an automatic
     restart, see docs/reliability.md) continues from it exactly where the run stopped.
 
-    Data loader workers of the cast_mm resumable loops ignore these signals (their main process
-    stops them); a worker killed by a signal would otherwise fail the iteration.
+    Data loader workers of the cast_mm resumable loops ignore these signals unless their main
+    process sends them (it stops them itself); a worker killed by a cluster's signal would
+    otherwise fail the iteration.
 
     Args:
-        signals (Sequence[str]): Names of the signals to react to.
-            Defaults to ``('SIGTERM', 'SIGUSR1')``.
+        signals (Sequence[str]): Names of the signals to react to; empty: the hook does
+            nothing. Defaults to ``('SIGTERM', 'SIGUSR1')``.
         exit_code (int): Exit status after the checkpoint. Defaults to 75 (``EX_TEMPFAIL``).
         interval (int): Check for a signal every ``interval`` iterations (the check is an
             all-reduce of one number in distributed runs). Defaults to 1.
@@ -79,8 +96,6 @@ class PreemptionCheckpointHook(Hook):
         if isinstance(signals, (str, int)):
             signals = (signals, )
         self.signals = tuple(_signal_number(name) for name in signals)
-        if not self.signals:
-            raise ValueError('PreemptionCheckpointHook needs at least one signal')
         if not isinstance(exit_code, int) or not 0 < exit_code < 128:
             raise ValueError(f'PreemptionCheckpointHook: exit_code must be an int in 1..127 '
                              f'(128 and above mean "killed by a signal"), got {exit_code!r}')
@@ -100,14 +115,16 @@ class PreemptionCheckpointHook(Hook):
             dataloader (DataLoader): A data loader whose workers have not started yet.
         """
         if dataloader.num_workers > 0:
-            dataloader.worker_init_fn = _IgnoreSignalsWorkerInit(self.signals,
-                                                                 dataloader.worker_init_fn)
+            dataloader.worker_init_fn = _ShieldedWorkerInit(self.signals,
+                                                            dataloader.worker_init_fn)
 
     def _handle(self, signum, frame) -> None:
         if self._received is None:
             self._received, self._received_at = signum, time.monotonic()
 
     def before_train(self, runner) -> None:
+        if not self.signals:
+            return
         if threading.current_thread() is not threading.main_thread():
             print_log('PreemptionCheckpointHook: training runs outside the main thread, where '
                       'no signal handler can be installed; preemption signals are not caught.',
@@ -145,6 +162,8 @@ class PreemptionCheckpointHook(Hook):
         if not number:
             return
         trained = runner.iter + 1
+        if trained >= runner.max_iters:
+            return  # the last iteration: training ends (and saves) as usual
         name = signal.Signals(number).name
         hook = self._checkpoint_hook(runner)
         start = time.monotonic()
