@@ -41,6 +41,7 @@ class ResumableLoopMixin:
                  seed_per_sample: bool = True, **kwargs):
         if isinstance(dataloader, dict):
             dataloader = self._build_train_dataloader(runner, dataloader, seed_per_sample)
+        self.seed_per_sample = seed_per_sample
         super().__init__(runner, dataloader, *args, **kwargs)
 
     @staticmethod
@@ -239,8 +240,11 @@ class ResumableEpochBasedTrainLoop(ResumableLoopMixin, EpochBasedTrainLoop):
         state, self._resume_state = self._resume_state, None
         start, skipped = 0, False
         # Making an iterator draws a seed from torch's generator, except when persistent
-        # workers are reused (every epoch after the first of an uninterrupted run).
-        reused = bool(self.dataloader.persistent_workers and self.dataloader.num_workers > 0)
+        # workers are reused (every epoch after the first of an uninterrupted run). With
+        # per-sample seeding the workers' seeds do not matter, and the iterator is made with
+        # the generators put back, so 0 workers and persistent ones draw the same numbers.
+        reused = bool(self.seed_per_sample or (self.dataloader.persistent_workers
+                                               and self.dataloader.num_workers > 0))
         if state is not None:
             start = self._resume_start
             if start == 0 and not reused:
@@ -251,7 +255,11 @@ class ResumableEpochBasedTrainLoop(ResumableLoopMixin, EpochBasedTrainLoop):
                           'skips the trained batches by index, no data is loaded for them.',
                           logger='current')
                 skipped = True
-        iterator = iter(self.dataloader)
+        if self.seed_per_sample:
+            with preserved_rng_states():
+                iterator = iter(self.dataloader)
+        else:
+            iterator = iter(self.dataloader)
         if start > 0:
             if not skipped:
                 for _ in range(start):

@@ -114,10 +114,17 @@ def command(work_dir, nproc, by_epoch, workers, *extra, restarts=0):
     if nproc == 1:
         return [sys.executable, *helper_args(work_dir, by_epoch, workers, *extra)]
     log_dir = f'{work_dir}_torchrun_logs_{time.monotonic_ns()}'
+    # The rendezvous of tools/dist_train.sh (with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, see
+    # run_env).
     return [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc),
-            '--master_addr', '127.0.0.1', '--master_port', str(free_port()),
+            '--rdzv-backend', 'c10d', '--rdzv-endpoint', f'127.0.0.1:{free_port()}',
             '--max-restarts', str(restarts), '--log-dir', log_dir, '--redirects', '3',
             *helper_args(work_dir, by_epoch, workers, *extra, '--launcher', 'pytorch')]
+
+
+def run_env():
+    """The environment of tools/dist_train.sh: a restarted group gets a store of its own."""
+    return dict(cpu_env(), TORCH_DISABLE_SHARE_RDZV_TCP_STORE='1')
 
 
 def read_losses(work_dir):
@@ -138,7 +145,7 @@ def reference(tmp_path_factory, nproc, by_epoch):
     key = (nproc, by_epoch)
     if key not in _references:
         work_dir = tmp_path_factory.mktemp(f'reference_{nproc}_{int(by_epoch)}')
-        run_checked(command(work_dir, nproc, by_epoch, 0), cpu_env(), timeout=300)
+        run_checked(command(work_dir, nproc, by_epoch, 0), run_env(), timeout=300)
         (pid, losses), = read_losses(work_dir)
         assert sorted(losses) == list(range(1, total_iters(nproc, by_epoch) + 1))
         _references[key] = (torch.load(work_dir / 'final_weights.pth', weights_only=True),
@@ -192,7 +199,7 @@ def test_interrupted_run_resumes_bit_equal(tmp_path, tmp_path_factory, signum, n
     log = tmp_path / 'interrupted_run.log'
     with open(log, 'w') as output:
         proc = subprocess.Popen(command(work_dir, nproc, by_epoch, workers, restarts=restarts),
-                                env=cpu_env(), stdout=output, stderr=subprocess.STDOUT,
+                                env=run_env(), stdout=output, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
         first_pid = wait_for_iteration(work_dir, proc, at)
@@ -216,14 +223,14 @@ def test_interrupted_run_resumes_bit_equal(tmp_path, tmp_path_factory, signum, n
             # Nothing trained is lost: the checkpoint holds the last finished iteration.
             assert checkpoint.endswith((PREEMPTION_FILENAME_TMPL.format(trained),
                                         f'iter_{trained}.pth')), (checkpoint, trained)
-            run_checked(command(work_dir, nproc, by_epoch, workers, '--resume'), cpu_env(),
+            run_checked(command(work_dir, nproc, by_epoch, workers, '--resume'), run_env(),
                         timeout=300)
             assert min(read_losses(work_dir)[-1][1]) == trained + 1  # nothing trained again
         else:
             if nproc == 1:
                 assert proc.wait(timeout=60) == -signal.SIGKILL
                 stopped = None
-                run_checked(command(work_dir, nproc, by_epoch, workers, '--resume'), cpu_env(),
+                run_checked(command(work_dir, nproc, by_epoch, workers, '--resume'), run_env(),
                             timeout=300)
             else:
                 assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
