@@ -2,6 +2,7 @@
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Callable, Optional, Sequence
@@ -74,8 +75,10 @@ class PreemptionCheckpointHook(Hook):
     end of the iteration all ranks agree (a one-number all-reduce, any rank's signal counts),
     the checkpoint hook (:class:`~cast_mm.engine.AtomicCheckpointHook`) writes
     ``preempted_iter_<N>.pth`` with the RNG states of every rank and the sampler's state, and
-    every process exits with status ``exit_code``. ``tools/train.py --resume`` (or an automatic
-    restart, see docs/reliability.md) continues from it exactly where the run stopped.
+    every process exits with status ``exit_code`` (``SystemExit`` in a single process; a
+    distributed process closes its group and ends at once, skipping interpreter teardown).
+    ``tools/train.py --resume`` (or an automatic restart, see docs/reliability.md) continues
+    from it exactly where the run stopped.
 
     Data loader workers of the cast_mm resumable loops ignore these signals unless their main
     process sends them (it stops them itself); a worker killed by a cluster's signal would
@@ -181,5 +184,12 @@ class PreemptionCheckpointHook(Hook):
                   f'{self.exit_code}. Resume with tools/train.py --resume.', logger='current',
                   level=logging.WARNING)
         self.after_train(runner)
+        if not is_distributed():
+            raise SystemExit(self.exit_code)
         close_distributed()
-        raise SystemExit(self.exit_code)
+        # Interpreter teardown after a group was closed mid-training can abort a gloo process
+        # (SIGABRT instead of the exit status); the checkpoint is complete, so end here.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(self.exit_code)
