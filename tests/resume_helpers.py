@@ -1,12 +1,17 @@
 """A tiny CAST training for the resume and checkpoint tests; also runnable as a script.
 
 ``python tests/resume_helpers.py WORK_DIR MAX_ITERS [--resume] [--hang-before N] [--by-epoch]
-[--interval K]`` trains (or resumes) in WORK_DIR and writes the final weights to
-WORK_DIR/final_weights.pth (``--by-epoch``: MAX_ITERS epochs; checkpoints every K iterations).
-``--hang-before N`` writes WORK_DIR/hanging and blocks when iteration N starts, so a test can kill
-the process at a known point; ``--launcher pytorch`` runs under ``torch.distributed.run`` (gloo).
+[--interval K] [--workers N] [--record]`` trains (or resumes) in WORK_DIR and writes the final
+weights to WORK_DIR/final_weights.pth (``--by-epoch``: MAX_ITERS epochs; checkpoints every K
+iterations). ``--hang-before N`` writes WORK_DIR/hanging and blocks when iteration N starts, so a
+test can kill the process at a known point; ``--launcher pytorch`` runs under
+``torch.distributed.run`` (gloo), and a restarted group resumes by itself as ``tools/train.py``
+does. ``--record`` writes each process's pid to WORK_DIR/pid_rank<R> and appends rank 0's loss
+of every iteration to WORK_DIR/losses.jsonl (see :class:`RecordHook`).
 """
 import argparse
+import json
+import os
 import os.path as osp
 import random
 import socket
@@ -25,6 +30,7 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 import cast_mm
+from cast_mm.engine import find_resumable_checkpoint, restart_count
 from cast_mm.models import CAST
 from cast_mm.utils import close_distributed, setup_cpu_distributed
 
@@ -98,11 +104,35 @@ class HangHook(Hook):
             time.sleep(600)
 
 
+class RecordHook(Hook):
+    """Writes ``pid_rank<R>`` when training starts and, on rank 0, appends
+    ``{"pid", "iter", "loss"}`` (the loss as ``repr``, exact) to ``losses.jsonl`` after each
+    iteration; ``sleep`` seconds after each iteration leave a signal time to arrive."""
+
+    priority = 'HIGHEST'  # the record is written before a preemption checkpoint is
+
+    def __init__(self, sleep: float = 0.0):
+        self.sleep = sleep
+
+    def before_train(self, runner):
+        with open(osp.join(runner.work_dir, f'pid_rank{get_rank()}'), 'w') as f:
+            f.write(str(os.getpid()))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if get_rank() == 0:
+            record = dict(pid=os.getpid(), iter=runner.iter + 1, loss=repr(float(outputs['loss'])))
+            with open(osp.join(runner.work_dir, 'losses.jsonl'), 'a') as f:
+                f.write(json.dumps(record) + '\n')
+        time.sleep(self.sleep)
+
+
 def make_runner(work_dir, max_iters=6, resume=False, load_from=None, by_epoch=False,
                 dataset=None, num_workers=0, interval=2, max_keep_ckpts=-1, hang_before=None,
-                drop=0.2, seed=0, stock=False, launcher='none'):
-    """A Runner of the tiny classifier with the cast_mm resumable loop, sampler and hook
-    (``stock=True``: MMEngine's own ones)."""
+                drop=0.2, seed=0, stock=False, launcher='none', persistent_workers=False,
+                record_sleep=None, seed_per_sample=True):
+    """A Runner of the tiny classifier with the cast_mm resumable loop, sampler and hooks
+    (``stock=True``: MMEngine's own ones; ``record_sleep``: a :class:`RecordHook` with that
+    pause)."""
     torch.manual_seed(seed)
     dataset = RandomImages() if dataset is None else dataset
     if by_epoch:
@@ -113,9 +143,11 @@ def make_runner(work_dir, max_iters=6, resume=False, load_from=None, by_epoch=Fa
         sampler = 'InfiniteSampler' if stock else 'cast_mm.ResumableInfiniteSampler'
         loop = 'IterBasedTrainLoop' if stock else 'cast_mm.ResumableIterBasedTrainLoop'
         train_cfg = dict(type=loop, max_iters=max_iters)
+    if not stock:
+        train_cfg['seed_per_sample'] = seed_per_sample
     checkpoint = dict(type='CheckpointHook' if stock else 'cast_mm.AtomicCheckpointHook',
                       interval=interval, by_epoch=False, max_keep_ckpts=max_keep_ckpts)
-    env_cfg = dict(dist_cfg=dict(backend='gloo'))
+    env_cfg = dict(dist_cfg=dict(backend='gloo', timeout=120))
     # Without CUDA, MMEngine's PyTorch launcher fails selecting a GPU per process; the tools'
     # CPU set-up starts the gloo group and gives DDP no device.
     launch_cfg = Config(dict(launcher=launcher, env_cfg=env_cfg))
@@ -124,12 +156,16 @@ def make_runner(work_dir, max_iters=6, resume=False, load_from=None, by_epoch=Fa
         model=TinyCASTClassifier(drop),
         work_dir=str(work_dir),
         train_dataloader=dict(dataset=dataset, batch_size=2, num_workers=num_workers,
+                              persistent_workers=persistent_workers and num_workers > 0,
                               sampler=dict(type=sampler, shuffle=True),
                               collate_fn=dict(type='default_collate')),
         train_cfg=train_cfg,
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
-        default_hooks=dict(checkpoint=checkpoint, logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=[] if hang_before is None else [HangHook(hang_before)],
+        default_hooks=dict(
+            checkpoint=checkpoint, logger=dict(type='LoggerHook', interval=1),
+            **({} if stock else dict(preemption=dict(type='cast_mm.PreemptionCheckpointHook')))),
+        custom_hooks=([] if hang_before is None else [HangHook(hang_before)])
+        + ([] if record_sleep is None else [RecordHook(record_sleep)]),
         randomness=dict(seed=seed, diff_rank_seed=True),  # each rank its own RNG stream
         launcher=launcher,
         env_cfg=env_cfg,
@@ -149,11 +185,21 @@ def main():
     parser.add_argument('--launcher', default='none')
     parser.add_argument('--by-epoch', action='store_true')
     parser.add_argument('--interval', type=int, default=2)
+    parser.add_argument('--workers', type=int, default=0, help='data loader workers (persistent)')
+    parser.add_argument('--record', action='store_true', help='pid files and a loss record')
+    parser.add_argument('--sleep', type=float, default=0.0,
+                        help='seconds of pause after each iteration (with --record)')
     args = parser.parse_args()
     cast_mm.setup_env()  # as tools/train.py (a Runner built without a config reads none)
-    runner = make_runner(args.work_dir, args.max_iters, resume=args.resume,
+    resume, load_from = args.resume or restart_count() > 0, None
+    if resume:  # as tools/train.py resumes
+        load_from = find_resumable_checkpoint(args.work_dir)
+        resume = load_from is not None
+    runner = make_runner(args.work_dir, args.max_iters, resume=resume, load_from=load_from,
                          hang_before=args.hang_before, launcher=args.launcher,
-                         by_epoch=args.by_epoch, interval=args.interval)
+                         by_epoch=args.by_epoch, interval=args.interval,
+                         num_workers=args.workers, persistent_workers=True,
+                         record_sleep=args.sleep if args.record else None)
     runner.train()
     model = getattr(runner.model, 'module', runner.model)
     if get_rank() == 0:

@@ -4,6 +4,11 @@ Usage is that of mmseg's and mmpretrain's ``tools/train.py``::
 
     python tools/train.py configs/cast/cast-s_ade20k.py --work-dir work_dirs/cast-s_ade20k
     tools/dist_train.sh configs/cast/cast-s_ade20k.py 8 --amp
+
+A job restarted by its launcher (``torchrun --max-restarts`` after a failed process, Slurm after
+a requeue) resumes from the newest complete checkpoint of the work folder as with ``--resume``.
+A run stopped by a preemption signal exits with status 75 after writing its checkpoint
+(docs/reliability.md).
 """
 import argparse
 import logging
@@ -15,7 +20,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import cast_mm
-from cast_mm.engine import find_resumable_checkpoint
+from cast_mm.engine import find_resumable_checkpoint, restart_count
 from cast_mm.utils import close_distributed, load_tool_config, setup_cpu_distributed
 
 
@@ -61,6 +66,11 @@ def main() -> None:
         if 'auto_scale_lr' not in cfg:
             raise ValueError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
+    restarts = restart_count()
+    if restarts and not args.resume:
+        print_log(f'Restart {restarts} of this job: resuming from the newest complete '
+                  'checkpoint of the work folder.', logger='current')
+        args.resume = True
     cfg.resume = args.resume
     if args.resume and cfg.get('load_from') is None:
         # MMEngine resumes from the file last_checkpoint names even when it is missing or

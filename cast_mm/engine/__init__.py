@@ -1,14 +1,18 @@
 """Training and testing machinery of cast_mm: hooks, resumable samplers and loops."""
-from .hooks import AtomicCheckpointHook, HierarchyVisualizationHook
+from .hooks import (PREEMPTED_EXIT_CODE, AtomicCheckpointHook, HierarchyVisualizationHook,
+                    PreemptionCheckpointHook)
 from .loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
-from .resume import find_resumable_checkpoint, torch_file_problem
+from .resume import find_resumable_checkpoint, restart_count, torch_file_problem
 from .rng import get_rng_states, preserved_rng_states, set_rng_states
+from .sample_seeded_dataset import SampleSeededDataset, seed_sample_rngs
 from .samplers import (ResumableDefaultSampler, ResumableInfiniteSampler, ResumableRepeatAugSampler,
-                       ResumableSamplerMixin)
+                       ResumableSamplerMixin, SampledIndex)
 
 __all__ = [
-    'AtomicCheckpointHook', 'HierarchyVisualizationHook', 'ResumableEpochBasedTrainLoop',
-    'ResumableIterBasedTrainLoop', 'torch_file_problem', 'find_resumable_checkpoint',
-    'get_rng_states', 'preserved_rng_states', 'set_rng_states', 'ResumableDefaultSampler',
-    'ResumableInfiniteSampler', 'ResumableRepeatAugSampler', 'ResumableSamplerMixin'
+    'AtomicCheckpointHook', 'HierarchyVisualizationHook', 'PREEMPTED_EXIT_CODE',
+    'PreemptionCheckpointHook', 'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop',
+    'torch_file_problem', 'find_resumable_checkpoint', 'restart_count', 'get_rng_states',
+    'preserved_rng_states', 'set_rng_states', 'SampleSeededDataset', 'seed_sample_rngs',
+    'ResumableDefaultSampler', 'ResumableInfiniteSampler', 'ResumableRepeatAugSampler',
+    'ResumableSamplerMixin', 'SampledIndex'
 ]

@@ -10,9 +10,13 @@ augmentations continue exactly as in an uninterrupted run.
 
 Validation inside training leaves the training RNG states untouched (it would otherwise consume
 random numbers that a resumed run, which does not repeat the validation, never draws).
+
+Both loops wrap their train dataset in :class:`~cast_mm.engine.SampleSeededDataset`
+(``seed_per_sample=True``), so the random augmentations that data loader workers draw are a
+function of the sample's position in the run, and a resumed run with workers is exact too.
 """
 import logging
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from mmengine.dataset import InfiniteSampler
@@ -20,15 +24,41 @@ from mmengine.dist import get_rank, get_world_size
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
+from torch.utils.data import DataLoader
 
 from ..registry import LOOPS
 from .hooks.atomic_checkpoint_hook import AtomicCheckpointHook
+from .hooks.preemption_checkpoint_hook import PreemptionCheckpointHook
 from .rng import preserved_rng_states, set_rng_states
 from .samplers import ResumableSamplerMixin
 
 
 class ResumableLoopMixin:
-    """What both resumable loops share: sampler positioning and RNG restoration."""
+    """What both resumable loops share: the per-sample seeded train data, sampler positioning
+    and RNG restoration."""
+
+    def __init__(self, runner, dataloader: Union[DataLoader, dict], *args,
+                 seed_per_sample: bool = True, **kwargs):
+        if isinstance(dataloader, dict):
+            dataloader = self._build_train_dataloader(runner, dataloader, seed_per_sample)
+        self.seed_per_sample = seed_per_sample
+        super().__init__(runner, dataloader, *args, **kwargs)
+
+    @staticmethod
+    def _build_train_dataloader(runner, cfg: dict, seed_per_sample: bool) -> DataLoader:
+        """Build the train data loader as MMEngine's loops do, with the dataset wrapped in
+        ``SampleSeededDataset`` and loader workers that leave preemption signals to the main
+        process."""
+        cfg = dict(cfg)
+        if seed_per_sample:
+            cfg['dataset'] = dict(type='cast_mm.SampleSeededDataset', dataset=cfg['dataset'])
+        # As mmengine.runner.BaseLoop builds it (the only place MMEngine keeps diff_rank_seed).
+        diff_rank_seed = runner._randomness_cfg.get('diff_rank_seed', False)
+        dataloader = runner.build_dataloader(cfg, seed=runner.seed, diff_rank_seed=diff_rank_seed)
+        for hook in runner.hooks:
+            if isinstance(hook, PreemptionCheckpointHook):
+                hook.shield_loader_workers(dataloader)
+        return dataloader
 
     def _sampler(self):
         sampler = getattr(self.dataloader, 'sampler', None)
@@ -114,6 +144,9 @@ class ResumableIterBasedTrainLoop(ResumableLoopMixin, IterBasedTrainLoop):
         val_interval (int): Validation interval in iterations. Defaults to 1000.
         dynamic_intervals (list[tuple[int, int]], optional): ``(milestone, interval)`` pairs
             that change the validation interval from the milestone on.
+        seed_per_sample (bool): Wrap the train dataset (given as a config) in
+            :class:`~cast_mm.engine.SampleSeededDataset`, so data augmentation does not depend
+            on the loader workers or on interruptions. Defaults to True.
     """
 
     def run(self) -> torch.nn.Module:
@@ -168,6 +201,9 @@ class ResumableEpochBasedTrainLoop(ResumableLoopMixin, EpochBasedTrainLoop):
         val_interval (int): Validation interval in epochs. Defaults to 1.
         dynamic_intervals (list[tuple[int, int]], optional): ``(milestone, interval)`` pairs
             that change the validation interval from the milestone on.
+        seed_per_sample (bool): Wrap the train dataset (given as a config) in
+            :class:`~cast_mm.engine.SampleSeededDataset`, so data augmentation does not depend
+            on the loader workers or on interruptions. Defaults to True.
     """
 
     _resume_state: Optional[dict] = None
@@ -203,9 +239,15 @@ class ResumableEpochBasedTrainLoop(ResumableLoopMixin, EpochBasedTrainLoop):
         self.runner.model.train()
         state, self._resume_state = self._resume_state, None
         start, skipped = 0, False
+        # Making an iterator draws a seed from torch's generator, except when persistent
+        # workers are reused (every epoch after the first of an uninterrupted run). With
+        # per-sample seeding the workers' seeds do not matter, and the iterator is made with
+        # the generators put back, so 0 workers and persistent ones draw the same numbers.
+        reused = bool(self.seed_per_sample or (self.dataloader.persistent_workers
+                                               and self.dataloader.num_workers > 0))
         if state is not None:
             start = self._resume_start
-            if start == 0:
+            if start == 0 and not reused:
                 # Saved at the end of an epoch, before the next epoch's iterator was made.
                 self._restore_rng(state)
             elif self._position_sampler(start * self._batch_size(), state):
@@ -213,12 +255,19 @@ class ResumableEpochBasedTrainLoop(ResumableLoopMixin, EpochBasedTrainLoop):
                           'skips the trained batches by index, no data is loaded for them.',
                           logger='current')
                 skipped = True
-        iterator = iter(self.dataloader)
+        if self.seed_per_sample:
+            with preserved_rng_states():
+                iterator = iter(self.dataloader)
+        else:
+            iterator = iter(self.dataloader)
         if start > 0:
             if not skipped:
                 for _ in range(start):
                     next(iterator)
             # Saved inside an epoch, after its iterator was made.
+            self._restore_rng(state)
+        elif state is not None and reused:
+            # The uninterrupted run reused its workers here and drew nothing.
             self._restore_rng(state)
         for idx, data_batch in enumerate(iterator, start):
             self.run_iter(idx, data_batch)

@@ -89,3 +89,22 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
     print_log(f'No readable checkpoint in {work_dir} (the newest, {latest}, is {problem}); '
               'training starts from the beginning.', logger='current', level=logging.WARNING)
     return None
+
+
+#: Environment variables in which a launcher counts the restarts of a job.
+RESTART_COUNT_VARIABLES = ('TORCHELASTIC_RESTART_COUNT', 'SLURM_RESTART_COUNT')
+
+
+def restart_count() -> int:
+    """How often the launcher has restarted this job: ``torchrun --max-restarts`` after a
+    failed process (``TORCHELASTIC_RESTART_COUNT``), or Slurm after a requeue
+    (``SLURM_RESTART_COUNT``); 0 for a first start."""
+    counts = []
+    for name in RESTART_COUNT_VARIABLES:
+        value = os.environ.get(name, '').strip()
+        if value:
+            try:
+                counts.append(int(value))
+            except ValueError:
+                raise ValueError(f'{name}={value!r} is not a number of restarts') from None
+    return max(counts, default=0)

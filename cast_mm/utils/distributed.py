@@ -1,4 +1,6 @@
 """Distributed runs without GPUs (torchrun + gloo on CPU) under MMEngine's Runner."""
+import datetime
+
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
@@ -19,7 +21,8 @@ def setup_cpu_distributed(cfg: Config) -> bool:
         return False
     if not dist.is_initialized():
         timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
-        kwargs = {} if timeout is None else dict(timeout=timeout)
+        # Seconds, as MMEngine's init_dist reads env_cfg.dist_cfg.timeout.
+        kwargs = {} if timeout is None else dict(timeout=datetime.timedelta(seconds=timeout))
         dist.init_process_group(backend='gloo', **kwargs)
     wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel'))
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))

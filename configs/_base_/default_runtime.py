@@ -6,7 +6,10 @@ default_scope = 'mmseg'
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),  # tools/train.py switches to gloo on machines without CUDA
+    # tools/train.py switches to gloo on machines without CUDA. timeout (seconds): a collective
+    # that waits longer for a lost peer fails, and torchrun restarts the group
+    # (docs/reliability.md).
+    dist_cfg=dict(backend='nccl', timeout=300),
 )
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')

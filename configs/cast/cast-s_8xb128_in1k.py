@@ -19,4 +19,8 @@ randomness = dict(seed=0, diff_rank_seed=True)  # --seed 0, plus the rank as off
 # the published weights).
 default_hooks = dict(
     checkpoint=dict(type='cast_mm.AtomicCheckpointHook', interval=1, max_keep_ckpts=1,
-                    save_best='accuracy/top1', rule='greater'))
+                    save_best='accuracy/top1', rule='greater'),
+    # SIGTERM / SIGUSR1: finish the iteration, checkpoint, exit 75 (docs/reliability.md)
+    preemption=dict(type='cast_mm.PreemptionCheckpointHook'))
+# A collective that waits longer than this (seconds) for a lost peer fails.
+env_cfg = dict(dist_cfg=dict(timeout=300))

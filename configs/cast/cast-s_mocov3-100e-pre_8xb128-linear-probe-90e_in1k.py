@@ -13,7 +13,11 @@ _base_ = [
 # Validated every epoch; the reported top-1 is the best epoch's (model_best.pth.tar officially).
 default_hooks = dict(
     checkpoint=dict(type='cast_mm.AtomicCheckpointHook', interval=1, max_keep_ckpts=1,
-                    save_best='accuracy/top1', rule='greater'))
+                    save_best='accuracy/top1', rule='greater'),
+    # SIGTERM / SIGUSR1: finish the iteration, checkpoint, exit 75 (docs/reliability.md)
+    preemption=dict(type='cast_mm.PreemptionCheckpointHook'))
+# A collective that waits longer than this (seconds) for a lost peer fails.
+env_cfg = dict(dist_cfg=dict(timeout=300))
 
 model = dict(
     type='cast_mm.SuperpixelImageClassifier',

@@ -14,4 +14,9 @@ _base_ = [
     '../_base_/cast_env.py',
 ]
 
-default_hooks = dict(checkpoint=dict(type='cast_mm.AtomicCheckpointHook', max_keep_ckpts=3))
+default_hooks = dict(
+    checkpoint=dict(type='cast_mm.AtomicCheckpointHook', max_keep_ckpts=3),
+    # SIGTERM / SIGUSR1: finish the iteration, checkpoint, exit 75 (docs/reliability.md)
+    preemption=dict(type='cast_mm.PreemptionCheckpointHook'))
+# A collective that waits longer than this (seconds) for a lost peer fails.
+env_cfg = dict(dist_cfg=dict(timeout=300))

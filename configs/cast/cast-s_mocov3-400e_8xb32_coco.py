@@ -30,7 +30,11 @@ train_cfg = dict(max_epochs=400)
 # feeds cast-s_voc-retrieval.py and epoch 400 cast-s_voc-finetune.py. Keep those
 # (epoch_50.pth ... epoch_400.pth), plus the latest epoch for resuming (latest_epoch_N.pth).
 default_hooks = dict(
-    checkpoint=dict(type='cast_mm.AtomicCheckpointHook', interval=50, max_keep_ckpts=-1))
+    checkpoint=dict(type='cast_mm.AtomicCheckpointHook', interval=50, max_keep_ckpts=-1),
+    # SIGTERM / SIGUSR1: finish the iteration, checkpoint, exit 75 (docs/reliability.md)
+    preemption=dict(type='cast_mm.PreemptionCheckpointHook'))
+# A collective that waits longer than this (seconds) for a lost peer fails.
+env_cfg = dict(dist_cfg=dict(timeout=300))
 custom_hooks = [
     dict(type='cast_mm.AtomicCheckpointHook', interval=1, max_keep_ckpts=1,
          filename_tmpl='latest_epoch_{}.pth')

@@ -14,6 +14,8 @@ from ..rng import get_rng_states
 
 #: Suffix of a checkpoint being written; the file gets its final name only once it is complete.
 TEMP_SUFFIX = '.tmp'
+#: Name of a checkpoint written on a preemption signal (the number: completed iterations).
+PREEMPTION_FILENAME_TMPL = 'preempted_iter_{}.pth'
 
 
 def _fsync(path: str) -> None:
@@ -48,6 +50,9 @@ class AtomicCheckpointHook(CheckpointHook):
       save leaves the previous checkpoint and ``last_checkpoint`` intact.
     - With ``max_keep_ckpts`` the oldest kept checkpoint is removed only after the new one is
       complete (MMEngine removes it before writing the new one).
+    - Checkpoints written on a preemption signal (``preempted_iter_N.pth``, see
+      :class:`~cast_mm.engine.PreemptionCheckpointHook`) are removed once a newer regular
+      checkpoint is complete, when ``max_keep_ckpts`` is set.
     - Every saved checkpoint carries ``resume_state``: the random-number states of every rank and
       the train sampler's state, which :class:`~cast_mm.engine.ResumableIterBasedTrainLoop` and
       :class:`~cast_mm.engine.ResumableEpochBasedTrainLoop` restore on resume.
@@ -59,6 +64,8 @@ class AtomicCheckpointHook(CheckpointHook):
 
     _resume_state: Optional[dict] = None
     _loaded_resume_state: Optional[dict] = None
+    #: Completed iterations of the last checkpoint this hook wrote (None before the first).
+    saved_iters: Optional[int] = None
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -88,8 +95,6 @@ class AtomicCheckpointHook(CheckpointHook):
         return state or {}
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
-        # Every rank takes part in gathering the RNG states; only the main process writes.
-        self._resume_state = self.collect_resume_state(runner)
         outdated = None
         if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids
                                             and self.keep_ckpt_ids[-1] == step):
@@ -97,8 +102,37 @@ class AtomicCheckpointHook(CheckpointHook):
                 outdated = self.keep_ckpt_ids.popleft()
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        self.save_checkpoint_now(runner, self.filename_tmpl.format(step), meta)
+        if not is_main_process() or self.max_keep_ckpts <= 0:
+            return
+        if outdated is not None:
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(outdated))
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+            elif self.file_backend.isdir(path):
+                self.file_backend.rmtree(path)
+        if isinstance(self.file_backend, LocalBackend):
+            # Checkpoints written on a preemption signal are superseded by this one.
+            pattern = PREEMPTION_FILENAME_TMPL.format('*')
+            for path in glob.glob(osp.join(glob.escape(self.out_dir), pattern)):
+                if path != self.last_ckpt and not path.endswith(TEMP_SUFFIX):
+                    os.remove(path)
 
-        filename = self.filename_tmpl.format(step)
+    def save_checkpoint_now(self, runner, filename: str, meta: dict) -> None:
+        """Write a checkpoint of the current training state (with ``resume_state``) as
+        ``filename`` in the output folder and point ``last_checkpoint`` at it.
+
+        A collective call: every rank contributes its RNG states; the main process writes.
+        Checkpoints written here directly (as on a preemption signal) do not count towards
+        ``max_keep_ckpts``.
+
+        Args:
+            runner (Runner): The runner.
+            filename (str): The file name, e.g. ``iter_1000.pth``.
+            meta (dict): ``epoch`` and ``iter`` to resume from (completed ones).
+        """
+        # Every rank takes part in gathering the RNG states; only the main process writes.
+        self._resume_state = self.collect_resume_state(runner)
         self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
         local = isinstance(self.file_backend, LocalBackend)
@@ -115,6 +149,7 @@ class AtomicCheckpointHook(CheckpointHook):
                 **self.args)
         finally:
             self._resume_state = None
+        self.saved_iters = int(meta['iter'])
         if not is_main_process():
             return
         if local:
@@ -123,9 +158,3 @@ class AtomicCheckpointHook(CheckpointHook):
         with open(pointer + TEMP_SUFFIX, 'w') as f:
             f.write(self.last_ckpt)
         replace_atomically(pointer + TEMP_SUFFIX, pointer)
-        if outdated is not None:
-            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(outdated))
-            if self.file_backend.isfile(path):
-                self.file_backend.remove(path)
-            elif self.file_backend.isdir(path):
-                self.file_backend.rmtree(path)

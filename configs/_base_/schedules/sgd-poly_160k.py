@@ -24,7 +24,9 @@ default_hooks = dict(
     checkpoint=dict(type='cast_mm.AtomicCheckpointHook', by_epoch=False, interval=16000,
                     max_keep_ckpts=3, save_best='mIoU'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='SegVisualizationHook'),
+    # SIGTERM / SIGUSR1: finish the iteration, checkpoint, exit 75 (docs/reliability.md)
+    preemption=dict(type='cast_mm.PreemptionCheckpointHook'))
 # The official global batch: one process with 8 images (here e.g. 8 GPUs x 1 image, with
 # synchronised BatchNorm); `--auto-scale-lr` rescales lr for other global batches.
 auto_scale_lr = dict(enable=False, base_batch_size=8)
