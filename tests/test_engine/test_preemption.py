@@ -20,6 +20,7 @@ from test_resume import assert_bit_equal, cpu_env, run_checked
 
 from cast_mm.engine import PREEMPTED_EXIT_CODE, PreemptionCheckpointHook
 from cast_mm.engine.hooks.atomic_checkpoint_hook import PREEMPTION_FILENAME_TMPL
+from cast_mm.utils import read_checkpoint
 
 HELPER = osp.join(TESTS, 'resume_helpers.py')
 
@@ -62,7 +63,7 @@ def test_signal_checkpoints_after_the_iteration_and_resume_is_exact(tmp_path, by
     trained = 5 if by_epoch else 3
     name = PREEMPTION_FILENAME_TMPL.format(trained)
     assert (split / 'last_checkpoint').read_text() == str(split / name)
-    assert torch.load(split / name, weights_only=True)['meta']['iter'] == trained
+    assert read_checkpoint(str(split / name))['meta']['iter'] == trained
     assert signal.getsignal(signum) == handler  # the handler of before training is back
     resumed = make_runner(split, max_iters=total, by_epoch=by_epoch, interval=4, resume=True,
                           load_from=str(split / name))
