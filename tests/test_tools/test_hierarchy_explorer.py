@@ -127,11 +127,14 @@ def random_app():
 def _random_model():
     """The explorer's ``random`` model, built as the tool builds it (seeded)."""
     from mmengine.config import Config
+    from mmengine.registry import DefaultScope
 
     from cast_mm.apis.model_index import model_info
     tool = import_tool()
     cfg = Config.fromfile(model_info('cast-s_deit_in1k')['config'])
-    return tool.build_model(cfg, 'random', 'cpu'), tool.hierarchy_settings(cfg)
+    # The tool builds in the config's scope; earlier tests may have left another one current.
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'cast_mm')):
+        return tool.build_model(cfg, 'random', 'cpu'), tool.hierarchy_settings(cfg)
 
 
 def _assert_npz_equals_extraction(path, model, settings):
