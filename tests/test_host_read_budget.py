@@ -78,17 +78,23 @@ def _no_read_inside_layers(reads: HostReadCounter) -> None:
     assert not inside, reads.summary()
 
 
+def _assert_train_step_within_budget(cfg: Config, synchronised_bn: list) -> None:
+    """One training step of ``cfg`` reads at most :data:`BUDGET` device values, none inside a
+    layer, with the synchronised BN path taken."""
+    runner = Runner.from_cfg(cfg)
+    reads = _train_step_reads(runner, cfg)
+    assert synchronised_bn, 'the synchronised BN path did not run'
+    assert reads.count <= BUDGET, reads.summary()
+    _no_read_inside_layers(reads)
+
+
 @pytest.mark.slow
 def test_segmentation_train_step_reads_at_most_two_values(synchronised_bn, tmp_path):
     name = 'cast-s_ade20k.py'
     cfg = Config.fromfile(osp.join(CONFIGS, name))
     shrink_seg_config(cfg, str(tmp_path / 'work'), dataset_root_for(name, tmp_path))
     cfg.model.backbone.update(drop_rate=0.1, token_pooling='fast')
-    runner = Runner.from_cfg(cfg)
-    reads = _train_step_reads(runner, cfg)
-    assert synchronised_bn, 'the synchronised BN path did not run'
-    assert reads.count <= BUDGET, reads.summary()
-    _no_read_inside_layers(reads)
+    _assert_train_step_within_budget(cfg, synchronised_bn)
 
 
 @pytest.mark.slow
@@ -115,11 +121,7 @@ def test_classification_train_step_reads_at_most_two_values(synchronised_bn, tmp
     loader.update(batch_size=4, num_workers=0, persistent_workers=False)
     loader.dataset = dict(type='CustomDataset', data_root=str(root), data_prefix='train',
                           pipeline=_shrink(loader.dataset.pipeline))
-    runner = Runner.from_cfg(cfg)
-    reads = _train_step_reads(runner, cfg)
-    assert synchronised_bn, 'the synchronised BN path did not run'
-    assert reads.count <= BUDGET, reads.summary()
-    _no_read_inside_layers(reads)
+    _assert_train_step_within_budget(cfg, synchronised_bn)
 
 
 @pytest.mark.slow

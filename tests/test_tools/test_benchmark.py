@@ -51,8 +51,21 @@ def test_help_names_every_section(capsys):
     with pytest.raises(SystemExit):
         tool['main'](['--help'])
     printed = capsys.readouterr().out
-    for section in ('models', 'train', 'profile', 'fps', 'superpixels', 'quality', 'compile'):
+    for section in ('models', 'train', 'profile', 'fps', 'superpixels', 'quality', 'compile',
+                    'kernels', 'explorer'):
         assert section in printed
+
+
+def test_kernels_section_times_each_kernel_against_its_torch_formulation():
+    from cast_mm.analysis.benchmark import Options, section_kernels
+    from cast_mm.analysis.report import new_run
+    run = new_run('benchmark', 'test', 'cpu', {})
+    section_kernels(run, Settings(smoke=True), Options(warmup=0, repeats=1, memory=False))
+    table = [t for t in run['tables'] if t['section'] == 'kernels']
+    assert len(table) == 1 and len(table[0]['rows']) == 3
+    for key in ('kernels/fps/197x8', 'kernels/fps/1025x2', 'kernels/dropout'):
+        result = run['results'][key]
+        assert result['kernel_ms'] > 0 and result['torch_ms'] > 0, key
 
 
 def test_amp_is_refused_on_cpu(capsys):

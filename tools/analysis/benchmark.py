@@ -2,7 +2,7 @@
 
     python tools/analysis/benchmark.py [--device cpu|cuda] [--threads 2] [--warmup N]
         [--repeats N] [--time-budget S] [--precision fp32 amp]
-        [--sections models train profile fps superpixels quality compile explorer]
+        [--sections models train profile fps superpixels quality compile kernels explorer]
         [--no-memory] [--no-host-syncs] [--smoke] [--json run.json]
 
 CAST-S (fast and literal, with and without activation checkpointing) against mmseg's
@@ -26,7 +26,7 @@ from cast_mm.analysis.report import command_line, describe_machine
 #: Share of the time budget each section's timed rounds may take (sections without timed
 #: rounds take none).
 BUDGET_WEIGHTS = dict(models=2, train=4, profile=0, fps=1, superpixels=1, quality=0, compile=1,
-                      explorer=0)
+                      kernels=1, explorer=0)
 #: Defaults per device type: (warm-up rounds, timed rounds, time budget in seconds).
 DEVICE_DEFAULTS = dict(cpu=(1, 5, None), cuda=(3, 20, 300))
 
@@ -48,9 +48,10 @@ def parse_args(argv=None):
     parser.add_argument('--mosaics', type=int, default=6,
                         help='photo mosaics per size for superpixel quality (default 6)')
     parser.add_argument('--sections', nargs='+', choices=list(SECTIONS),
-                        default=[s for s in SECTIONS if s not in ('compile', 'explorer')],
-                        help='default: every section but compile and explorer (needs Chromium '
-                        'and the demo requirements)')
+                        default=[s for s in SECTIONS if s not in ('compile', 'kernels',
+                                                                  'explorer')],
+                        help='default: every section but compile, kernels and explorer (needs '
+                        'Chromium and the demo requirements)')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory measurements (child processes on CPU)')
     parser.add_argument('--no-host-syncs', action='store_true',
