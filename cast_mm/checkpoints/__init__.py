@@ -1,11 +1,6 @@
-"""Checkpoints: safe reading, recognising and refusing foreign weights, the official CAST files
-(table, conversion, download), MMEngine's loader schemes, and the model index.
-
-Importing this package registers MMEngine's loader of the official URLs (and of no other
-URL); :func:`cast_mm.setup_env` also makes MMEngine's loader of local files read them safely
-and convert official files (:func:`~cast_mm.checkpoints.loaders.register_local_file_loader`),
-so official files load, converted, wherever MMEngine takes a checkpoint.
-"""
+"""Checkpoints: safe reading, refusing foreign weights, the official CAST files (table,
+conversion, download), MMEngine's loader schemes and the model index. Importing this package
+registers the loader of the official URLs (:mod:`~cast_mm.checkpoints.loaders`)."""
 from .download import WEIGHTS_BASE_ENV, WeightsDownloadError, load_official_weights
 from .foreign import check_cast_weights, describe_state_dict
 from .loaders import register_local_file_loader, register_official_url_loader

@@ -1,19 +1,6 @@
-"""Official CAST weights by URL: downloaded once into torch hub's cache, verified, converted.
-
-The official checkpoints are files of the Hugging Face model repository ``twke/CAST``; their
-URLs are :data:`~cast_mm.checkpoints.official.DEFAULT_WEIGHTS_BASE` followed by the official
-file path (for example ``.../snapshots/deit/imagenet1k/cast_small/best_checkpoint.pth``). The
-environment variable ``CAST_MM_WEIGHTS_BASE`` replaces that base (a mirror, an offline
-cluster's file server): URLs under the default base are then fetched from the same path under
-the new one.
-
-A file is fetched with ``torch.hub.download_url_to_file`` into
-``$TORCH_HOME/hub/checkpoints/cast_mm/<official path>`` (``TORCH_HOME`` defaults to
-``~/.cache/torch``) and checked: the length the server announced, an HTML page instead of a
-file, the SHA-256 when the URL ends in ``#sha256=<hex>``, a readable checkpoint in an official
-layout, and the layout and model family of the official file of that path. A bad download is
-removed from the cache and named in the error. In a process group rank 0 downloads first.
-"""
+"""Official CAST weights by URL: downloaded once into torch hub's cache (rank 0 first), checked,
+converted. ``CAST_MM_WEIGHTS_BASE`` replaces the base of the official URLs (a mirror, an offline
+cluster's file server). A bad download is removed from the cache and named in the error."""
 import hashlib
 import os
 import os.path as osp

@@ -1,16 +1,8 @@
-"""MMEngine checkpoint loader schemes, so that every place that takes a checkpoint
-(``init_cfg`` of type ``Pretrained``, ``load_from``, ``resume``, ``mmseg.apis.init_model``,
-``mmpretrain.get_model(..., pretrained=True)``, ``tools/test.py``) accepts official files:
-
-* URLs under the official base (:func:`register_official_url_loader`, registered by
-  ``import cast_mm``: only those URLs are concerned) are downloaded once, checked and converted
-  (:func:`~cast_mm.checkpoints.download.load_official_weights`);
-* local files (MMEngine's ``''`` scheme, :func:`register_local_file_loader`) are read with
-  :func:`~cast_mm.checkpoints.reading.read_checkpoint`; a file in an official layout is
-  converted in memory, any other checkpoint is returned unchanged. This replaces MMEngine's
-  loader of every local file, so :func:`cast_mm.setup_env` applies it (see
-  :mod:`cast_mm.compat`), not ``import cast_mm``.
-"""
+"""MMEngine checkpoint loader schemes: every place that takes a checkpoint (``init_cfg`` of type
+``Pretrained``, ``load_from``, ``resume``, ``mmseg.apis.init_model``, ``mmpretrain.get_model``,
+``tools/test.py``) reads safely and accepts official files, by URL (registered by ``import
+cast_mm``) or by path (a measure of :func:`cast_mm.setup_env`: it replaces MMEngine's loader of
+every local file)."""
 import os
 import os.path as osp
 import re

@@ -14,10 +14,8 @@ Supported layouts:
 * ``segmenter``: Segmenter fine-tuning (``segmenter/segm/train_cast.py``): ``{'model': ...}``
   with ``encoder.`` (``cast_seg_deit``) and ``decoder.`` keys.
 
-The result is an MMEngine checkpoint: ``state_dict`` with ``backbone.*`` (and ``head.fc.*`` for
-a linear classifier, ``decode_head.decoder.*`` for a Segmenter decoder) and ``meta``
-describing the source. :data:`OFFICIAL_FILES` lists the published files; the downloads, the
-backbone's missing-checkpoint message and (through a test) ``configs/cast/metafile.yml`` use it.
+:data:`OFFICIAL_FILES` lists the published files for the downloads, the backbone's
+missing-checkpoint message and (through a test) ``configs/cast/metafile.yml``.
 """
 import dataclasses
 import re

@@ -1,18 +1,9 @@
 """Read checkpoint files safely, and say clearly what is wrong with the ones that cannot be read.
 
-Every file goes through torch's ``weights_only`` unpickler. Besides tensors and plain containers
-it accepts, for the duration of one call (nothing is allow-listed process-wide),
-:data:`ALLOWED_GLOBALS`: MMEngine's checkpoint objects (``HistoryBuffer`` in the message hub,
-``ConfigDict``, numpy arrays and scalars in logs and metadata) and the few classes the official
-CAST checkpoints pickle. Anything else (a file that would call a function while it is
+Every file goes through torch's ``weights_only`` unpickler, which accepts tensors, plain
+containers and, for the duration of one call (nothing is allow-listed process-wide),
+:data:`ALLOWED_GLOBALS`. Anything else (a file that would call a function while it is
 unpickled) is refused before any of it runs.
-
-MMEngine's ``HistoryBuffer`` also pickles its class-level registry of statistics functions,
-which the safe loader could only read by allow-listing ``getattr`` (that would let a file call
-anything). :func:`pickle_history_buffers_without_functions` stops writing those functions: they
-live on the class and are registered again by whatever code defines them when it is imported.
-It changes an MMEngine class, so it is one of the measures :func:`cast_mm.setup_env` applies
-(see :mod:`cast_mm.compat`), not something ``import cast_mm`` does.
 """
 import argparse
 import os
@@ -202,8 +193,11 @@ def pickle_history_buffers_without_functions() -> None:
     """Make ``HistoryBuffer`` pickle without function references (safe-loadable).
 
     Workaround for mmengine 0.10.7, whose ``HistoryBuffer.__getstate__`` adds the class's
-    ``_statistics_methods`` (functions) to every pickled buffer; delete it once
-    ``tests/test_compat.py`` reports the upstream state loads safely.
+    ``_statistics_methods`` (functions, which the safe loader could only read by allowing
+    ``getattr``) to every pickled buffer; they live on the class and are registered again when
+    their code is imported. It changes an MMEngine class, so :func:`cast_mm.setup_env` applies
+    it, not ``import cast_mm``. Delete it once ``tests/test_compat.py`` reports the upstream
+    state loads safely.
     """
     global UPSTREAM_HISTORY_BUFFER_GETSTATE
     if HistoryBuffer.__getstate__ is not _history_buffer_state:
