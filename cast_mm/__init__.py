@@ -6,7 +6,7 @@ configs of cast_mm call it).
 """
 # isort: skip_file  (the registry scope must exist before the modules that register)
 from . import registry  # noqa: F401  (the cast_mm scope)
-from . import converters, datasets, models, ops, superpixels  # noqa: F401,E402
+from . import checkpoints, datasets, models, ops, superpixels  # noqa: F401,E402
 from . import apis, engine, evaluation, visualization  # noqa: F401,E402
 from .compat import setup_env  # noqa: E402
 from .version import __version__  # noqa: E402

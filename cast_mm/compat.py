@@ -19,10 +19,9 @@ no longer needed (then delete the measure). Measures scoped to cast_mm's own fil
 """
 from typing import Callable, NamedTuple, Optional
 
-from cast_mm.apis.model_index import register_model_index
-from cast_mm.converters.weights import register_local_file_loader
+from cast_mm.checkpoints import register_local_file_loader, register_model_index
+from cast_mm.checkpoints.reading import pickle_history_buffers_without_functions
 from cast_mm.utils import editable_install
-from cast_mm.utils.checkpoint_compat import pickle_history_buffers_without_functions
 
 
 class Measure(NamedTuple):
@@ -57,7 +56,7 @@ MEASURES = (
         'torch safe loading of MMEngine checkpoint objects, for cast_mm reads',
         'torch >= 2.6 unpickles with weights_only=True and refuses the HistoryBuffer, '
         'ConfigDict and numpy objects MMEngine 0.10.7 saves in checkpoints; '
-        'cast_mm.utils.checkpoint_file.read_checkpoint allows them for its own calls only',
+        'cast_mm.checkpoints.read_checkpoint allows them for its own calls only',
         'cast_mm', 'tests/test_compat.py::test_safe_loading_refuses_mmengine_objects_by_default'),
     Measure(
         'HistoryBuffer pickles its data, not the class registry of statistics functions',

@@ -17,7 +17,7 @@ from mmengine.registry import DefaultScope
 
 import cast_mm
 from cast_mm import compat
-from cast_mm.utils import checkpoint_compat, mmengine_checkpoint_globals
+from cast_mm.checkpoints import ALLOWED_GLOBALS, reading
 
 PACKAGE = osp.dirname(cast_mm.__file__)
 
@@ -151,7 +151,7 @@ def test_safe_loading_refuses_mmengine_objects_by_default():
     del checkpoint['message_hub']  # HistoryBuffer: see the next test
     with pytest.raises(pickle.UnpicklingError):
         _safe_round_trip(checkpoint)
-    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+    with torch.serialization.safe_globals(ALLOWED_GLOBALS):
         assert _safe_round_trip(checkpoint)['meta']['cfg']['a'] == 1
 
 
@@ -159,14 +159,14 @@ def test_the_history_buffer_pickling_workaround_is_still_needed(monkeypatch):
     """mmengine 0.10.7: ``HistoryBuffer.__getstate__`` pickles the class's registry of statistics
     functions, which the safe unpickler refuses even with MMEngine's classes allowed. Fails once
     MMEngine pickles data only; then delete ``pickle_history_buffers_without_functions``."""
-    upstream = checkpoint_compat.UPSTREAM_HISTORY_BUFFER_GETSTATE or HistoryBuffer.__getstate__
+    upstream = reading.UPSTREAM_HISTORY_BUFFER_GETSTATE or HistoryBuffer.__getstate__
     monkeypatch.setattr(HistoryBuffer, '__getstate__', upstream)
-    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+    with torch.serialization.safe_globals(ALLOWED_GLOBALS):
         with pytest.raises(pickle.UnpicklingError):
             _safe_round_trip(HistoryBuffer([1.0], [1]))
     # With the measure, the buffer and its statistics survive a safe round trip.
-    monkeypatch.setattr(HistoryBuffer, '__getstate__', checkpoint_compat._history_buffer_state)
-    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+    monkeypatch.setattr(HistoryBuffer, '__getstate__', reading._history_buffer_state)
+    with torch.serialization.safe_globals(ALLOWED_GLOBALS):
         loaded = _safe_round_trip(HistoryBuffer([1.0, 2.0, 4.0], [1, 1, 2]))
     assert loaded.data[0].tolist() == [1.0, 2.0, 4.0] and loaded.current() == 4.0
 
@@ -177,8 +177,8 @@ def test_mmengine_cannot_load_its_own_checkpoints_safely(tmp_path, monkeypatch):
     official-file conversion of cast_mm's loader would then still be needed."""
     from mmengine.runner.checkpoint import load_from_local
 
-    from cast_mm.converters.weights import load_from_local as cast_mm_load_from_local
-    monkeypatch.setattr(HistoryBuffer, '__getstate__', checkpoint_compat._history_buffer_state)
+    from cast_mm.checkpoints.loaders import load_from_local as cast_mm_load_from_local
+    monkeypatch.setattr(HistoryBuffer, '__getstate__', reading._history_buffer_state)
     path = str(tmp_path / 'epoch_1.pth')
     torch.save(_runner_like_checkpoint(), path)
     with pytest.raises(pickle.UnpicklingError):

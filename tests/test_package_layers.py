@@ -7,10 +7,12 @@ layer or above; every import counts, also those inside functions):
  0    ``utils``, ``version``                           nothing of cast_mm
  1    ``ops``                                          plain torch: no OpenMMLab package either
  1    ``registry``                                     the registry scope
+ 1    ``checkpoints``                                  reading, recognising, converting and
+                                                       downloading checkpoints; the model index
  2    ``superpixels``                                  SEEDS, SLIC, presets, quality, sources
  3    ``models``                                       backbone, layers, heads, wrappers
- 4    ``datasets``, ``evaluation``, ``converters``,    data, metrics, checkpoint conversion,
-      ``visualization``                                drawing: side by side, never each other
+ 4    ``datasets``, ``evaluation``,                    data, metrics, drawing: side by side,
+      ``visualization``                                never each other
  5    ``apis``                                         entry points for users
  6    ``engine``, ``compat``                           runner parts; the compatibility measures
  7    ``env``, the package's ``__init__``              setup on import; what ``import cast_mm``
@@ -38,10 +40,10 @@ PACKAGE = osp.dirname(cast_mm.__file__)
 #: package's own ``cast_mm/__init__.py``.
 LAYERS = {
     'utils': 0, 'version': 0,
-    'ops': 1, 'registry': 1,
+    'ops': 1, 'registry': 1, 'checkpoints': 1,
     'superpixels': 2,
     'models': 3,
-    'datasets': 4, 'evaluation': 4, 'converters': 4, 'visualization': 4,
+    'datasets': 4, 'evaluation': 4, 'visualization': 4,
     'apis': 5,
     'engine': 6, 'compat': 6,
     'env': 7, '__init__': 7,
@@ -124,7 +126,7 @@ def test_the_check_sees_function_level_and_relative_imports(tmp_path):
     """The walk finds what a layer check must catch (so the test above can fail)."""
     path = osp.join(PACKAGE, 'models', 'backbones', 'cast.py')
     found = set(imported_modules(path))
-    assert 'cast_mm.ops' in found and 'cast_mm.utils.checkpoint_file' in found
+    assert 'cast_mm.ops' in found and 'cast_mm.checkpoints' in found
     sample = tmp_path / 'sample.py'
     sample.write_text('def f():\n    from cast_mm.apis import x\n'
                       "    importlib.import_module('cast_mm.engine')\n")

@@ -36,7 +36,7 @@ def build_from_config(name, official, literal, mask_padding):
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
-    from cast_mm.converters import convert_official_checkpoint
+    from cast_mm.checkpoints import convert_official_checkpoint
     from cast_mm.models.execution_profile import LITERAL
     from cast_mm.registry import MODELS
 
@@ -75,7 +75,7 @@ def official_to_ours(official):
     converter reads the same sizes), and the index found under each of our names tells which
     official tensor went there.
     """
-    from cast_mm.converters import convert_official_checkpoint
+    from cast_mm.checkpoints import convert_official_checkpoint
     checkpoint = official['checkpoint']
     keys = list(checkpoint['model'])
     marked = {k: torch.full(v.shape, float(i), dtype=torch.float64) if v.is_floating_point()
@@ -89,7 +89,7 @@ def run_step(model, official, case):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
-    from cast_mm.converters.parity import normalise_images
+    from cast_mm.apis.official_parity import normalise_images
     images = normalise_images(case['images_uint8'], official['image_mean'],
                               official['image_std']).double()
     samples = []

@@ -7,7 +7,7 @@ from collections import OrderedDict
 
 import torch
 
-from cast_mm.converters import register_checkpoint_loaders
+from cast_mm.checkpoints import register_official_url_loader
 
 DEIT = 'snapshots/deit/imagenet1k/cast_small/best_checkpoint.pth'
 MOCO = 'snapshots/moco/imagenet1k/cast_small/checkpoint_0099.pth.tar'
@@ -19,20 +19,29 @@ class Routes(http.server.BaseHTTPRequestHandler):
     routes: dict = {}
     hits: list = []
 
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_HEAD(self):  # noqa: N802 (http.server's name); not a hit: no body is sent
+        self.send_head()
+
+    def do_GET(self):  # noqa: N802
         self.hits.append(self.path)
+        body = self.send_head()
+        if body is not None:
+            self.wfile.write(body)
+            self.wfile.flush()
+        self.close_connection = True
+
+    def send_head(self):
+        """The status and headers of the route; its body, or None for a 404."""
         route = self.routes.get(self.path)
         if route is None:
             self.send_error(404, 'Not Found')
-            return
+            return None
         body, kind, length = route
         self.send_response(200)
         self.send_header('Content-Type', kind)
         self.send_header('Content-Length', str(length))
         self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-        self.close_connection = True
+        return body
 
     def log_message(self, *args):
         pass
@@ -48,7 +57,7 @@ def loopback_hub(tmp_path, monkeypatch):
     base = f'http://127.0.0.1:{server.server_address[1]}/twke/CAST/resolve/main'
     monkeypatch.setenv('CAST_MM_WEIGHTS_BASE', base)
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
-    register_checkpoint_loaders()
+    register_official_url_loader()
 
     class Hub:
         url = base
@@ -72,7 +81,7 @@ def loopback_hub(tmp_path, monkeypatch):
     yield Hub
     Hub.stop()
     monkeypatch.delenv('CAST_MM_WEIGHTS_BASE')
-    register_checkpoint_loaders()
+    register_official_url_loader()
 
 
 def file_bytes(obj, tmp_path, name='ckpt.pth') -> bytes:
@@ -140,7 +149,7 @@ def load_in_process_group(rank: int, world_size: int, init_file: str, env: dict,
     import torch.distributed as dist
     os.environ.update(env)
     import cast_mm  # noqa: F401  (registers the loaders, reading CAST_MM_WEIGHTS_BASE)
-    from cast_mm.converters import load_official_weights
+    from cast_mm.checkpoints import load_official_weights
     dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
                             world_size=world_size)
     try:

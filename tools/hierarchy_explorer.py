@@ -45,7 +45,7 @@ from visualize_hierarchy import build_model, hierarchy_settings  # noqa: E402
 
 import cast_mm  # noqa: E402
 from cast_mm.apis import HierarchyExtractor, get_cast_backbone, save_hierarchy  # noqa: E402
-from cast_mm.apis.model_index import index_models, model_info  # noqa: E402
+from cast_mm.checkpoints import index_models, model_info  # noqa: E402
 from cast_mm.datasets.transforms import SLICSuperpixels  # noqa: E402
 from cast_mm.visualization import HierarchyView  # noqa: E402
 

@@ -33,8 +33,7 @@ from mmengine.utils import ProgressBar
 
 import cast_mm
 from cast_mm.apis import HierarchyExtractor, get_cast_backbone, load_rgb_image
-from cast_mm.apis.model_index import model_info
-from cast_mm.converters import check_cast_weights
+from cast_mm.checkpoints import check_cast_weights, model_info
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 

@@ -85,7 +85,7 @@ def checkpoint_at(base: str, iteration: int, work_dir: str) -> str:
     import torch
 
     import cast_mm  # noqa: F401  (allow-lists MMEngine's checkpoint objects)
-    from cast_mm.utils import read_checkpoint
+    from cast_mm.checkpoints import read_checkpoint
     checkpoint = read_checkpoint(base)
     checkpoint['meta']['iter'] = iteration
     checkpoint['message_hub']['runtime_info']['iter'] = iteration

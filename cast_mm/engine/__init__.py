@@ -2,7 +2,7 @@
 from .hooks import (PREEMPTED_EXIT_CODE, AtomicCheckpointHook, HierarchyVisualizationHook,
                     PreemptionCheckpointHook)
 from .loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop
-from .resume import find_resumable_checkpoint, restart_count, torch_file_problem
+from .resume import find_resumable_checkpoint, restart_count
 from .rng import get_rng_states, preserved_rng_states, set_rng_states
 from .sample_seeded_dataset import SampleSeededDataset, seed_sample_rngs
 from .samplers import (ResumableDefaultSampler, ResumableInfiniteSampler, ResumableRepeatAugSampler,
@@ -11,7 +11,7 @@ from .samplers import (ResumableDefaultSampler, ResumableInfiniteSampler, Resuma
 __all__ = [
     'AtomicCheckpointHook', 'HierarchyVisualizationHook', 'PREEMPTED_EXIT_CODE',
     'PreemptionCheckpointHook', 'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop',
-    'torch_file_problem', 'find_resumable_checkpoint', 'restart_count', 'get_rng_states',
+    'find_resumable_checkpoint', 'restart_count', 'get_rng_states',
     'preserved_rng_states', 'set_rng_states', 'SampleSeededDataset', 'seed_sample_rngs',
     'ResumableDefaultSampler', 'ResumableInfiniteSampler', 'ResumableRepeatAugSampler',
     'ResumableSamplerMixin', 'SampledIndex'

@@ -4,36 +4,12 @@ import logging
 import os
 import os.path as osp
 import re
-import zipfile
 from typing import List, Optional
 
 from mmengine.logging import print_log
 
+from cast_mm.checkpoints import checkpoint_problem
 from .hooks.atomic_checkpoint_hook import TEMP_SUFFIX
-
-
-def torch_file_problem(path: str) -> Optional[str]:
-    """Why ``path`` is not a complete torch file to resume from, or None when it looks complete.
-
-    The check reads the file's zip directory and the checksums of its records (torch's file
-    format), without unpickling anything.
-
-    Args:
-        path (str): A checkpoint file.
-    """
-    if not osp.isfile(path):
-        return 'missing'
-    try:
-        with zipfile.ZipFile(path) as archive:
-            broken = archive.testzip()
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        return f'truncated or corrupt ({error})'
-    if broken is not None:
-        return f'corrupt (record {broken} fails its checksum)'
-    if not any(name.endswith('data.pkl') for name in names):
-        return 'not a torch checkpoint (no data.pkl record)'
-    return None
 
 
 def _step(path: str) -> int:
@@ -51,9 +27,10 @@ def checkpoint_candidates(work_dir: str) -> List[str]:
 def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
     """The newest readable checkpoint of ``work_dir`` (None when there is none).
 
-    The newest is the one ``last_checkpoint`` names. When that file is missing or unreadable,
-    the newest readable checkpoint file of the folder is taken instead, with a warning that
-    names both.
+    The newest is the one ``last_checkpoint`` names. When that file is missing or unreadable
+    (:func:`~cast_mm.checkpoints.checkpoint_problem`: no unpickling, one read of the file), the
+    newest readable checkpoint file of the folder is taken instead, with a warning that names
+    both.
 
     Args:
         work_dir (str): The training work folder.
@@ -65,7 +42,7 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
             latest = f.read().strip() or None
     candidates = checkpoint_candidates(work_dir)
     if latest is not None:
-        problem = torch_file_problem(latest)
+        problem = checkpoint_problem(latest)
         if problem is None:
             return latest
         skipped = {osp.abspath(latest)}
@@ -76,18 +53,18 @@ def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
     for path in candidates:
         if osp.abspath(path) in skipped:
             continue
-        other = torch_file_problem(path)
+        other = checkpoint_problem(path)
         if other is None:
             if problem is not None:
-                print_log(f'The newest checkpoint {latest} is {problem}; resuming from the newest '
-                          f'readable one, {path}.', logger='current', level=logging.WARNING)
+                print_log(f'The newest {problem}; resuming from the newest readable one, {path}.',
+                          logger='current', level=logging.WARNING)
             return path
-        print_log(f'Skipping checkpoint {path}: {other}.', logger='current',
+        print_log(f'Skipping an unreadable checkpoint: {other}.', logger='current',
                   level=logging.WARNING)
         if problem is None:
             problem = other
-    print_log(f'No readable checkpoint in {work_dir} (the newest, {latest}, is {problem}); '
-              'training starts from the beginning.', logger='current', level=logging.WARNING)
+    print_log(f'No readable checkpoint in {work_dir} (the newest: {problem}); training starts '
+              'from the beginning.', logger='current', level=logging.WARNING)
     return None
 
 

@@ -13,8 +13,8 @@ from conftest import REPO, TESTS
 from mmengine.logging import MMLogger
 from resume_helpers import make_runner
 
-from cast_mm.engine import find_resumable_checkpoint, torch_file_problem
-from cast_mm.utils import read_checkpoint
+from cast_mm.checkpoints import checkpoint_problem, read_checkpoint
+from cast_mm.engine import find_resumable_checkpoint
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_keeps_one_complete_checkpoint(tmp_path):
     make_runner(tmp_path, max_iters=6, max_keep_ckpts=1).train()
     assert sorted(p.name for p in tmp_path.glob('*.pth*')) == ['iter_6.pth']
     assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'iter_6.pth')
-    assert torch_file_problem(str(tmp_path / 'iter_6.pth')) is None
+    assert checkpoint_problem(str(tmp_path / 'iter_6.pth')) is None
 
 
 def test_truncated_newest_checkpoint_falls_back(tmp_path, warnings_logged):
@@ -45,7 +45,7 @@ def test_truncated_newest_checkpoint_falls_back(tmp_path, warnings_logged):
     newest = tmp_path / 'iter_4.pth'
     data = newest.read_bytes()
     newest.write_bytes(data[:len(data) // 2])
-    assert 'truncated or corrupt' in torch_file_problem(str(newest))
+    assert 'truncated or corrupt' in checkpoint_problem(str(newest))
     assert find_resumable_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_2.pth')
     assert any(str(newest) in m and 'iter_2.pth' in m and 'truncated' in m
                for m in warnings_logged), warnings_logged

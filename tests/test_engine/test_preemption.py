@@ -18,9 +18,9 @@ from mmengine.hooks import Hook
 from resume_helpers import free_port, make_runner
 from test_resume import assert_bit_equal, cpu_env, run_checked
 
+from cast_mm.checkpoints import read_checkpoint
 from cast_mm.engine import PREEMPTED_EXIT_CODE, PreemptionCheckpointHook
 from cast_mm.engine.hooks.atomic_checkpoint_hook import PREEMPTION_FILENAME_TMPL
-from cast_mm.utils import read_checkpoint
 
 HELPER = osp.join(TESTS, 'resume_helpers.py')
 

@@ -13,9 +13,9 @@ import torch
 from conftest import TESTS
 from resume_helpers import RandomImages, free_port, make_runner
 
+from cast_mm.checkpoints import read_checkpoint
 from cast_mm.engine import (ResumableDefaultSampler, ResumableInfiniteSampler, get_rng_states,
                             preserved_rng_states, set_rng_states)
-from cast_mm.utils import read_checkpoint
 
 HELPER = osp.join(TESTS, 'resume_helpers.py')
 

@@ -193,7 +193,7 @@ def test_compile_and_export_trace_the_whole_backbone():
 
 
 def test_missing_pretrained_checkpoint_names_the_official_weights(tmp_path):
-    from cast_mm.converters import DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES
+    from cast_mm.checkpoints import DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES
     missing = str(tmp_path / 'cast-s_deit_in1k.pth')
     model = CAST(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS,
                  init_cfg=dict(type='Pretrained', checkpoint=missing))

@@ -129,7 +129,7 @@ def _random_model():
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
-    from cast_mm.apis.model_index import model_info
+    from cast_mm.checkpoints import model_info
     tool = import_tool()
     cfg = Config.fromfile(model_info('cast-s_deit_in1k')['config'])
     # The tool builds in the config's scope; earlier tests may have left another one current.

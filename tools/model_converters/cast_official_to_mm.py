@@ -23,8 +23,8 @@ import sys
 
 import torch
 
-from cast_mm.converters import (LAYOUTS, CheckpointError, UnknownCheckpointLayout,
-                                convert_official_checkpoint, load_official_checkpoint)
+from cast_mm.checkpoints import (LAYOUTS, CheckpointError, UnknownCheckpointLayout,
+                                 convert_official_checkpoint, read_checkpoint)
 
 
 def parse_args(argv=None):
@@ -43,7 +43,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        checkpoint = load_official_checkpoint(args.src, trust_pickle=args.trust_pickle)
+        checkpoint = read_checkpoint(args.src, trust_pickle=args.trust_pickle)
         converted = convert_official_checkpoint(checkpoint, layout=args.layout)
     except (UnknownCheckpointLayout, CheckpointError, FileNotFoundError, ValueError) as err:
         print(f'error: {args.src}: {err}' if args.src not in str(err) else f'error: {err}',

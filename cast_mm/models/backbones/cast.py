@@ -26,11 +26,10 @@ from mmengine.model.weight_init import PretrainedInit, trunc_normal_
 from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import Tensor
 
+from cast_mm.checkpoints import DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES, check_cast_weights
 from cast_mm.ops import masked_mean, num_token_slots, segment_padding_mask
 from cast_mm.ops.precision import autocast_disabled
 from cast_mm.registry import MODELS
-from cast_mm.utils.checkpoint_file import check_cast_weights
-from cast_mm.utils.official_weights import DEFAULT_WEIGHTS_BASE, OFFICIAL_WEIGHTS
 from ..execution_profile import FAST, FEATURE_INTERPOLATION, POSITION_INTERPOLATION
 from ..layers import (BlockFusion, ConvStem, Dropout, GraphPooling, TransformerBlock,
                       interpolated_segment_means, resized_segment_mean, sincos_pos_embed_2d)
@@ -38,8 +37,6 @@ from ..utils import batch_norm_factory
 
 #: Stride of the convolutional stem.
 STEM_STRIDE = 8
-#: Stages of every official CAST (each ended by a graph pooling).
-NUM_STAGES = 4
 
 #: The ``'fast'`` token pooling. Its sparse weights have data-dependent sizes, so
 #: ``torch.compile`` runs it eagerly (a graph break) and ``torch.export`` traces the literal
@@ -137,7 +134,7 @@ def _replaces_default_init(entry: Dict) -> bool:
 
 def _missing_checkpoint_message(path: str) -> str:
     files = '\n'.join(f'    {DEFAULT_WEIGHTS_BASE}/{path}  ({entry.description}; name '
-                      f'{entry.model_name})' for path, entry in OFFICIAL_WEIGHTS.items())
+                      f'{entry.model_name})' for path, entry in OFFICIAL_FILES.items())
     return (f"CAST init_cfg checkpoint '{path}' does not exist. Either\n"
             '- load official weights directly: set model.backbone.init_cfg.checkpoint to an '
             "official URL (with prefix='backbone.'), or use a model name "
@@ -387,7 +384,7 @@ class CAST(BaseModule):
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """As ``nn.Module.load_state_dict``; with ``strict`` the weights must also be complete
-        (:func:`~cast_mm.utils.checkpoint_file.check_cast_weights`)."""
+        (:func:`~cast_mm.checkpoints.check_cast_weights`)."""
         self._strict_load = strict
         try:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)

@@ -19,11 +19,12 @@ from weights_helpers import (COCO, DEIT, MOCO, file_bytes, load_in_process_group
                              segmenter_model_cfg, to_official_deit)
 
 import cast_mm  # noqa: F401
-from cast_mm.converters import (DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES, CheckpointError,
-                                WeightsDownloadError, convert_official_checkpoint,
-                                load_official_weights)
-from cast_mm.converters.parity import _run, build_official_model, compare_outputs, normalise_images
-from cast_mm.converters.weights import cache_path, download
+from cast_mm.apis.official_parity import (_run, build_official_model, compare_outputs,
+                                          normalise_images)
+from cast_mm.checkpoints import (DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES, CheckpointError,
+                                 WeightsDownloadError, convert_official_checkpoint,
+                                 load_official_weights)
+from cast_mm.checkpoints.download import cache_path, download
 from cast_mm.models import CAST
 
 
@@ -133,6 +134,22 @@ def test_a_download_names_its_source_and_destination_and_shows_progress(hub, tmp
     assert f'Downloading {url} to {dst}' in err
     assert '100%' in err and '2.00M' in err  # the progress bar's last state
     assert dst.read_bytes() == body and os.listdir(dst.parent) == ['file.bin']
+
+
+@pytest.mark.parametrize('kind', ['truncated', 'html'])
+def test_a_download_is_checked_against_what_the_server_announced(hub, tmp_path, kind):
+    """Before the file is read as a checkpoint: fewer bytes than the Content-Length, or a
+    Content-Type of text/html, and nothing is left behind."""
+    body = bytes(range(256)) * 64
+    if kind == 'truncated':
+        hub.serve('snapshots/test/file.bin', body[:1000], length=len(body))
+    else:
+        hub.serve('snapshots/test/file.bin', b'<p>Sign in</p>', kind='text/html')
+    url, dst = f'{hub.url}/snapshots/test/file.bin', tmp_path / 'out' / 'file.bin'
+    expected = f'1000 of the {len(body)} bytes' if kind == 'truncated' else 'HTML page'
+    with pytest.raises(WeightsDownloadError, match=expected):
+        download(url, str(dst), progress=False)
+    assert os.listdir(dst.parent) == []
 
 
 def test_a_given_hash_is_checked_and_a_corrupt_file_leaves_no_cache(hub, public_fixture,
@@ -247,10 +264,10 @@ def test_evil_pickle_is_refused_and_runs_nothing(hub, tmp_path):
 
 def test_published_files_are_the_official_ones():
     assert DEFAULT_WEIGHTS_BASE == 'https://huggingface.co/twke/CAST/resolve/main'
-    for path, (layout, family) in OFFICIAL_FILES.items():
+    for path, entry in OFFICIAL_FILES.items():
         assert path.startswith('snapshots/') and path.endswith(('.pth', '.pth.tar')), path
-        assert (layout == 'deit') == path.startswith('snapshots/deit/'), path
-        assert (family == 'cast_seg') == ('/coco/' in path), path
+        assert (entry.layout == 'deit') == path.startswith('snapshots/deit/'), path
+        assert (entry.family == 'cast_seg') == ('/coco/' in path), path
 
 
 @pytest.mark.slow

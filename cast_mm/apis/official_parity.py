@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cast_mm.checkpoints import ConvertedCheckpoint, convert_official_checkpoint
 from cast_mm.models import CAST, SuperpixelMaskTransformer
 from cast_mm.models.backbones.cast import STEM_STRIDE
 from cast_mm.models.execution_profile import FAST, LITERAL
-from .official import ConvertedCheckpoint, convert_official_checkpoint
 
 #: Float outputs must agree within this fraction of the largest reference magnitude.
 DEFAULT_RTOL = 1e-4

@@ -15,8 +15,7 @@ from mmengine.registry import DefaultScope
 from mmpretrain.apis import ModelHub, get_model
 
 import cast_mm
-from cast_mm.apis.model_index import model_info
-from cast_mm.converters import DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES
+from cast_mm.checkpoints import DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES, model_info
 from cast_mm.registry import MODELS
 
 
@@ -55,12 +54,10 @@ def test_setup_env_registers_every_model_of_the_index():
 
 
 def test_the_official_table_names_the_published_model_of_every_file():
-    """One table of the official files (cast_mm.utils.official_weights) serves the downloads,
-    the backbone's missing-checkpoint message and, through this test, the metafile."""
-    from cast_mm.utils.official_weights import OFFICIAL_WEIGHTS
-    assert list(OFFICIAL_WEIGHTS) == list(OFFICIAL_FILES)
+    """One table of the official files (cast_mm.checkpoints.OFFICIAL_FILES) serves the
+    downloads, the backbone's missing-checkpoint message and, through this test, the metafile."""
     weights = {model['Name']: model.get('Weights') for model in metafile_models()}
-    for path, entry in OFFICIAL_WEIGHTS.items():
+    for path, entry in OFFICIAL_FILES.items():
         assert weights.get(entry.model_name) == f'{DEFAULT_WEIGHTS_BASE}/{path}', entry
 
 
@@ -89,7 +86,7 @@ def test_every_published_url_has_the_documented_form_and_its_config_builds():
             built = MODELS.build(cfg.model)
         backbone = getattr(built, 'backbone', built)
         assert type(backbone).__name__ == 'CAST', model['Name']
-        layout, family = OFFICIAL_FILES[path]
+        layout, family = OFFICIAL_FILES[path].layout, OFFICIAL_FILES[path].family
         assert backbone.mode == ('segmentation' if family.startswith('cast_seg')
                                  else 'classification'), model['Name']
         assert backbone.pos_embed_type == ('learned' if layout == 'deit' else 'sincos')

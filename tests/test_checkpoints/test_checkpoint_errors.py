@@ -12,9 +12,9 @@ from mmengine.runner import Runner
 from mmseg.apis import init_model
 
 import cast_mm  # noqa: F401
-from cast_mm.converters import (CorruptCheckpointError, ForeignCheckpointError,
-                                UnsafeCheckpointError, checkpoint_problem, describe_state_dict,
-                                read_checkpoint)
+from cast_mm.checkpoints import (CorruptCheckpointError, ForeignCheckpointError,
+                                 UnsafeCheckpointError, checkpoint_problem, describe_state_dict,
+                                 read_checkpoint)
 from cast_mm.registry import MODELS
 
 CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_demo.py')

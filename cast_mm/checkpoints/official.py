@@ -1,4 +1,5 @@
-"""Map the official CAST checkpoint layouts onto cast_mm's module names.
+"""The official CAST checkpoints: the files of the release, their layouts, and their conversion
+to cast_mm's module names.
 
 Supported layouts:
 
@@ -7,25 +8,60 @@ Supported layouts:
   output ``{'model': ...}`` with ``cast`` keys.
 * ``moco``: MoCo-v3 pre-training (``moco-v3/main_moco_suppix.py``): ``{'state_dict': ...}`` with
   ``module.base_encoder.`` keys (``cast`` for ImageNet, ``cast_seg`` for COCO); the momentum
-  encoder, the predictor and the projector MLP are dropped.
+  encoder is dropped, the projector and the predictor become ``NonLinearNeck`` weights.
 * ``moco_lincls``: MoCo-v3 linear probing (``main_lincls_suppix.py``): ``{'state_dict': ...}``
   with ``module.`` keys and a linear head.
 * ``segmenter``: Segmenter fine-tuning (``segmenter/segm/train_cast.py``): ``{'model': ...}``
   with ``encoder.`` (``cast_seg_deit``) and ``decoder.`` keys.
 
-The result is an MMEngine checkpoint: ``state_dict`` with ``backbone.*`` (and ``head.fc.*`` for
-a linear classifier, ``decode_head.decoder.*`` for a Segmenter decoder) and ``meta``
-describing the source.
+:data:`OFFICIAL_FILES` lists the published files for the downloads, the backbone's
+missing-checkpoint message and (through a test) ``configs/cast/metafile.yml``.
 """
 import dataclasses
 import re
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, NamedTuple, Optional
 
 from torch import Tensor
 
-from cast_mm.models.backbones.cast import NUM_STAGES, STEM_STRIDE
-from cast_mm.utils.checkpoint_file import describe_state_dict, read_checkpoint
+from .foreign import describe_state_dict, remember_source
+from .reading import CorruptCheckpointError
+
+#: Where the official files are published (the official README links them).
+DEFAULT_WEIGHTS_BASE = 'https://huggingface.co/twke/CAST/resolve/main'
+
+
+class OfficialFile(NamedTuple):
+    """One file of the official release.
+
+    Attributes:
+        layout: its checkpoint layout (``'deit'`` or ``'moco'``).
+        family: the official model family it holds.
+        description: what it is, for messages.
+        model_name: the model-zoo name that loads it.
+    """
+    layout: str
+    family: str
+    description: str
+    model_name: str
+
+
+#: The CAST files of the official release, by path under the base.
+OFFICIAL_FILES: Dict[str, OfficialFile] = OrderedDict([
+    ('snapshots/deit/imagenet1k/cast_small/best_checkpoint.pth',
+     OfficialFile('deit', 'cast_deit', 'DeiT ImageNet CAST-S', 'cast-s_deit_in1k')),
+    ('snapshots/moco/imagenet1k/cast_small/checkpoint_0099.pth.tar',
+     OfficialFile('moco', 'cast', 'MoCo-v3 ImageNet CAST-S', 'cast-s_mocov3-100e_8xb32_in1k')),
+    ('snapshots/moco/imagenet1k/cast_small_deep/checkpoint_0099.pth.tar',
+     OfficialFile('moco', 'cast', 'MoCo-v3 ImageNet CAST-SD', 'cast-sd_mocov3-100e_8xb32_in1k')),
+    ('snapshots/moco/imagenet1k/cast_base/checkpoint_0099.pth.tar',
+     OfficialFile('moco', 'cast', 'MoCo-v3 ImageNet CAST-B', 'cast-b_mocov3-100e_8xb32_in1k')),
+    ('snapshots/moco/coco/cast_small/checkpoint_0149.pth.tar',
+     OfficialFile('moco', 'cast_seg', 'MoCo-v3 COCO CAST-S, epoch 150', 'cast-s_voc-retrieval')),
+    ('snapshots/moco/coco/cast_small/checkpoint_0399.pth.tar',
+     OfficialFile('moco', 'cast_seg', 'MoCo-v3 COCO CAST-S, epoch 400',
+                  'cast-s_mocov3-400e_8xb32_coco')),
+])
 
 LAYOUTS = ('deit', 'moco', 'moco_lincls', 'segmenter')
 
@@ -44,7 +80,8 @@ class ConvertedCheckpoint:
             ``cast_seg`` or ``cast_seg_deit``).
         backbone: state dict of :class:`cast_mm.models.CAST`.
         arch: backbone settings read off the weights (``embed_dims``, ``depths``,
-            ``mlp_ratio``, ``pos_embed``, ``mode``, ``img_size``).
+            ``mlp_ratio``, ``pos_embed``, ``mode``, and ``pos_grid``, the side of a square
+            position grid: the training size divided by the stem stride).
         head: ``weight``/``bias`` of a linear classifier, if the file has one.
         decoder: Segmenter decoder weights (official names, ``decoder.`` stripped), if any.
         neck: the MoCo-v3 projector as mmpretrain ``NonLinearNeck`` weights (``fc0``,
@@ -81,18 +118,6 @@ class ConvertedCheckpoint:
         if dataset_meta is not None:
             meta['dataset_meta'] = dataset_meta
         return dict(state_dict=self.state_dict(), meta=meta)
-
-
-def load_official_checkpoint(path: str, trust_pickle: bool = False) -> Dict[str, Any]:
-    """Load an official checkpoint file with torch's safe unpickler.
-
-    The official files hold tensors, plain containers and (DeiT training) an
-    ``argparse.Namespace``, all of which load safely; a file that would run code while it is
-    unpickled is refused with :class:`~cast_mm.utils.checkpoint_file.UnsafeCheckpointError`
-    unless ``trust_pickle=True`` (full unpickling: only for files you trust). Truncated or
-    corrupt files raise :class:`~cast_mm.utils.checkpoint_file.CorruptCheckpointError`.
-    """
-    return read_checkpoint(path, map_location='cpu', trust_pickle=trust_pickle)
 
 
 def detect_layout(checkpoint: Mapping[str, Any]) -> str:
@@ -145,12 +170,17 @@ def _encoder_family(encoder: Mapping[str, Tensor]) -> str:
 
 
 def _stage_depths(encoder: Mapping[str, Tensor]) -> list:
+    """Blocks per stage, read off the keys: stage N holds ``blocksN.*`` and ends in the graph
+    pooling ``poolN.*``."""
+    stages = {int(m.group(1)) for k in encoder for m in [re.match(r'^pool(\d+)\.pool_block\.', k)]
+              if m}
     depths = []
-    for stage in range(1, NUM_STAGES + 1):
-        pattern = re.compile(rf'^blocks{stage}\.(\d+)\.')
-        ids = {int(m.group(1)) for k in encoder for m in [pattern.match(k)] if m}
-        if not ids:
-            raise UnknownCheckpointLayout(f'encoder has no blocks{stage}.* keys: not a CAST model')
+    for stage in range(1, max(stages, default=1) + 1):
+        ids = {int(m.group(1)) for k in encoder for m in [re.match(rf'^blocks{stage}\.(\d+)\.', k)]
+               if m}
+        if not ids or not stages:
+            missing = f'blocks{stage}' if stages else 'pool1.pool_block'
+            raise UnknownCheckpointLayout(f'encoder has no {missing}.* keys: not a CAST model')
         depths.append(len(ids))
     return depths
 
@@ -178,11 +208,11 @@ def convert_encoder(encoder: Mapping[str, Tensor]) -> ConvertedCheckpoint:
             out['stem.' + key[len('patch_embed.'):]] = value
         elif key.startswith('blocks.'):
             out[key] = value
-        elif family == 'cast_seg' and re.match(r'^blocks[1-4]\.', key):
-            stage, local, rest = re.match(r'^blocks([1-4])\.(\d+)\.(.*)$', key).groups()
+        elif family == 'cast_seg' and re.match(r'^blocks\d+\.', key):
+            stage, local, rest = re.match(r'^blocks(\d+)\.(\d+)\.(.*)$', key).groups()
             out[f'blocks.{starts[int(stage) - 1] + int(local)}.{rest}'] = value
         elif key.startswith('pool'):
-            stage, rest = re.match(r'^pool([1-4])\.pool_block\.(.*)$', key).groups()
+            stage, rest = re.match(r'^pool(\d+)\.pool_block\.(.*)$', key).groups()
             out[f'pools.{int(stage) - 1}.{rest}'] = value
         elif key.startswith('norm.') and not segmentation:
             out[key] = value
@@ -203,14 +233,14 @@ def convert_encoder(encoder: Mapping[str, Tensor]) -> ConvertedCheckpoint:
         pos_embed='learned' if learned else 'sincos',
         mode='segmentation' if segmentation else 'classification',
     )
-    if side * side == grid_tokens:  # a square grid tells the training size
-        arch['img_size'] = side * STEM_STRIDE
+    if side * side == grid_tokens:  # a square grid: the training size over the stem stride
+        arch['pos_grid'] = side
     return ConvertedCheckpoint(layout='', family=family, backbone=out, arch=arch,
                                head=head or None)
 
 
-def convert_mlp(state: Mapping[str, Tensor],
-                prefix: str) -> Optional['OrderedDict[str, Tensor]']:
+def _neck_weights(state: Mapping[str, Tensor],
+                  prefix: str) -> Optional['OrderedDict[str, Tensor]']:
     """An official ``nn.Sequential`` MLP (Linear, BN, ReLU, ...) as ``NonLinearNeck`` weights.
 
     The ``i``-th linear layer becomes ``fc{i}`` and the BatchNorm right after it ``bn{i}``.
@@ -253,8 +283,8 @@ def convert_official_checkpoint(checkpoint: Mapping[str, Any],
     neck = predictor = None
     if layout == 'moco':
         encoder = _strip(checkpoint['state_dict'], 'module.base_encoder.')
-        neck = convert_mlp(encoder, 'head.')
-        predictor = convert_mlp(checkpoint['state_dict'], 'module.predictor.')
+        neck = _neck_weights(encoder, 'head.')
+        predictor = _neck_weights(checkpoint['state_dict'], 'module.predictor.')
     elif layout == 'moco_lincls':
         encoder = _strip(checkpoint['state_dict'], 'module.')
     elif layout == 'segmenter':
@@ -270,3 +300,41 @@ def convert_official_checkpoint(checkpoint: Mapping[str, Any],
         converted.decoder = decoder
         converted.arch['num_classes'] = int(checkpoint.get('n_cls', decoder['cls_emb'].shape[1]))
     return converted
+
+
+def to_mmengine_checkpoint(checkpoint: Any, source: str, strict: bool = False) -> Any:
+    """An official checkpoint converted to an MMEngine one; any other object unchanged.
+
+    A 1000-way classifier gets ImageNet's class names as ``meta.dataset_meta`` (what
+    mmpretrain's Inferencers show).
+
+    Args:
+        checkpoint: what :func:`~cast_mm.checkpoints.read_checkpoint` returned.
+        source (str): the file or URL, for messages and ``meta.cast_mm.source``.
+        strict (bool): raise when the file has an official wrapper layout but no CAST weights
+            in it; otherwise return it unchanged (e.g. a ViT saved the same way by another
+            project). Defaults to False.
+    """
+    try:
+        layout = detect_layout(checkpoint)
+    except UnknownCheckpointLayout:
+        return checkpoint
+    try:
+        converted = convert_official_checkpoint(checkpoint, layout=layout)
+    except (UnknownCheckpointLayout, KeyError, AttributeError) as err:
+        if not strict:
+            return checkpoint
+        raise CorruptCheckpointError(
+            f'checkpoint {source} has the layout of an official {layout} checkpoint but no '
+            f'CAST weights that convert: {err}') from err
+    dataset_meta = None
+    if converted.head is not None and converted.head['weight'].shape[0] == 1000:
+        try:
+            from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
+            dataset_meta = dict(classes=tuple(IMAGENET_CATEGORIES))
+        except ImportError:  # pragma: no cover - mmseg-only environments
+            pass
+    out = converted.to_mmengine(dataset_meta)
+    out['meta']['cast_mm']['source'] = source
+    remember_source(source, out['state_dict'])
+    return out

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from cast_mm.converters import (UnknownCheckpointLayout, convert_official_checkpoint, detect_layout,
-                                load_official_checkpoint)
+from cast_mm.checkpoints import (UnknownCheckpointLayout, convert_official_checkpoint,
+                                 detect_layout, read_checkpoint)
 from cast_mm.models import CAST
 
 CONVERTER = f'{REPO}/tools/model_converters/cast_official_to_mm.py'
@@ -77,15 +77,15 @@ def test_official_namespace_loads_safely_and_code_needs_explicit_trust(public_fi
     path = tmp_path / 'best_checkpoint.pth'
     torch.save(dict(public_fixture['cases']['deit_cls']['checkpoint'],
                     args=argparse.Namespace(model='cast_small')), path)
-    assert load_official_checkpoint(str(path))['args'].model == 'cast_small'
+    assert read_checkpoint(str(path))['args'].model == 'cast_small'
     marker = tmp_path / 'ran'
     evil = tmp_path / 'evil.pth'
     torch.save({'model': {}, 'args': _RunsCode(marker)}, evil)
     with pytest.raises(pickle.UnpicklingError, match='--trust-pickle') as info:
-        load_official_checkpoint(str(evil))
+        read_checkpoint(str(evil))
     assert str(evil) in str(info.value) and 'posix.system' in str(info.value)
     assert not marker.exists()
-    load_official_checkpoint(str(evil), trust_pickle=True)  # the explicit opt-in unpickles
+    read_checkpoint(str(evil), trust_pickle=True)  # the explicit opt-in unpickles
     assert marker.exists()
 
 
