@@ -3,6 +3,7 @@ two-node form train the demo and print no traceback and no warning beyond a shor
 import os
 import os.path as osp
 import re
+import signal
 import subprocess
 import sys
 
@@ -76,16 +77,18 @@ def test_alarming_lines_finds_what_the_launcher_printed_before():
     assert alarming_lines('  - Build settings: ... -Wno-deprecated-gpu-targets ...') == []
 
 
-def launch(cwd, port: int, nproc: int, nnodes: int, work_dir) -> subprocess.Popen:
-    """``tools/dist_train.sh`` on the demo, as the README and docs/reliability.md run it."""
+def launch(cwd, port: int, nproc: int, nnodes: int, work_dir, output) -> subprocess.Popen:
+    """``tools/dist_train.sh`` on the demo, as the README and docs/reliability.md run it, its
+    stdout and stderr written to the open file ``output``."""
     env = {k: v for k, v in os.environ.items()
            # the user's defaults: no thread counts, Python's own warning filters
            if k not in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'PYTHONWARNINGS')}
+    # MAX_RESTARTS=0: a failed process ends the run instead of a restart that trains again
     env.update(PORT=str(port), NNODES=str(nnodes), PYTHON=sys.executable, MAX_RESTARTS='0')
     return subprocess.Popen(
         ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), DEMO, str(nproc),
          '--work-dir', str(work_dir), *SHORT],
-        cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=str(cwd), env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 @pytest.mark.slow
@@ -96,8 +99,20 @@ def test_dist_train_of_the_demo_runs_clean(tmp_path, nnodes, nproc):
     alarming is printed (MaskedSyncBN's all-reduce, DDP's buckets, loader workers at exit)."""
     work_dir = tmp_path / 'work'
     port = free_port()
-    launches = [launch(tmp_path, port, nproc, nnodes, work_dir) for _ in range(nnodes)]
-    outputs = [proc.communicate(timeout=600)[0] for proc in launches]
+    files = [open(tmp_path / f'launch{node}.txt', 'w') for node in range(nnodes)]
+    launches = []
+    try:
+        for f in files:
+            launches.append(launch(tmp_path, port, nproc, nnodes, work_dir, f))
+        for proc in launches:
+            proc.wait(timeout=600)
+    finally:
+        for proc in launches:
+            if proc.poll() is None:  # the launcher, torchrun and its processes
+                os.killpg(proc.pid, signal.SIGKILL)
+        for f in files:
+            f.close()
+    outputs = [(tmp_path / f'launch{node}.txt').read_text() for node in range(nnodes)]
     for proc, output in zip(launches, outputs):
         assert proc.returncode == 0, output[-4000:]
     for output in outputs:
