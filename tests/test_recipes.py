@@ -8,6 +8,7 @@ says why (the same differences are listed in docs/segmentation.md and docs/class
 A config added to configs/cast without a row here, or without an entry in EVALUATION_ONLY,
 fails ``test_every_config_has_a_row``.
 """
+import inspect
 import os
 import os.path as osp
 from typing import Any, Dict, List
@@ -63,6 +64,24 @@ def _checkpoint_hooks(cfg: Config) -> List[Dict]:
     return [{k: v for k, v in _plain(h).items() if k not in ('type', '_scope_')} for h in hooks]
 
 
+def _reduces_zero_label(dataset: Dict) -> bool:
+    """Whether a segmentation dataset config ignores label 0: its ``reduce_zero_label``, or the
+    default of its dataset class (``LoadAnnotations`` takes the dataset's)."""
+    if 'reduce_zero_label' in dataset:
+        return dataset['reduce_zero_label']
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import DATASETS
+
+    import cast_mm  # noqa: F401  (registers cast_mm's datasets)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        dataset_cls = DATASETS.get(dataset['type'])
+    for cls in dataset_cls.__mro__:
+        param = inspect.signature(cls.__init__).parameters.get('reduce_zero_label')
+        if '__init__' in vars(cls) and param is not None:
+            return param.default
+    raise AssertionError(f'{dataset["type"]} takes no reduce_zero_label')
+
+
 def recipe_values(name: str) -> Dict[str, Any]:
     """The recipe values of a config, read from ``Config.fromfile`` (no model is built)."""
     cfg = Config.fromfile(osp.join(CONFIGS, name))
@@ -103,6 +122,8 @@ def recipe_values(name: str) -> Dict[str, Any]:
             test_cfg=_plain(model.test_cfg),
             window_superpixels=_plain(model.get('window_superpixels')),
             test_pipeline=_transforms(cfg.test_dataloader.dataset.pipeline),
+            reduce_zero_label=[_reduces_zero_label(cfg.train_dataloader.dataset),
+                               _reduces_zero_label(cfg.test_dataloader.dataset)],
             find_unused_parameters=cfg.get('find_unused_parameters', False),
         )
     else:  # mmpretrain
@@ -174,12 +195,11 @@ def _built_values(cfg: Config, registry) -> Dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- official values
-def _seg_pipeline(scale, crop, reduce_zero_label, superpixels=None):
-    labels = {'reduce_zero_label': True} if reduce_zero_label else {}
+def _seg_pipeline(scale, crop, superpixels=None):
     sp = superpixels or {'preset': 'seg'}
     train = [
         ['LoadImageFromFile', {}],
-        ['LoadAnnotations', labels],
+        ['LoadAnnotations', {}],
         ['RandomResize', {'scale': scale, 'ratio_range': [0.5, 2.0], 'keep_ratio': True}],
         ['RandomCrop', {'crop_size': crop, 'cat_max_ratio': 0.75}],
         ['RandomFlip', {'prob': 0.5}],
@@ -192,15 +212,15 @@ def _seg_pipeline(scale, crop, reduce_zero_label, superpixels=None):
     test = [
         ['LoadImageFromFile', {}],
         ['Resize', {'scale': scale, 'keep_ratio': True}],
-        ['LoadAnnotations', labels],
+        ['LoadAnnotations', {}],
         ['cast_mm.SEEDSSuperpixels', sp],
         ['cast_mm.PackSuperpixelSegInputs', {}],
     ]
     return train, test
 
 
-_ADE_TRAIN, _ADE_TEST = _seg_pipeline([2048, 512], [512, 512], True)
-_PC_TRAIN, _PC_TEST = _seg_pipeline([4160, 520], [480, 480], False)
+_ADE_TRAIN, _ADE_TEST = _seg_pipeline([2048, 512], [512, 512])
+_PC_TRAIN, _PC_TEST = _seg_pipeline([4160, 520], [480, 480])
 _CE = {'type': 'CrossEntropyLoss', 'use_sigmoid': False, 'loss_weight': 1.0,
        'avg_non_ignore': True}  # torch CrossEntropyLoss(ignore_index=255): mean over labelled
 
@@ -225,6 +245,7 @@ SEGMENTER_ADE20K = dict(
     batch_per_gpu=1, base_batch=8,  # official global batch 8 in one process; 8 GPUs here
     drop_last=False,
     train_pipeline=_ADE_TRAIN, test_pipeline=_ADE_TEST,
+    reduce_zero_label=[True, True],  # label 0 ('other') is ignored, train and test
     mean=[123.68, 116.28, 103.53], std=[58.4, 57.12, 57.38],
     # official: checkpoint.pth overwritten every epoch, the last one evaluated
     checkpoints=[{'by_epoch': False, 'interval': 16000, 'max_keep_ckpts': 3,
@@ -247,6 +268,7 @@ SEGMENTER_PASCAL_CONTEXT = dict(
     length=80128,  # 256 epochs x ceil(4996 / 16)
     batch_per_gpu=2, base_batch=16,  # official global batch 16 in one process
     train_pipeline=_PC_TRAIN, test_pipeline=_PC_TEST,
+    reduce_zero_label=[False, False],  # 60 classes: background is class 0
     checkpoints=[{'by_epoch': False, 'interval': 8000, 'max_keep_ckpts': 3,
                   'save_best': 'mIoU'}],
     test_cfg={'mode': 'slide', 'crop_size': [480, 480], 'stride': [448, 448],
@@ -407,7 +429,7 @@ ROWS: Dict[str, Dict[str, Any]] = {
         length=200, batch_per_gpu=4,
         train_pipeline=[
             ['LoadImageFromFile', {}],
-            ['LoadAnnotations', {'reduce_zero_label': True}],
+            ['LoadAnnotations', {}],
             ['RandomResize', {'scale': [160, 128], 'ratio_range': [0.75, 1.5],
                               'keep_ratio': True}],
             ['RandomCrop', {'crop_size': [128, 128], 'cat_max_ratio': 0.75}],
@@ -420,7 +442,7 @@ ROWS: Dict[str, Dict[str, Any]] = {
         test_pipeline=[
             ['LoadImageFromFile', {}],
             ['Resize', {'scale': [160, 128], 'keep_ratio': True}],
-            ['LoadAnnotations', {'reduce_zero_label': True}],
+            ['LoadAnnotations', {}],
             ['cast_mm.SEEDSSuperpixels', {'preset': 'seg'}],
             ['cast_mm.PackSuperpixelSegInputs', {}],
         ],
@@ -430,7 +452,7 @@ ROWS: Dict[str, Dict[str, Any]] = {
                   'resize_to_window': True}),
     # SPML fine-tuning on VOC 2012 train+ (scripts/spml/finetune_cast.sh).
     'cast-s_voc-finetune.py': dict(
-        SEGMENTER_ADE20K, pos_embed='sincos',
+        SEGMENTER_ADE20K, pos_embed='sincos', reduce_zero_label=[False, False],
         backbone_norm='cast_mm.MaskedSyncBN',  # USE_SYNCBN=true over the 4 GPUs
         init={'type': 'Pretrained', 'prefix': 'backbone.'},  # COCO MoCo-v3, epoch 400
         optimizer={'type': 'SGD', 'lr': 3e-3, 'momentum': 0.9, 'nesterov': False,

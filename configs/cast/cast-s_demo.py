@@ -10,7 +10,7 @@ crop_size = (128, 128)
 superpixels = dict(type='cast_mm.SEEDSSuperpixels', preset='seg')
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadAnnotations'),
     dict(type='RandomResize', scale=(160, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -23,7 +23,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='cast_mm.CheckImage'),  # arrays as files load: H x W x 3 uint8
     dict(type='Resize', scale=(160, 128), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadAnnotations'),
     superpixels,
     dict(type='cast_mm.PackSuperpixelSegInputs')
 ]

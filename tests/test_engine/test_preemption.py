@@ -2,6 +2,7 @@
 {SIGKILL, SIGTERM} x {1, 2 processes} x {iteration-, epoch-based} x {0, 2 loader workers}: every
 interrupted run resumes to weights bit-equal to an uninterrupted run's, with the same losses."""
 import json
+import multiprocessing
 import os
 import os.path as osp
 import random
@@ -89,6 +90,33 @@ def test_hook_needs_the_atomic_checkpoint_hook(tmp_path):
     runner.register_hook(PreemptionCheckpointHook())
     with pytest.raises(ValueError, match='AtomicCheckpointHook'):
         runner.train()
+
+
+class WorkerPids(torch.utils.data.Dataset):
+    """Each item is the pid of the process that loads it."""
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, index):
+        return os.getpid()
+
+
+def test_shielded_loader_worker_ignores_other_senders_and_ends_cleanly_when_stopped():
+    """A loader worker consumes a cluster's SIGTERM and exits with status 0 on its main
+    process's (multiprocessing stops workers so at interpreter exit; a worker that ends by a
+    signal makes the main process report "DataLoader worker ... is killed by signal")."""
+    loader = torch.utils.data.DataLoader(WorkerPids(), num_workers=1, persistent_workers=True)
+    PreemptionCheckpointHook().shield_loader_workers(loader)
+    batches = iter(loader)
+    pid = int(next(batches))
+    worker = next(p for p in multiprocessing.active_children() if p.pid == pid)
+    subprocess.run(['kill', '-TERM', str(pid)], check=True)  # another process: the cluster
+    assert [int(batch) for batch in batches] == [pid] * (len(loader) - 1)
+    assert worker.is_alive()
+    worker.terminate()  # SIGTERM from the main process, as at interpreter exit
+    worker.join(timeout=30)
+    assert worker.exitcode == 0
 
 
 # --- the matrix -------------------------------------------------------------------------------

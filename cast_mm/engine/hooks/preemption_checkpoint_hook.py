@@ -35,12 +35,15 @@ def _signal_number(name) -> int:
 
 
 def _ignore_all_but_the_parents(signals: Sequence[int], parent: int) -> None:
-    """Consume ``signals`` sent to this process; die of one that ``parent`` sent."""
+    """Consume ``signals`` sent to this process; exit on one that ``parent`` sent."""
     while True:
         info = signal.sigwaitinfo(signals)
         if info.si_pid == parent:
-            # Only the main thread may restore the default action: end as killed instead.
-            os.kill(os.getpid(), signal.SIGKILL)
+            # As torch's own SIGTERM handler of loader workers does for their parent's
+            # SIGTERM: exit with status 0. The main process's SIGCHLD check reports a worker
+            # that ended by a signal as failed ("DataLoader worker ... is killed by signal"),
+            # also when multiprocessing stops its workers at interpreter exit.
+            os._exit(0)
 
 
 class _ShieldedWorkerInit:
@@ -49,7 +52,7 @@ class _ShieldedWorkerInit:
 
     The signals are blocked and consumed by a thread of the worker, except those the main
     process sends itself: Python's multiprocessing ends daemonic workers with ``SIGTERM``
-    when the main process exits, and that one still ends the worker.
+    when the main process exits, and that one still ends the worker, with exit status 0.
     """
 
     def __init__(self, signals: Sequence[int], init_fn: Optional[Callable]):

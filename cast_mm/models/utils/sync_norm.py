@@ -6,7 +6,6 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 from torch import Tensor
-from torch.distributed.nn.functional import all_reduce
 
 from cast_mm.ops.precision import autocast_disabled
 from cast_mm.registry import MODELS
@@ -16,6 +15,27 @@ def _world_size(group) -> int:
     if not (dist.is_available() and dist.is_initialized()):
         return 1
     return dist.get_world_size(group)
+
+
+class _SumAllReduce(torch.autograd.Function):
+    """Differentiable sum all-reduce: the backward of a sum over processes is the sum of the
+    processes' output gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor: Tensor, group) -> Tensor:
+        ctx.group = group
+        total = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total, group=group)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _SumAllReduce.apply(grad, ctx.group), None
+
+
+def _all_reduce_sum(tensor: Tensor, group) -> Tensor:
+    """The sum of ``tensor`` over the processes of ``group``, differentiable."""
+    return _SumAllReduce.apply(tensor, group)
 
 
 @MODELS.register_module('MaskedSyncBN')
@@ -113,7 +133,7 @@ def batch_norm_with_statistics(norm: nn.modules.batchnorm._BatchNorm,
         sums = (x * weight if weight is not None else x).sum(dims)
         stats = torch.cat([sums, count])
         if group is not None:
-            stats = all_reduce(stats, group=group)
+            stats = _all_reduce_sum(stats, group)
         count = stats[-1].detach()  # element counts carry no gradient
         if local is not None and local < 2 and float(count) < 2:
             # The global count is read only when this process cannot vouch for it.
@@ -126,7 +146,7 @@ def batch_norm_with_statistics(norm: nn.modules.batchnorm._BatchNorm,
         sq = centred.pow(2)
         sq_sum = (sq * weight if weight is not None else sq).sum(dims)
         if group is not None:
-            sq_sum = all_reduce(sq_sum, group=group)
+            sq_sum = _all_reduce_sum(sq_sum, group)
         var = sq_sum / count
         if norm.track_running_stats and norm.training:
             with torch.no_grad():

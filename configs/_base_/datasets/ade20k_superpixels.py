@@ -11,9 +11,11 @@ img_scale = (2048, 512)
 # the zero-padded normalised crops of the official pipeline.
 pad_color = (104, 116, 124)
 superpixels = dict(type='cast_mm.SEEDSSuperpixels', preset='seg')
+# ADE20KDataset reduces the zero label ('other' becomes 255, ignored) and LoadAnnotations takes
+# that from the dataset (MMSegmentation deprecates setting it on the transform).
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadAnnotations'),
     dict(type='RandomResize', scale=img_scale, ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -28,7 +30,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='cast_mm.CheckImage'),  # arrays as files load: H x W x 3 uint8
     dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadAnnotations'),
     superpixels,
     dict(type='cast_mm.PackSuperpixelSegInputs')
 ]
@@ -43,7 +45,7 @@ tta_pipeline = [
                 dict(type='RandomFlip', prob=0., direction='horizontal'),
                 dict(type='RandomFlip', prob=1., direction='horizontal')
             ],
-            [dict(type='LoadAnnotations', reduce_zero_label=True)],
+            [dict(type='LoadAnnotations')],
             [superpixels],
             [dict(type='cast_mm.PackSuperpixelSegInputs')],
         ])
