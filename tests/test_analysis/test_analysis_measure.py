@@ -1,10 +1,10 @@
-"""cast_mm.analysis: the literal options, timing rounds, host syncs and kernel launches."""
+"""cast_analysis: the literal options, timing rounds, host syncs and kernel launches."""
 import pytest
 import torch
 
-from cast_mm.analysis import (Settings, Step, count_host_syncs, interleaved_times, kernel_launches,
-                              literal_cfg_options)
-from cast_mm.analysis.measure import host_read_counter_available
+from cast_analysis import (Settings, Step, count_host_syncs, interleaved_times, kernel_launches,
+                           literal_cfg_options)
+from cast_analysis.measure import host_read_counter_available
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 

@@ -3,25 +3,27 @@
     python tools/analysis/benchmark.py [--device cpu|cuda] [--threads 2] [--warmup N]
         [--repeats N] [--time-budget S] [--precision fp32 amp]
         [--sections models train profile fps superpixels quality compile kernels explorer]
-        [--no-memory] [--no-host-syncs] [--smoke] [--json run.json]
+        [--no-memory] [--no-host-syncs] [--chromium PATH] [--smoke] [--json run.json]
 
 CAST-S (fast and literal, with and without activation checkpointing) against mmseg's
 Segmenter ViT-S and mmpretrain's DeiT-S, every model built from its config with the overrides
 printed beside the table. All numbers of one run come from one machine, with the
 configurations of a section timed in interleaved rounds (median). The protocol is in
 docs/performance.md. ``--json`` writes the run record (tables, numbers, date, machine and
-command); ``tools/analysis/render_tables.py`` renders it as Markdown.
+command); ``tools/analysis/render_tables.py`` renders it as Markdown. The building blocks are
+the package ``cast_analysis`` beside this file.
 """
 import argparse
 import sys
 
 import torch
 
-from cast_mm.analysis import Settings, new_run, quiet_logs, write_json
-from cast_mm.analysis.benchmark import SECTIONS, Options
-from cast_mm.analysis.measure import host_read_counter_available
-from cast_mm.analysis.models import SMOKE_TASK_SIZES, TASK_SIZES
-from cast_mm.analysis.report import command_line, describe_machine
+from cast_analysis import Settings, new_run, quiet_logs, write_json
+from cast_analysis.benchmark import SECTIONS, Options
+from cast_analysis.explorer import find_chromium
+from cast_analysis.measure import host_read_counter_available
+from cast_analysis.models import SMOKE_TASK_SIZES, TASK_SIZES
+from cast_analysis.report import command_line, describe_machine
 
 #: Share of the time budget each section's timed rounds may take (sections without timed
 #: rounds take none).
@@ -56,6 +58,9 @@ def parse_args(argv=None):
                         help='skip the peak-memory measurements (child processes on CPU)')
     parser.add_argument('--no-host-syncs', action='store_true',
                         help='skip counting host synchronisations per step')
+    parser.add_argument('--chromium',
+                        help='explorer: the Chromium executable (default: chromium, '
+                        'chromium-browser or google-chrome on PATH)')
     parser.add_argument('--smoke', action='store_true',
                         help=f'tiny images and batches {SMOKE_TASK_SIZES} (checks that it runs)')
     parser.add_argument('--json', help='write the run record to this file (after every section)')
@@ -75,6 +80,13 @@ def main(argv=None) -> int:
         print('--precision amp needs --device cuda', file=sys.stderr)
         return 2
     budget = args.time_budget if args.time_budget is not None else budget
+    chromium = None
+    if 'explorer' in args.sections:
+        try:
+            chromium = find_chromium(args.chromium)
+        except FileNotFoundError as error:
+            print(error, file=sys.stderr)
+            return 2
     settings = Settings(device=args.device, threads=args.threads, smoke=args.smoke)
     settings.apply()
     quiet_logs()
@@ -82,7 +94,7 @@ def main(argv=None) -> int:
     base = dict(warmup=args.warmup if args.warmup is not None else warmup,
                 repeats=args.repeats if args.repeats is not None else repeats,
                 precisions=precisions, memory=not args.no_memory,
-                host_syncs=not args.no_host_syncs, mosaics=args.mosaics)
+                host_syncs=not args.no_host_syncs, mosaics=args.mosaics, chromium=chromium)
     run = new_run('benchmark', command_line('tools/analysis/benchmark.py', argv), args.device,
                   dict(base, sections=args.sections, time_budget_s=budget, smoke=args.smoke,
                        tasks=SMOKE_TASK_SIZES if args.smoke else TASK_SIZES,

@@ -13,8 +13,9 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-#: The repository (configs are read from its ``configs`` folder).
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: The repository this library lives in (``tools/analysis/cast_analysis``); configs are read
+#: from its ``configs`` folder.
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CLS_CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_8xb128_in1k.py')
 SEG_CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_ade20k.py')
 DEIT_CONFIG = 'mmpretrain::deit/deit-small_4xb256_in1k.py'

@@ -35,6 +35,7 @@ class Options:
         memory (bool): measure peak memory.
         host_syncs (bool): count host synchronisations per step.
         mosaics (int): photo mosaics per size in ``quality``.
+        chromium (str, optional): the Chromium of ``explorer`` (default: found on ``PATH``).
     """
     warmup: int = 1
     repeats: int = 5
@@ -43,6 +44,7 @@ class Options:
     memory: bool = True
     host_syncs: bool = True
     mosaics: int = 6
+    chromium: Optional[str] = None
 
 
 def _times(fns, settings: Settings, options: Options, repeats: Optional[int] = None):
@@ -412,11 +414,12 @@ def _print(table: Table) -> None:
 
 
 def section_explorer(run: Dict, settings: Settings, options: Options) -> None:
-    """The hierarchy explorer timed from headless Chromium (:mod:`cast_mm.analysis.explorer`)."""
-    from cast_mm.analysis.explorer import CASES, measure_explorer
+    """The hierarchy explorer timed from headless Chromium (:mod:`cast_analysis.explorer`)."""
+    from .explorer import CASES, measure_explorer
     rows = []
     for case in sorted(CASES):
-        result = measure_explorer(case, repeats=max(options.repeats, 1), clicks=5)
+        result = measure_explorer(case, repeats=max(options.repeats, 1), clicks=5,
+                                  chromium=options.chromium)
         run['results'][f'explorer/{case}'] = result
         rows.append([case, f"{result['image_size']}x{result['image_size']}",
                      _fmt(result['upload_to_picture_ms']['median']),

@@ -33,7 +33,7 @@ class Step:
     wrapper (preprocessing, batch augments, forward, loss, backward, optimiser step).
 
     Args:
-        name (str): a model of :func:`cast_mm.analysis.model_specs`.
+        name (str): a model of :func:`cast_analysis.model_specs`.
         kind (str): ``'test'`` or ``'train'``.
         settings (Settings): device and sizes.
         amp (bool): mixed precision: for a train step the config's optimiser wrapper becomes

@@ -1,4 +1,8 @@
-"""Building blocks of the analysis tools in ``tools/analysis``.
+"""Building blocks of the analysis tools in ``tools/analysis``; not part of the installed package.
+
+The tools import it as a sibling (``python tools/analysis/benchmark.py`` puts
+``tools/analysis`` first on ``sys.path``); it finds the configs and tools it needs relative to
+its own file, so it runs from a checkout of the repository.
 
 Models built from the shipped configs (:func:`model_specs`, :func:`literal_cfg_options`,
 :class:`Step`), batches of photographs through a config's own pipeline (:func:`make_batch`),
@@ -8,10 +12,10 @@ with their tables (:func:`new_run`, :class:`Table`, :func:`write_json`,
 :func:`render_markdown`). Everything a measurement depends on is passed explicitly
 (:class:`Settings`); nothing here changes module state.
 
-The benchmark's sections, the saved-tensor ledger and the resume timing are the submodules
-:mod:`cast_mm.analysis.benchmark`, :mod:`cast_mm.analysis.saved_tensors` and
-:mod:`cast_mm.analysis.resume`. This package sits above every other package of cast_mm;
-nothing in cast_mm imports it.
+The benchmark's sections, the saved-tensor ledger, the resume timing and the explorer timing are
+the submodules :mod:`cast_analysis.benchmark`, :mod:`cast_analysis.saved_tensors`,
+:mod:`cast_analysis.resume` and :mod:`cast_analysis.explorer`. It may use every package of
+cast_mm; nothing in cast_mm imports it, and it imports no tool.
 """
 from .batches import (cast_like_points, make_batch, photo_mosaic, photographs, region_labels,
                       resized_photos, superpixel_count)
