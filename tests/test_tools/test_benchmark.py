@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import REPO, load_tool
 
-from cast_analysis import (Settings, load_config, model_specs, peak_memory, read_json,
+from cast_analysis import (ModelSpec, Settings, load_config, model_specs, peak_memory, read_json,
                            superpixel_count, task_batch)
 
 
@@ -51,8 +51,8 @@ def test_help_names_every_section(capsys):
     with pytest.raises(SystemExit):
         tool.main(['--help'])
     printed = capsys.readouterr().out
-    for section in ('models', 'train', 'profile', 'fps', 'superpixels', 'quality', 'compile',
-                    'kernels', 'explorer', '--chromium'):
+    for section in ('models', 'train', 'loader', 'switches', 'profile', 'fps', 'superpixels',
+                    'quality', 'compile', 'kernels', 'explorer', '--chromium'):
         assert section in printed
 
 
@@ -79,7 +79,7 @@ def test_smoke_run_of_every_model_section_renders_from_its_json(tmp_path, capsys
     out = tmp_path / 'bench.json'
     rc = load_tool('analysis/benchmark').main(
         ['--smoke', '--no-memory', '--threads', '1', '--warmup', '0', '--repeats', '1',
-         '--sections', 'models', 'train', 'profile', 'fps', '--json', str(out)])
+         '--sections', 'loader', 'models', 'train', 'profile', 'fps', '--json', str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
     run = read_json(str(out))
@@ -97,8 +97,20 @@ def test_smoke_run_of_every_model_section_renders_from_its_json(tmp_path, capsys
     assert results['inference/segmentation/comparison'].startswith('outputs max')
     assert run['command'].startswith('python tools/analysis/benchmark.py --smoke')
     assert run['machine']['cpus'] >= 1 and run['settings']['precisions'] == ['fp32']
+    # Sections run in the documented order, whatever the order asked: the loader after train.
     sections = [table['section'] for table in run['tables']]
-    assert sections == ['models', 'models', 'train', 'train', 'profile', 'fps']
+    assert sections == ['models', 'models', 'train', 'train', 'loader', 'profile', 'fps']
+    # The loader row of a config the train section measured carries its train step's rate.
+    ade = results['loader/cast-s_ade20k.py']
+    step = results['train/segmentation/cast_seg_fast/fp32']
+    assert ade['model_images_per_s'] == {'fp32': pytest.approx(1e3 / step['ms_per_image'])}
+    assert ade['loader_images_per_s'] == pytest.approx(4 * 1e3 / ade['ms_per_sample'])
+    assert 'cast-b_ade20k.py' in ade['configs'] and ade['samples'] == 2
+    assert results['loader/cast-s_demo.py']['model_images_per_s'] is None
+    loader_rows = [line for line in printed.splitlines() if line.startswith('| cast-s_ade20k')]
+    assert loader_rows and loader_rows[0].rstrip(' |').endswith(
+        'fp32: loader' if ade['loader_images_per_s'] < 1e3 / step['ms_per_image']
+        else 'fp32: model')
     # The render command prints the same tables under the run's date, machine and command.
     rc = load_tool('analysis/render_tables').main([str(out), '--sections', 'train', 'fps'])
     assert rc == 0
@@ -131,9 +143,43 @@ def test_render_refuses_other_json_and_missing_sections(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_train_step_peak_memory_is_measured_in_a_child():
-    peak = peak_memory('cast_cls_fast', 'train', Settings(threads=1, smoke=True))
+    settings = Settings(threads=1, smoke=True)
+    peak = peak_memory('cast_cls_fast', 'train', settings)
     assert peak > 2**20  # activations and gradients of CAST-S: well above a MiB
     assert not math.isnan(peak)
+    # A model given by its spec (the switches section's) is built in the child the same way.
+    fast = model_specs(settings)['cast_cls_fast']
+    spec = ModelSpec('cls', fast.config, dict(fast.options, **{'model.backbone.with_cp': True}))
+    # (the name alone is no model of the benchmark: the child builds from the spec)
+    assert peak_memory('cast_cls_fast with_cp', 'train', settings, spec=spec) > 2**20
+
+
+@pytest.mark.slow
+def test_switches_section_times_each_switch_against_the_fast_model(monkeypatch):
+    from cast_analysis import benchmark
+    from cast_analysis.report import new_run
+    chosen = dict(cls='backbone.token_pooling', seg='decode_head.loss_by_superpixel')
+    picked = {task: [s for s in benchmark.profile_switches(task) if s[0] == name]
+              for task, name in chosen.items()}
+    monkeypatch.setattr(benchmark, 'profile_switches', lambda task: picked[task])
+    run = new_run('benchmark', 'test', 'cpu', {})
+    benchmark.section_switches(run, Settings(smoke=True),
+                               benchmark.Options(warmup=0, repeats=1, memory=False))
+    titles = [t['title'].split(':')[0] for t in run['tables'] if t['section'] == 'switches']
+    assert titles == ['classification train step', 'segmentation train step',
+                      'segmentation inference']
+    for key, options in (
+            ('classification/train/backbone.token_pooling',
+             {'model.backbone.token_pooling': 'literal'}),
+            ('segmentation/train/decode_head.loss_by_superpixel',
+             {'model.decode_head.loss_by_superpixel': False}),
+            ('segmentation/test/decode_head.loss_by_superpixel',
+             {'model.decode_head.loss_by_superpixel': False})):
+        entry = run['results'][f'switches/{key}/fp32']
+        assert entry['options'] == options and entry['rounds'] == 1
+        assert entry['time_ratio'] == pytest.approx(entry['seconds'] / entry['fast_seconds'])
+        assert entry['earns_keep'] == (entry['time_ratio'] >= benchmark.EARNS_KEEP), key
+        assert entry['peak_mib'] is None or math.isnan(entry['peak_mib'])
 
 
 def test_explorer_finds_chromium_on_path_or_names_the_option(tmp_path, monkeypatch, capsys):
