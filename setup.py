@@ -84,6 +84,8 @@ setup(
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
     include_package_data=True,
     package_data={'cast_mm': ['.mim/configs/**/*', '.mim/model-index.yml', '.mim/tools/**/*']},
+    # The analysis tools and their library (cast_analysis) run from a checkout of the repository.
+    exclude_package_data={'cast_mm': ['.mim/tools/analysis/*']},
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
     extras_require={

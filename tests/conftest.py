@@ -1,5 +1,7 @@
+import importlib.util
 import os.path as osp
-import runpy
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -52,11 +54,26 @@ def grid_superpixels(batch: int, height: int, width: int, cell: int = 8) -> torc
     return ids.expand(batch, height, width).clone()
 
 
-def analysis_tool(name: str) -> dict:
-    """The globals of ``tools/analysis/<name>.py`` run as a module (not as ``__main__``), so a
-    test can call its ``main(argv)``; the tool imports its building blocks from
-    :mod:`cast_mm.analysis`."""
-    return runpy.run_path(osp.join(REPO, 'tools', 'analysis', f'{name}.py'), run_name=name)
+def load_tool(path: str) -> types.ModuleType:
+    """``tools/<path>.py`` (``path`` like ``'hierarchy_explorer'`` or ``'analysis/benchmark'``)
+    imported as a module named after its file, not run as ``__main__``, so that a test calls its
+    functions and ``main(argv)`` in-process. The analysis tools import their library,
+    ``cast_analysis``, from their own folder, which ``pytest.ini`` puts on the path as running
+    the script does."""
+    file = osp.join(REPO, 'tools', f'{path}.py')
+    name = osp.splitext(osp.basename(file))[0]
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, '__file__', None) == file:
+        return module
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def write_tiny_backbone(root) -> tuple:

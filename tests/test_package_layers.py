@@ -17,12 +17,14 @@ layer or above; every import counts, also those inside functions):
  6    ``engine``, ``compat``                           runner parts; the compatibility measures
  7    ``env``, the package's ``__init__``              setup on import; what ``import cast_mm``
                                                        registers
- 8    ``analysis``                                     the analysis tools' library (uses the
-                                                       whole package, like a tool)
 ====  ==============================================  ==========================================
 
-Nothing in cast_mm imports a module of layer 7 or 8: ``import cast_mm`` does not load the
-analysis library or apply :func:`cast_mm.setup_env`.
+Nothing in cast_mm imports a module of layer 7: ``import cast_mm`` does not apply
+:func:`cast_mm.setup_env`.
+
+Above the package, like the tools: ``cast_analysis`` (``tools/analysis/cast_analysis``), the
+analysis tools' library. It may import any package of cast_mm; nothing in cast_mm imports it,
+and it imports no tool (tools never import each other, and the library is not a tool).
 """
 import ast
 import os
@@ -35,6 +37,9 @@ from conftest import REPO
 import cast_mm
 
 PACKAGE = osp.dirname(cast_mm.__file__)
+TOOLS = osp.join(REPO, 'tools')
+#: The analysis tools' library: a package beside them, imported as ``cast_analysis``.
+LIBRARY = osp.join(TOOLS, 'analysis', 'cast_analysis')
 
 #: Layer of every package (folder) and top-level module of cast_mm; ``__init__`` is the
 #: package's own ``cast_mm/__init__.py``.
@@ -47,7 +52,6 @@ LAYERS = {
     'apis': 5,
     'engine': 6, 'compat': 6,
     'env': 7, '__init__': 7,
-    'analysis': 8,
 }
 #: Third-party packages a layer may not import.
 FORBIDDEN_THIRD_PARTY = {
@@ -68,10 +72,11 @@ def part_of(path: str) -> str:
     return head[:-3] if head.endswith('.py') else head
 
 
-def imported_modules(path: str) -> Iterator[str]:
+def imported_modules(path: str, root: str = osp.dirname(PACKAGE)) -> Iterator[str]:
     """Absolute names of the modules a file imports anywhere in it (relative imports
-    resolved, ``importlib.import_module('cast_mm...')`` calls included)."""
-    package = osp.relpath(osp.dirname(path), osp.dirname(PACKAGE)).replace(os.sep, '.')
+    resolved against ``root``, the folder that holds its top-level package;
+    ``importlib.import_module('cast_mm...')`` calls included)."""
+    package = osp.relpath(osp.dirname(path), root).replace(os.sep, '.')
     for node in ast.walk(ast.parse(open(path).read(), path)):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
@@ -87,11 +92,21 @@ def imported_modules(path: str) -> Iterator[str]:
             yield node.args[0].value
 
 
-def cast_mm_files() -> Iterator[str]:
-    for root, _, files in os.walk(PACKAGE):
+def python_files(folder: str) -> Iterator[str]:
+    for root, _, files in os.walk(folder):
         for name in sorted(files):
             if name.endswith('.py'):
                 yield osp.join(root, name)
+
+
+def cast_mm_files() -> Iterator[str]:
+    return python_files(PACKAGE)
+
+
+def tool_modules() -> set:
+    """The module names the tools run as (their file names), the library's own left out."""
+    return {osp.splitext(osp.basename(path))[0] for path in python_files(TOOLS)
+            if not path.startswith(LIBRARY + os.sep)}
 
 
 def target_of(module: str) -> str:
@@ -132,4 +147,26 @@ def test_the_check_sees_function_level_and_relative_imports(tmp_path):
                       "    importlib.import_module('cast_mm.engine')\n")
     assert {'cast_mm.apis', 'cast_mm.engine'} <= set(imported_modules(str(sample)))
     assert not allowed('models', 'apis') and allowed('apis', 'models')
-    assert not allowed('datasets', 'evaluation') and not allowed('engine', 'analysis')
+    assert not allowed('datasets', 'evaluation') and not allowed('engine', '__init__')
+
+
+def test_nothing_in_cast_mm_imports_the_analysis_library():
+    wrong = [f'{osp.relpath(path, REPO)} imports {module}' for path in cast_mm_files()
+             for module in imported_modules(path) if module.split('.')[0] == 'cast_analysis']
+    assert not wrong, wrong
+
+
+def test_the_analysis_library_imports_cast_mm_and_no_tool():
+    files = list(python_files(LIBRARY))
+    assert osp.join(LIBRARY, 'benchmark.py') in files
+    tools = tool_modules()
+    assert {'benchmark', 'hierarchy_explorer', 'train'} <= tools
+    imports, wrong = set(), []
+    for path in files:
+        for module in imported_modules(path, osp.dirname(LIBRARY)):
+            imports.add(module)
+            if module.split('.')[0] in tools:
+                wrong.append(f'{osp.relpath(path, REPO)} imports the tool {module}')
+    assert not wrong, wrong
+    # Its relative imports resolve inside it, and it builds on the package.
+    assert 'cast_analysis.models' in imports and 'cast_mm.models.execution_profile' in imports

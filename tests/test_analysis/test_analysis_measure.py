@@ -1,10 +1,11 @@
-"""cast_mm.analysis: the literal options, timing rounds, host syncs and kernel launches."""
+"""cast_analysis: the literal options and switches, timing rounds, host syncs and kernel
+launches."""
 import pytest
 import torch
 
-from cast_mm.analysis import (Settings, Step, count_host_syncs, interleaved_times, kernel_launches,
-                              literal_cfg_options)
-from cast_mm.analysis.measure import host_read_counter_available
+from cast_analysis import (Settings, Step, count_host_syncs, interleaved_times, kernel_launches,
+                           literal_cfg_options, profile_switches)
+from cast_analysis.measure import host_read_counter_available
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 
@@ -21,6 +22,26 @@ def test_literal_options_per_task():
     assert seg['model.predict_by_segments'] is False
     with pytest.raises(ValueError, match="task must be 'cls' or 'seg'"):
         literal_cfg_options('det')
+
+
+def test_profile_switches_cover_the_literal_options_one_argument_each():
+    from cast_mm.models.execution_profile import FAST, LITERAL, cfg_options
+    for task in ('cls', 'seg'):
+        switches = profile_switches(task)
+        fast, literal = cfg_options('fast', task), cfg_options('literal', task)
+        changed = {key: value for key, value in literal.items() if fast.get(key) != value}
+        merged = {}
+        for name, value, options in switches:
+            component, argument = name.split('.')
+            assert LITERAL[component][argument] == value != FAST[component][argument]
+            assert options and set(options.values()) == {value}
+            merged.update(options)
+        # Together the switches are exactly the literal profile's changes.
+        assert merged == changed and len(merged) == len(switches)
+    names = [name for name, _, _ in profile_switches('cls')]
+    assert names and all(name.startswith('backbone.') for name in names)
+    seg = {name: options for name, _, options in profile_switches('seg')}
+    assert seg['decode_head.loss_by_superpixel'] == {'model.decode_head.loss_by_superpixel': False}
 
 
 def test_interleaved_rounds_visit_every_function_in_turn():

@@ -6,10 +6,10 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, analysis_tool
+from conftest import REPO, load_tool
 
-from cast_mm.analysis import (Settings, load_config, model_specs, peak_memory, read_json,
-                              superpixel_count, task_batch)
+from cast_analysis import (ModelSpec, Settings, load_config, model_specs, peak_memory, read_json,
+                           superpixel_count, task_batch)
 
 
 def test_models_come_from_the_shipped_configs():
@@ -47,18 +47,18 @@ def test_batches_go_through_the_config_pipeline():
 
 
 def test_help_names_every_section(capsys):
-    tool = analysis_tool('benchmark')
+    tool = load_tool('analysis/benchmark')
     with pytest.raises(SystemExit):
-        tool['main'](['--help'])
+        tool.main(['--help'])
     printed = capsys.readouterr().out
-    for section in ('models', 'train', 'profile', 'fps', 'superpixels', 'quality', 'compile',
-                    'kernels', 'explorer'):
+    for section in ('models', 'train', 'loader', 'switches', 'profile', 'fps', 'superpixels',
+                    'quality', 'compile', 'kernels', 'explorer', '--chromium'):
         assert section in printed
 
 
 def test_kernels_section_times_each_kernel_against_its_torch_formulation():
-    from cast_mm.analysis.benchmark import Options, section_kernels
-    from cast_mm.analysis.report import new_run
+    from cast_analysis.benchmark import Options, section_kernels
+    from cast_analysis.report import new_run
     run = new_run('benchmark', 'test', 'cpu', {})
     section_kernels(run, Settings(smoke=True), Options(warmup=0, repeats=1, memory=False))
     table = [t for t in run['tables'] if t['section'] == 'kernels']
@@ -69,17 +69,17 @@ def test_kernels_section_times_each_kernel_against_its_torch_formulation():
 
 
 def test_amp_is_refused_on_cpu(capsys):
-    tool = analysis_tool('benchmark')
-    assert tool['main'](['--precision', 'amp']) == 2
+    tool = load_tool('analysis/benchmark')
+    assert tool.main(['--precision', 'amp']) == 2
     assert '--precision amp needs --device cuda' in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_smoke_run_of_every_model_section_renders_from_its_json(tmp_path, capsys):
     out = tmp_path / 'bench.json'
-    rc = analysis_tool('benchmark')['main'](
+    rc = load_tool('analysis/benchmark').main(
         ['--smoke', '--no-memory', '--threads', '1', '--warmup', '0', '--repeats', '1',
-         '--sections', 'models', 'train', 'profile', 'fps', '--json', str(out)])
+         '--sections', 'loader', 'models', 'train', 'profile', 'fps', '--json', str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
     run = read_json(str(out))
@@ -97,10 +97,22 @@ def test_smoke_run_of_every_model_section_renders_from_its_json(tmp_path, capsys
     assert results['inference/segmentation/comparison'].startswith('outputs max')
     assert run['command'].startswith('python tools/analysis/benchmark.py --smoke')
     assert run['machine']['cpus'] >= 1 and run['settings']['precisions'] == ['fp32']
+    # Sections run in the documented order, whatever the order asked: the loader after train.
     sections = [table['section'] for table in run['tables']]
-    assert sections == ['models', 'models', 'train', 'train', 'profile', 'fps']
+    assert sections == ['models', 'models', 'train', 'train', 'loader', 'profile', 'fps']
+    # The loader row of a config the train section measured carries its train step's rate.
+    ade = results['loader/cast-s_ade20k.py']
+    step = results['train/segmentation/cast_seg_fast/fp32']
+    assert ade['model_images_per_s'] == {'fp32': pytest.approx(1e3 / step['ms_per_image'])}
+    assert ade['loader_images_per_s'] == pytest.approx(4 * 1e3 / ade['ms_per_sample'])
+    assert 'cast-b_ade20k.py' in ade['configs'] and ade['samples'] == 2
+    assert results['loader/cast-s_demo.py']['model_images_per_s'] is None
+    loader_rows = [line for line in printed.splitlines() if line.startswith('| cast-s_ade20k')]
+    assert loader_rows and loader_rows[0].rstrip(' |').endswith(
+        'fp32: loader' if ade['loader_images_per_s'] < 1e3 / step['ms_per_image']
+        else 'fp32: model')
     # The render command prints the same tables under the run's date, machine and command.
-    rc = analysis_tool('render_tables')['main']([str(out), '--sections', 'train', 'fps'])
+    rc = load_tool('analysis/render_tables').main([str(out), '--sections', 'train', 'fps'])
     assert rc == 0
     rendered = capsys.readouterr().out
     assert rendered.startswith(f'Run of {run["date"][:10]}')
@@ -113,12 +125,12 @@ def test_smoke_run_of_every_model_section_renders_from_its_json(tmp_path, capsys
 
 
 def test_render_refuses_other_json_and_missing_sections(tmp_path, capsys):
-    render = analysis_tool('render_tables')['main']
+    render = load_tool('analysis/render_tables').main
     other = tmp_path / 'other.json'
     other.write_text(json.dumps({'device': 'cpu'}))
     assert render([str(other)]) == 2
     assert 'not a run record' in capsys.readouterr().err
-    from cast_mm.analysis import Table, add_table, new_run, write_json
+    from cast_analysis import Table, add_table, new_run, write_json
     run = new_run('benchmark', 'python tools/analysis/benchmark.py', 'cpu', {})
     add_table(run, Table('fps', 'farthest point sampling', ['a'], [['1']]))
     run['results']['x'] = float('nan')
@@ -131,13 +143,63 @@ def test_render_refuses_other_json_and_missing_sections(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_train_step_peak_memory_is_measured_in_a_child():
-    peak = peak_memory('cast_cls_fast', 'train', Settings(threads=1, smoke=True))
+    settings = Settings(threads=1, smoke=True)
+    peak = peak_memory('cast_cls_fast', 'train', settings)
     assert peak > 2**20  # activations and gradients of CAST-S: well above a MiB
     assert not math.isnan(peak)
+    # A model given by its spec (the switches section's) is built in the child the same way.
+    fast = model_specs(settings)['cast_cls_fast']
+    spec = ModelSpec('cls', fast.config, dict(fast.options, **{'model.backbone.with_cp': True}))
+    # (the name alone is no model of the benchmark: the child builds from the spec)
+    assert peak_memory('cast_cls_fast with_cp', 'train', settings, spec=spec) > 2**20
+
+
+@pytest.mark.slow
+def test_switches_section_times_each_switch_against_the_fast_model(monkeypatch):
+    from cast_analysis import benchmark
+    from cast_analysis.report import new_run
+    chosen = dict(cls='backbone.token_pooling', seg='decode_head.loss_by_superpixel')
+    picked = {task: [s for s in benchmark.profile_switches(task) if s[0] == name]
+              for task, name in chosen.items()}
+    monkeypatch.setattr(benchmark, 'profile_switches', lambda task: picked[task])
+    run = new_run('benchmark', 'test', 'cpu', {})
+    benchmark.section_switches(run, Settings(smoke=True),
+                               benchmark.Options(warmup=0, repeats=1, memory=False))
+    titles = [t['title'].split(':')[0] for t in run['tables'] if t['section'] == 'switches']
+    assert titles == ['classification train step', 'segmentation train step',
+                      'segmentation inference']
+    for key, options in (
+            ('classification/train/backbone.token_pooling',
+             {'model.backbone.token_pooling': 'literal'}),
+            ('segmentation/train/decode_head.loss_by_superpixel',
+             {'model.decode_head.loss_by_superpixel': False}),
+            ('segmentation/test/decode_head.loss_by_superpixel',
+             {'model.decode_head.loss_by_superpixel': False})):
+        entry = run['results'][f'switches/{key}/fp32']
+        assert entry['options'] == options and entry['rounds'] == 1
+        assert entry['time_ratio'] == pytest.approx(entry['seconds'] / entry['fast_seconds'])
+        assert entry['earns_keep'] == (entry['time_ratio'] >= benchmark.EARNS_KEEP), key
+        assert entry['peak_mib'] is None or math.isnan(entry['peak_mib'])
+
+
+def test_explorer_finds_chromium_on_path_or_names_the_option(tmp_path, monkeypatch, capsys):
+    from cast_analysis.explorer import find_chromium
+    monkeypatch.setenv('PATH', str(tmp_path))  # nothing on it yet
+    assert load_tool('analysis/benchmark').main(['--sections', 'explorer']) == 2
+    assert 'or pass its path with --chromium PATH' in capsys.readouterr().err
+    timing = load_tool('analysis/explorer_timing').main
+    assert timing([]) == 2 and '--chromium PATH' in capsys.readouterr().err
+    missing = str(tmp_path / 'chrome')
+    assert timing(['--chromium', missing]) == 2
+    assert f'--chromium {missing}: no such executable' in capsys.readouterr().err
+    browser = tmp_path / 'chromium-browser'
+    browser.write_text('#!/bin/sh\n')
+    browser.chmod(0o755)
+    assert find_chromium() == str(browser) == find_chromium(str(browser))
 
 
 def test_settings_are_explicit_and_leave_module_state_alone():
-    from cast_mm.analysis import models
+    from cast_analysis import models
     before = dict(models.TASK_SIZES)
     smoke = model_specs(Settings(smoke=True))['cast_seg_fast'].options
     assert smoke['model.backbone.num_clusters'] == (8, 4, 2, 1)
@@ -150,7 +212,7 @@ def test_settings_are_explicit_and_leave_module_state_alone():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 def test_cuda_smoke_run_measures_fp32_and_amp_memory_syncs_and_launches(tmp_path):
     out = tmp_path / 'gpu.json'
-    rc = analysis_tool('benchmark')['main'](
+    rc = load_tool('analysis/benchmark').main(
         ['--device', 'cuda', '--smoke', '--warmup', '0', '--repeats', '1', '--sections',
          'models', 'train', 'fps', '--json', str(out)])
     assert rc == 0

@@ -1,27 +1,16 @@
 """tools/hierarchy_explorer.py: image handling, and the page driven in a headless Chromium."""
 import importlib
 import os
-import os.path as osp
 import re
-import shutil
-import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import load_tool
 from weights_helpers import DEIT, file_bytes, loopback_hub, to_official_deit
 
 from cast_mm.apis import HierarchyExtractor, extract_hierarchy
-
-TOOLS = osp.join(REPO, 'tools')
-
-
-def import_tool():
-    if TOOLS not in sys.path:
-        sys.path.insert(0, TOOLS)
-    return importlib.import_module('hierarchy_explorer')
 
 
 def _write(path, image):
@@ -31,7 +20,7 @@ def _write(path, image):
 
 # ----------------------------------------------------------------------------- without browser
 def test_read_image_converts_or_names_the_problem(tmp_path):
-    tool = import_tool()
+    tool = load_tool('hierarchy_explorer')
     empty = tmp_path / 'empty.png'
     empty.write_bytes(b'')
     with pytest.raises(tool.BadImage, match='empty'):
@@ -59,7 +48,7 @@ def test_read_image_converts_or_names_the_problem(tmp_path):
 
 
 def test_fit_image_resizes_to_the_model_size_and_refuses_slivers():
-    tool = import_tool()
+    tool = load_tool('hierarchy_explorer')
     resized, notes = tool.fit_image(np.zeros((4000, 6000, 3), np.uint8), 224)
     assert resized.shape == (224, 336, 3)
     assert notes == ['resized from 6000 x 4000 to 336 x 224 (shorter side 224, the size the '
@@ -73,7 +62,7 @@ def test_fit_image_resizes_to_the_model_size_and_refuses_slivers():
 
 
 def test_page_offers_classification_and_moco_models():
-    tool = import_tool()
+    tool = load_tool('hierarchy_explorer')
     names = tool.selectable_models()
     assert 'cast-s_deit_in1k' in names and 'cast-s_mocov3-100e_8xb32_in1k' in names
     assert 'cast-s_ade20k' not in names  # no official weights
@@ -81,7 +70,7 @@ def test_page_offers_classification_and_moco_models():
 
 
 def test_command_line_checks(capsys):
-    tool = import_tool()
+    tool = load_tool('hierarchy_explorer')
     assert tool.parse_args([]).model == 'cast-s_deit_in1k'
     args = tool.parse_args(['--model', 'random'])
     assert (args.host, args.port, args.max_upload_mb) == ('127.0.0.1', 7860, 20.)
@@ -99,10 +88,11 @@ def _browser_requirements():
     for module in ('gradio', 'playwright'):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f'{module} is not installed (bash tools/install.sh --tests)')
-    from cast_mm.analysis import explorer as timing
-    if not osp.exists(timing.CHROMIUM) and shutil.which('chromium') is None:
-        pytest.skip(f'no Chromium at {timing.CHROMIUM} (apt-get install chromium, or bash '
-                    'tools/install.sh --tests as root)')
+    from cast_analysis import explorer as timing
+    try:
+        timing.find_chromium()
+    except FileNotFoundError as error:
+        pytest.skip(f'{error} (or bash tools/install.sh --tests as root)')
     return timing
 
 
@@ -130,7 +120,7 @@ def _random_model():
     from mmengine.registry import DefaultScope
 
     from cast_mm.checkpoints import model_info
-    tool = import_tool()
+    tool = load_tool('hierarchy_explorer')
     cfg = Config.fromfile(model_info('cast-s_deit_in1k')['config'])
     # The tool builds in the config's scope; earlier tests may have left another one current.
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'cast_mm')):
@@ -175,7 +165,7 @@ def _highlighted(picture):
 
 @pytest.mark.slow
 def test_page_uploads_draws_clicks_and_downloads(random_app, browser, tmp_path):
-    from cast_mm.analysis import explorer as timing
+    from cast_analysis import explorer as timing
     page = timing.ExplorerPage(browser, random_app)
     try:
         assert 'Random weights' in page.text('model-note')
@@ -225,7 +215,7 @@ def test_page_uploads_draws_clicks_and_downloads(random_app, browser, tmp_path):
 
 @pytest.mark.slow
 def test_visitors_do_not_share_images(random_app, browser, tmp_path):
-    from cast_mm.analysis import explorer as timing
+    from cast_analysis import explorer as timing
     first, second = (timing.ExplorerPage(browser, random_app) for _ in range(2))
     try:
         wide = cv2.resize(timing.photo(224), (300, 224))  # not the example's size

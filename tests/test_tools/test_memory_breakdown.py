@@ -1,10 +1,10 @@
 """tools/analysis/memory_breakdown.py attributes a train step's saved tensors to their modules."""
 
 import pytest
-from conftest import analysis_tool
+from conftest import load_tool
 
-from cast_mm.analysis import Settings
-from cast_mm.analysis.saved_tensors import breakdown
+from cast_analysis import Settings
+from cast_analysis.saved_tensors import breakdown
 
 
 @pytest.fixture(scope='module')
@@ -45,4 +45,4 @@ def test_checkpointed_blocks_save_less_and_totals_add_up(smoke_results):
 
 def test_unknown_model_names_are_named():
     with pytest.raises(SystemExit, match='unknown CAST model names'):
-        analysis_tool('memory_breakdown')['main'](['--models', 'deit_s'])
+        load_tool('analysis/memory_breakdown').main(['--models', 'deit_s'])

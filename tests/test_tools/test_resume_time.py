@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
-from conftest import analysis_tool
+from conftest import load_tool
 
-from cast_mm.analysis import resume as resume_time
+from cast_analysis import resume as resume_time
 
 
 def test_checkpoint_is_rewritten_to_the_asked_iteration(tmp_path):
@@ -25,7 +25,7 @@ def test_checkpoint_is_rewritten_to_the_asked_iteration(tmp_path):
 
 @pytest.mark.slow
 def test_replay_and_skip_are_measured(tmp_path):
-    summary = analysis_tool('resume_time')['main'](
+    summary = load_tool('analysis/resume_time').main(
         ['--iters', '6', '--replay-iters', '3', '--num-workers', '0', '--work-dir', str(tmp_path),
          '--json', str(tmp_path / 'r.json')])
     skip_6, skip_3, replay_3 = summary['runs']

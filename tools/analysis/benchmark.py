@@ -2,31 +2,38 @@
 
     python tools/analysis/benchmark.py [--device cpu|cuda] [--threads 2] [--warmup N]
         [--repeats N] [--time-budget S] [--precision fp32 amp]
-        [--sections models train profile fps superpixels quality compile kernels explorer]
-        [--no-memory] [--no-host-syncs] [--smoke] [--json run.json]
+        [--sections models train loader switches profile fps superpixels quality compile
+                    kernels explorer]
+        [--no-memory] [--no-host-syncs] [--chromium PATH] [--smoke] [--json run.json]
 
 CAST-S (fast and literal, with and without activation checkpointing) against mmseg's
 Segmenter ViT-S and mmpretrain's DeiT-S, every model built from its config with the overrides
-printed beside the table. All numbers of one run come from one machine, with the
-configurations of a section timed in interleaved rounds (median). The protocol is in
-docs/performance.md. ``--json`` writes the run record (tables, numbers, date, machine and
-command); ``tools/analysis/render_tables.py`` renders it as Markdown.
+printed beside the table; the train pipeline of every training config on one loader worker
+thread beside the train step; each execution-profile switch against the fast model. All numbers
+of one run come from one machine, with the configurations of a section timed in interleaved
+rounds (median); sections run in the order above. The protocol is in docs/performance.md.
+``--json`` writes the run record (tables, numbers, date, machine and command);
+``tools/analysis/render_tables.py`` renders it as Markdown. The building blocks are the package
+``cast_analysis`` beside this file.
 """
 import argparse
 import sys
 
 import torch
 
-from cast_mm.analysis import Settings, new_run, quiet_logs, write_json
-from cast_mm.analysis.benchmark import SECTIONS, Options
-from cast_mm.analysis.measure import host_read_counter_available
-from cast_mm.analysis.models import SMOKE_TASK_SIZES, TASK_SIZES
-from cast_mm.analysis.report import command_line, describe_machine
+from cast_analysis import Settings, new_run, quiet_logs, write_json
+from cast_analysis.benchmark import SECTIONS, Options
+from cast_analysis.explorer import find_chromium
+from cast_analysis.measure import host_read_counter_available
+from cast_analysis.models import SMOKE_TASK_SIZES, TASK_SIZES
+from cast_analysis.report import command_line, describe_machine
 
 #: Share of the time budget each section's timed rounds may take (sections without timed
 #: rounds take none).
-BUDGET_WEIGHTS = dict(models=2, train=4, profile=0, fps=1, superpixels=1, quality=0, compile=1,
-                      kernels=1, explorer=0)
+BUDGET_WEIGHTS = dict(models=2, train=4, loader=1, switches=4, profile=0, fps=1, superpixels=1,
+                      quality=0, compile=1, kernels=1, explorer=0)
+#: Sections a run leaves out unless asked for.
+OPT_IN = ('switches', 'compile', 'kernels', 'explorer')
 #: Defaults per device type: (warm-up rounds, timed rounds, time budget in seconds).
 DEVICE_DEFAULTS = dict(cpu=(1, 5, None), cuda=(3, 20, 300))
 
@@ -48,14 +55,17 @@ def parse_args(argv=None):
     parser.add_argument('--mosaics', type=int, default=6,
                         help='photo mosaics per size for superpixel quality (default 6)')
     parser.add_argument('--sections', nargs='+', choices=list(SECTIONS),
-                        default=[s for s in SECTIONS if s not in ('compile', 'kernels',
-                                                                  'explorer')],
-                        help='default: every section but compile, kernels and explorer (needs '
-                        'Chromium and the demo requirements)')
+                        default=[s for s in SECTIONS if s not in OPT_IN],
+                        help='run in the order listed here; default: every section but '
+                        f'{", ".join(OPT_IN)} (explorer needs Chromium and the demo '
+                        'requirements)')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the peak-memory measurements (child processes on CPU)')
     parser.add_argument('--no-host-syncs', action='store_true',
                         help='skip counting host synchronisations per step')
+    parser.add_argument('--chromium',
+                        help='explorer: the Chromium executable (default: chromium, '
+                        'chromium-browser or google-chrome on PATH)')
     parser.add_argument('--smoke', action='store_true',
                         help=f'tiny images and batches {SMOKE_TASK_SIZES} (checks that it runs)')
     parser.add_argument('--json', help='write the run record to this file (after every section)')
@@ -75,16 +85,24 @@ def main(argv=None) -> int:
         print('--precision amp needs --device cuda', file=sys.stderr)
         return 2
     budget = args.time_budget if args.time_budget is not None else budget
+    sections = [s for s in SECTIONS if s in args.sections]
+    chromium = None
+    if 'explorer' in sections:
+        try:
+            chromium = find_chromium(args.chromium)
+        except FileNotFoundError as error:
+            print(error, file=sys.stderr)
+            return 2
     settings = Settings(device=args.device, threads=args.threads, smoke=args.smoke)
     settings.apply()
     quiet_logs()
-    weights = sum(BUDGET_WEIGHTS[s] for s in args.sections) or 1
+    weights = sum(BUDGET_WEIGHTS[s] for s in sections) or 1
     base = dict(warmup=args.warmup if args.warmup is not None else warmup,
                 repeats=args.repeats if args.repeats is not None else repeats,
                 precisions=precisions, memory=not args.no_memory,
-                host_syncs=not args.no_host_syncs, mosaics=args.mosaics)
+                host_syncs=not args.no_host_syncs, mosaics=args.mosaics, chromium=chromium)
     run = new_run('benchmark', command_line('tools/analysis/benchmark.py', argv), args.device,
-                  dict(base, sections=args.sections, time_budget_s=budget, smoke=args.smoke,
+                  dict(base, sections=sections, time_budget_s=budget, smoke=args.smoke,
                        tasks=SMOKE_TASK_SIZES if args.smoke else TASK_SIZES,
                        host_reads_counted=device.type == 'cuda' or
                        host_read_counter_available()))
@@ -92,7 +110,7 @@ def main(argv=None) -> int:
           f'{device}; warm-up {base["warmup"]}, up to {base["repeats"]} timed rounds '
           f'(interleaved, median){f", time budget {budget:.0f} s" if budget else ""}; '
           f'{" and ".join(precisions)}{"; SMOKE sizes" if args.smoke else ""}')
-    for section in args.sections:
+    for section in sections:
         share = budget * BUDGET_WEIGHTS[section] / weights if budget else None
         SECTIONS[section](run, settings, Options(max_seconds=share, **base))
         if args.json:  # after every section, so a long run keeps what it has measured

@@ -3,7 +3,7 @@
     python tools/analysis/memory_breakdown.py [--models cast_seg_literal cast_seg_fast ...]
         [--threads 2] [--top 12] [--json run.json] [--smoke]
 
-The models and batches are the benchmark's (:mod:`cast_mm.analysis`: built from the shipped
+The models and batches are the benchmark's (:mod:`cast_analysis`: built from the shipped
 configs, real photographs through the config's pipeline, region labels). For each model one
 untimed ``model.train_step`` makes the optimiser state resident, then a second step runs with
 
@@ -26,10 +26,9 @@ import argparse
 import sys
 from typing import Dict
 
-from cast_mm.analysis import (Settings, Table, add_table, model_specs, new_run, quiet_logs,
-                              write_json)
-from cast_mm.analysis.report import command_line, describe_machine
-from cast_mm.analysis.saved_tensors import breakdown
+from cast_analysis import Settings, Table, add_table, model_specs, new_run, quiet_logs, write_json
+from cast_analysis.report import command_line, describe_machine
+from cast_analysis.saved_tensors import breakdown
 
 
 def mib(value: float) -> str:
@@ -56,7 +55,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', nargs='+',
                         default=['cast_seg_literal', 'cast_seg_fast', 'cast_seg_fast+cp'],
-                        help='CAST model names of the benchmark (cast_mm.analysis.model_specs)')
+                        help='CAST model names of the benchmark (cast_analysis.model_specs)')
     parser.add_argument('--threads', type=int, help='torch CPU threads')
     parser.add_argument('--top', type=int, default=12, help='largest tensors listed')
     parser.add_argument('--smoke', action='store_true', help='tiny images (checks that it runs)')

@@ -9,7 +9,7 @@ shows them.
 import argparse
 import sys
 
-from cast_mm.analysis import read_json, render_markdown
+from cast_analysis import read_json, render_markdown
 
 
 def main(argv=None) -> int:

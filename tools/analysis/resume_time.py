@@ -5,7 +5,7 @@
 
 The protocol (trained checkpoint rewritten to iteration N, fresh processes resuming with
 cast_mm's skip by index and with MMEngine's replay, replay extrapolated from ``--replay-iters``)
-is in :mod:`cast_mm.analysis.resume`.
+is in :mod:`cast_analysis.resume`.
 """
 
 import argparse
@@ -13,9 +13,9 @@ import shutil
 import tempfile
 from typing import Dict
 
-from cast_mm.analysis import Table, add_table, new_run, write_json
-from cast_mm.analysis.report import command_line, describe_machine
-from cast_mm.analysis.resume import DEMO_CONFIG, measure_resume
+from cast_analysis import Table, add_table, new_run, write_json
+from cast_analysis.report import command_line, describe_machine
+from cast_analysis.resume import DEMO_CONFIG, measure_resume
 
 
 def table(summary: Dict) -> Table:

@@ -38,6 +38,8 @@ from typing import Dict, List, Optional
 from .models import REPO
 
 DEMO_CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_demo.py')
+#: The folder that holds this library (``tools/analysis``).
+LIBRARY_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: Environment variable that carries the parent's launch time to a measuring child.
 LAUNCH_ENV = 'CAST_RESUME_TIME_LAUNCH'
 #: A validation / checkpoint interval no measured run reaches.
@@ -113,7 +115,9 @@ def measure(config: str, base: str, mode: str, iteration: int, work_dir: str,
     result = osp.join(out, 'timing.json')
     command = [sys.executable, '-m', __name__, result, config, out,
                *as_cli_options(run_options)]
-    env = dict(os.environ, **{LAUNCH_ENV: repr(time.time())})
+    # The child imports this module as the tools do: with the library's folder on its path.
+    path = os.pathsep.join(p for p in (LIBRARY_ROOT, os.environ.get('PYTHONPATH')) if p)
+    env = dict(os.environ, PYTHONPATH=path, **{LAUNCH_ENV: repr(time.time())})
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode != 0 or not osp.isfile(result):
         raise RuntimeError(f'resuming ({mode}, iteration {iteration}) failed '

@@ -117,7 +117,7 @@ def read_json(path: str) -> Dict:
     with open(path) as f:
         run = json.load(f)
     if not isinstance(run, dict) or run.get('format') != FORMAT:
-        raise ValueError(f'{path}: not a run record of cast_mm.analysis (format {FORMAT!r})')
+        raise ValueError(f'{path}: not a run record of the analysis tools (format {FORMAT!r})')
     return run
 
 

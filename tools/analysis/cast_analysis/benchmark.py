@@ -1,13 +1,19 @@
 """The sections of ``tools/analysis/benchmark.py``: each measures, adds tables to a run record
 and returns nothing.
 
-``models``: inference; ``train``: one optimiser step; ``profile``: operator time shares;
-``fps``: farthest point sampling; ``superpixels``: SEEDS and SLIC throughput; ``quality``:
-superpixel quality on photo mosaics; ``compile``: ``torch.compile`` of the classification
-backbone. Every section times its configurations interleaved (:func:`interleaved_times`).
+``models``: inference; ``train``: one optimiser step; ``loader``: each training config's train
+pipeline on one loader worker thread, beside the train step; ``switches``: each switch of the
+execution profile against the fast model; ``profile``: operator time shares; ``fps``: farthest
+point sampling; ``superpixels``: SEEDS and SLIC throughput; ``quality``: superpixel quality on
+photo mosaics; ``compile``: ``torch.compile`` of the classification backbone; ``kernels``: each
+kernel against its torch formulation; ``explorer``: the hierarchy explorer in a browser. Every
+section times its configurations interleaved (:func:`interleaved_times`).
 """
 import dataclasses
 import math
+import os
+import os.path as osp
+import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -18,7 +24,8 @@ import torch
 from .batches import cast_like_points, photo_mosaic, resized_photos, superpixel_count
 from .measure import (Step, count_host_syncs, cuda_peak_memory, interleaved_times, kernel_launches,
                       max_rel_diff, op_profile, peak_memory, sync)
-from .models import INFERENCE_GROUPS, TRAIN_GROUPS, Settings, model_specs
+from .models import (INFERENCE_GROUPS, TRAIN_GROUPS, ModelSpec, Settings, model_specs,
+                     profile_switches)
 from .report import Table, add_table
 
 
@@ -35,6 +42,7 @@ class Options:
         memory (bool): measure peak memory.
         host_syncs (bool): count host synchronisations per step.
         mosaics (int): photo mosaics per size in ``quality``.
+        chromium (str, optional): the Chromium of ``explorer`` (default: found on ``PATH``).
     """
     warmup: int = 1
     repeats: int = 5
@@ -43,6 +51,7 @@ class Options:
     memory: bool = True
     host_syncs: bool = True
     mosaics: int = 6
+    chromium: Optional[str] = None
 
 
 def _times(fns, settings: Settings, options: Options, repeats: Optional[int] = None):
@@ -54,6 +63,10 @@ def _fmt(value: Optional[float], digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return 'n/a'
     return f'{value:.{digits}f}'
+
+
+def _ratio(value: float) -> str:
+    return 'n/a' if math.isnan(value) else f'{value:.2f}x'
 
 
 def _group_title(group: str, task: str, batch: Dict, what: str, settings: Settings) -> str:
@@ -179,6 +192,161 @@ def section_train(run: Dict, settings: Settings, options: Options) -> None:
             'train', _group_title(group, task, batch, 'train step', settings),
             ['model', 'precision', 'ms/image', 'ms/step', 'peak MiB above resident',
              'host syncs'], rows, notes)))
+
+
+#: A switch earns its keep when its literal value makes the step this much slower or larger.
+EARNS_KEEP = 1.10
+#: Switch groups: task of the fast CAST model and the steps timed (prediction switches only
+#: act in inference, which segmentation times too).
+SWITCH_GROUPS = dict(classification=('cls', ('train', )), segmentation=('seg', ('train', 'test')))
+
+
+def _train_step_rates(run: Dict, settings: Settings) -> Dict[str, Dict[str, float]]:
+    """Config path -> {precision: images/s} of the ``train`` section's fast model of that config
+    (no activation checkpointing), where this run measured it."""
+    specs = model_specs(settings)
+    rates: Dict[str, Dict[str, float]] = {}
+    for group, (task, names) in TRAIN_GROUPS.items():
+        name = f'cast_{task}_fast'
+        if name not in names:
+            continue
+        for key, entry in run['results'].items():
+            prefix = f'train/{group}/{name}/'
+            if key.startswith(prefix):
+                rates.setdefault(specs[name].config, {})[key[len(prefix):]] = \
+                    1e3 / entry['ms_per_image']
+    return rates
+
+
+def section_loader(run: Dict, settings: Settings, options: Options) -> None:
+    """Each training config's train pipeline on one loader worker thread (:mod:`.loader`), and
+    the images/s its ``num_workers`` deliver per GPU beside the model's train step."""
+    from .loader import sample_layout, time_pipeline, training_configs, write_samples
+    from .models import CLS_CONFIG, SEG_CONFIG
+    groups = training_configs()
+    rates = _train_step_rates(run, settings)
+    files = 2 if settings.smoke else 4
+    share = options.max_seconds / len(groups) if options.max_seconds else None
+    rows, notes = [], []
+    with tempfile.TemporaryDirectory(prefix='cast_loader_') as folder:
+        infos: Dict[str, List[Dict]] = {}
+        for group in groups:
+            # The config the model sections measure names its group, else a CAST-S one.
+            group.configs.sort(key=lambda path: (path not in (CLS_CONFIG, SEG_CONFIG),
+                                                 not osp.basename(path).startswith('cast-s_')))
+            if group.dataset_type not in infos:
+                os.makedirs(osp.join(folder, group.dataset_type))
+                infos[group.dataset_type] = write_samples(
+                    sample_layout(group.dataset_type), osp.join(folder, group.dataset_type),
+                    files)
+            result = time_pipeline(group, infos[group.dataset_type], options.warmup,
+                                   options.repeats, share)
+            ms = result['ms_per_sample']
+            superpixels = sum(t for name, t in result['transforms'] if 'Superpixels' in name)
+            loader_rate = group.num_workers * 1e3 / ms
+            model = next((rates[path] for path in group.configs if path in rates), None)
+            entry = dict(configs=[osp.basename(path) for path in group.configs],
+                         dataset=group.dataset_type, num_workers=group.num_workers,
+                         batch_size=group.batch_size, loader_images_per_s=loader_rate,
+                         model_images_per_s=model, **result)
+            run['results'][f'loader/{group.name}'] = entry
+            shares = ', '.join(f'{name.replace("cast_mm.", "")} {100 * t / ms:.0f}%'
+                               for name, t in result['transforms'])
+            if model is None:
+                model_cell = bound = 'n/a'
+            else:
+                model_cell = ', '.join(f'{p} {r:.1f}' for p, r in model.items())
+                bound = ', '.join(f'{p}: {"loader" if loader_rate < r else "model"}'
+                                  for p, r in model.items())
+            rows.append([group.name, group.dataset_type, group.num_workers, _fmt(ms, 1),
+                         f'{superpixels:.1f} ({100 * superpixels / ms:.0f}%)', shares,
+                         _fmt(loader_rate), model_cell, bound])
+            if len(group.configs) > 1:
+                others = ', '.join(osp.basename(path) for path in group.configs[1:])
+                notes.append(f'{group.name} stands for {others} (the same dataset type, train '
+                             'pipeline and num_workers)')
+    measured = sorted(osp.basename(path) for path in rates)
+    notes += [
+        'ms/sample: mean of the train pipeline on one thread (torch and OpenCV), as a data '
+        f'loader worker runs it, over {files} synthetic files of the dataset\'s typical image '
+        'size read from the page cache; loader images/s per GPU: num_workers x 1000 / ms '
+        '(each worker on a core of its own)',
+        ('train step images/s: the `train` section\'s fast model of the same config in this run '
+         f'(benchmark batch and image size, {settings.device}); measured for '
+         f'{", ".join(measured)}' if measured else
+         'train step images/s: run `--sections train loader` to measure the model\'s train step '
+         'in the same run')]
+    _print(add_table(run, Table(
+        'loader', 'data loader: train pipeline per worker thread against the train step',
+        ['config', 'dataset', 'workers', 'ms/sample', 'of which superpixels ms',
+         'time by transform', 'loader images/s per GPU', 'train step images/s',
+         'sets the speed'], rows, notes)))
+
+
+def section_switches(run: Dict, settings: Settings, options: Options) -> None:
+    """Each switch of the execution profile: the fast CAST model against the fast model with that
+    one argument at its literal value, interleaved (time, peak memory)."""
+    specs = model_specs(settings)
+    for group, (task, kinds) in SWITCH_GROUPS.items():
+        fast_name = f'cast_{task}_fast'
+        fast = specs[fast_name]
+        switches = profile_switches(task)
+        for kind in kinds:
+            rows = []
+            share = options.max_seconds / len(switches) if options.max_seconds else None
+            for precision in options.precisions:
+                amp = precision == 'amp'
+                fast_step = Step(fast_name, kind, settings, amp=amp)
+                batch = fast_step.batch
+                fast_peak = _switch_peak(fast_name, kind, settings, options, amp, fast,
+                                         fast_step)
+                for switch, value, changed in switches:
+                    spec = ModelSpec(task, fast.config, dict(fast.options, **changed))
+                    name = f'{fast_name} {switch}={value!r}'
+                    step = Step(name, kind, settings, amp=amp, spec=spec)
+                    times, rounds = interleaved_times(
+                        {'fast': fast_step, 'switch': step}, settings.torch_device,
+                        options.warmup, options.repeats, share)
+                    peak = _switch_peak(name, kind, settings, options, amp, spec, step)
+                    del step
+                    time_ratio = times['switch'] / times['fast']
+                    memory_ratio = peak / fast_peak if fast_peak else float('nan')
+                    earns = time_ratio >= EARNS_KEEP or memory_ratio >= EARNS_KEEP
+                    run['results'][f'switches/{group}/{kind}/{switch}/{precision}'] = dict(
+                        options=changed, seconds=times['switch'], fast_seconds=times['fast'],
+                        time_ratio=time_ratio, peak_mib=peak / 2**20,
+                        fast_peak_mib=fast_peak / 2**20, memory_ratio=memory_ratio,
+                        earns_keep=earns, rounds=rounds)
+                    rows.append([switch, ' '.join(f'{k}={v!r}' for k, v in changed.items()),
+                                 precision, _fmt(times['fast'] * 1e3),
+                                 _fmt(times['switch'] * 1e3), _ratio(time_ratio),
+                                 _fmt(fast_peak / 2**20), _fmt(peak / 2**20),
+                                 _ratio(memory_ratio),
+                                 'yes' if earns else 'no'])
+                del fast_step
+            what = 'train step' if kind == 'train' else 'inference'
+            memory = 'peak MiB above resident' if kind == 'train' else 'peak MiB'
+            _print(add_table(run, Table(
+                'switches', f'{_group_title(group, task, batch, what, settings)}: each '
+                'execution-profile switch at its literal value',
+                ['switch', '--cfg-options', 'precision', 'fast ms', 'switched ms',
+                 'time switched / fast', f'fast {memory}', f'switched {memory}',
+                 'memory switched / fast', 'earns its keep'], rows,
+                [f'fast: `{fast.command_line()}`; each row adds its `--cfg-options` and is timed '
+                 'against the fast model in interleaved rounds (median of up to '
+                 f'{options.repeats} after {options.warmup} warm-up)',
+                 f'earns its keep: the literal value makes the step at least '
+                 f'{EARNS_KEEP - 1:.0%} slower or larger'])))
+
+
+def _switch_peak(name: str, kind: str, settings: Settings, options: Options, amp: bool,
+                 spec: ModelSpec, step: Step) -> float:
+    """Peak memory of one switch's step (NaN without ``options.memory``)."""
+    if not options.memory:
+        return float('nan')
+    if settings.torch_device.type == 'cuda':
+        return cuda_peak_memory(step)
+    return peak_memory(name, kind, settings, amp, spec)
 
 
 def compare_paths(literal: Step, fast: Step) -> str:
@@ -412,11 +580,12 @@ def _print(table: Table) -> None:
 
 
 def section_explorer(run: Dict, settings: Settings, options: Options) -> None:
-    """The hierarchy explorer timed from headless Chromium (:mod:`cast_mm.analysis.explorer`)."""
-    from cast_mm.analysis.explorer import CASES, measure_explorer
+    """The hierarchy explorer timed from headless Chromium (:mod:`cast_analysis.explorer`)."""
+    from .explorer import CASES, measure_explorer
     rows = []
     for case in sorted(CASES):
-        result = measure_explorer(case, repeats=max(options.repeats, 1), clicks=5)
+        result = measure_explorer(case, repeats=max(options.repeats, 1), clicks=5,
+                                  chromium=options.chromium)
         run['results'][f'explorer/{case}'] = result
         rows.append([case, f"{result['image_size']}x{result['image_size']}",
                      _fmt(result['upload_to_picture_ms']['median']),
@@ -431,7 +600,7 @@ def section_explorer(run: Dict, settings: Settings, options: Options) -> None:
 
 
 #: Section name -> function, in the default order.
-SECTIONS = dict(models=section_models, train=section_train, profile=section_profile,
-                fps=section_fps, superpixels=section_superpixels, quality=section_quality,
-                compile=section_compile, kernels=section_kernels,
-                explorer=section_explorer)
+SECTIONS = dict(models=section_models, train=section_train, loader=section_loader,
+                switches=section_switches, profile=section_profile, fps=section_fps,
+                superpixels=section_superpixels, quality=section_quality,
+                compile=section_compile, kernels=section_kernels, explorer=section_explorer)

@@ -9,12 +9,13 @@ import copy
 import dataclasses
 import logging
 import os.path as osp
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-#: The repository (configs are read from its ``configs`` folder).
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: The repository this library lives in (``tools/analysis/cast_analysis``); configs are read
+#: from its ``configs`` folder.
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CLS_CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_8xb128_in1k.py')
 SEG_CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_ade20k.py')
 DEIT_CONFIG = 'mmpretrain::deit/deit-small_4xb256_in1k.py'
@@ -108,6 +109,36 @@ def literal_cfg_options(task: str) -> Dict:
     if task not in ('cls', 'seg'):
         raise ValueError(f"task must be 'cls' or 'seg', got {task!r}")
     return cfg_options('literal', task)
+
+
+def profile_switches(task: str) -> List[Tuple[str, Any, Dict]]:
+    """Every switch of the execution profile that changes a CAST model of ``task``.
+
+    A switch is a ``(component, argument)`` of :mod:`cast_mm.models.execution_profile` whose
+    :data:`FAST` and :data:`LITERAL` values differ; those of components the task's models do not
+    have (the decoder in classification) are left out.
+
+    Args:
+        task (str): ``'cls'`` or ``'seg'``.
+
+    Returns:
+        list: ``('component.argument', literal value, --cfg-options)``: the options that set
+        that one argument to its literal value in the fast model.
+    """
+    from cast_mm.models.execution_profile import FAST, LITERAL, cfg_options
+    fast = cfg_options('fast', task)
+    switches = []
+    for component, arguments in LITERAL.items():
+        for argument, value in arguments.items():
+            if FAST.get(component, {}).get(argument, value) == value:
+                continue
+            profile = copy.deepcopy(FAST)
+            profile[component][argument] = value
+            changed = {key: option for key, option in cfg_options(profile, task).items()
+                       if key not in fast or fast[key] != option}
+            if changed:
+                switches.append((f'{component}.{argument}', value, changed))
+    return switches
 
 
 def model_specs(settings: Settings) -> Dict[str, ModelSpec]:

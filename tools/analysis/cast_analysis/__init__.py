@@ -1,17 +1,23 @@
-"""Building blocks of the analysis tools in ``tools/analysis``.
+"""Building blocks of the analysis tools in ``tools/analysis``; not part of the installed package.
+
+The tools import it as a sibling (``python tools/analysis/benchmark.py`` puts
+``tools/analysis`` first on ``sys.path``); it finds the configs and tools it needs relative to
+its own file, so it runs from a checkout of the repository.
 
 Models built from the shipped configs (:func:`model_specs`, :func:`literal_cfg_options`,
-:class:`Step`), batches of photographs through a config's own pipeline (:func:`make_batch`),
-timing (:func:`interleaved_times`), memory probes (:func:`peak_memory`, :func:`rss_bytes`), host
-syncs and kernel launches (:func:`count_host_syncs`, :func:`kernel_launches`), and run records
+:func:`profile_switches`, :class:`Step`), batches of photographs through a config's own
+pipeline (:func:`make_batch`), timing (:func:`interleaved_times`), memory probes
+(:func:`peak_memory`, :func:`rss_bytes`), host syncs and kernel launches
+(:func:`count_host_syncs`, :func:`kernel_launches`), and run records
 with their tables (:func:`new_run`, :class:`Table`, :func:`write_json`,
 :func:`render_markdown`). Everything a measurement depends on is passed explicitly
 (:class:`Settings`); nothing here changes module state.
 
-The benchmark's sections, the saved-tensor ledger and the resume timing are the submodules
-:mod:`cast_mm.analysis.benchmark`, :mod:`cast_mm.analysis.saved_tensors` and
-:mod:`cast_mm.analysis.resume`. This package sits above every other package of cast_mm;
-nothing in cast_mm imports it.
+The benchmark's sections, the data loader timing, the saved-tensor ledger, the resume timing and
+the explorer timing are the submodules :mod:`cast_analysis.benchmark`,
+:mod:`cast_analysis.loader`, :mod:`cast_analysis.saved_tensors`, :mod:`cast_analysis.resume`
+and :mod:`cast_analysis.explorer`. It may use every package of cast_mm; nothing in cast_mm
+imports it, and it imports no tool.
 """
 from .batches import (cast_like_points, make_batch, photo_mosaic, photographs, region_labels,
                       resized_photos, superpixel_count)
@@ -20,7 +26,7 @@ from .measure import (Step, count_host_syncs, interleaved_times, kernel_launches
                       task_batch)
 from .models import (AMP_OPTIONS, INFERENCE_GROUPS, TRAIN_GROUPS, ModelSpec, Settings, build_model,
                      build_optim_wrapper, literal_cfg_options, load_config, model_spec, model_specs,
-                     quiet_logs)
+                     profile_switches, quiet_logs)
 from .report import Table, add_table, machine_info, new_run, read_json, render_markdown, write_json
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     'kernel_launches', 'max_rel_diff', 'op_profile', 'peak_memory', 'release_free_heap',
     'reset_peak_rss', 'rss_bytes', 'sync', 'task_batch', 'AMP_OPTIONS', 'INFERENCE_GROUPS',
     'TRAIN_GROUPS', 'ModelSpec', 'Settings', 'build_model', 'build_optim_wrapper',
-    'literal_cfg_options', 'load_config', 'model_spec', 'model_specs', 'quiet_logs', 'Table',
-    'add_table', 'machine_info', 'new_run', 'read_json', 'render_markdown', 'write_json'
+    'literal_cfg_options', 'load_config', 'model_spec', 'model_specs', 'profile_switches',
+    'quiet_logs', 'Table', 'add_table', 'machine_info', 'new_run', 'read_json', 'render_markdown',
+    'write_json'
 ]

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 from .batches import make_batch
-from .models import (AMP_OPTIONS, CLS_CONFIG, SEG_CONFIG, Settings, build_model,
+from .models import (AMP_OPTIONS, CLS_CONFIG, SEG_CONFIG, ModelSpec, Settings, build_model,
                      build_optim_wrapper, load_config, model_spec, quiet_logs)
 
 #: The text of the warning ``torch.cuda.set_sync_debug_mode('warn')`` gives per host sync.
@@ -33,22 +33,25 @@ class Step:
     wrapper (preprocessing, batch augments, forward, loss, backward, optimiser step).
 
     Args:
-        name (str): a model of :func:`cast_mm.analysis.model_specs`.
+        name (str): a model of :func:`cast_analysis.model_specs`.
         kind (str): ``'test'`` or ``'train'``.
         settings (Settings): device and sizes.
         amp (bool): mixed precision: for a train step the config's optimiser wrapper becomes
             ``AmpOptimWrapper`` as ``tools/train.py --amp`` makes it; for inference the call
             runs under ``torch.autocast(dtype=torch.float16)``. CUDA only.
+        spec (ModelSpec, optional): the model, where it is not one of :func:`model_specs`
+            (``name`` then only labels it).
     """
 
-    def __init__(self, name: str, kind: str, settings: Settings, amp: bool = False) -> None:
+    def __init__(self, name: str, kind: str, settings: Settings, amp: bool = False,
+                 spec: Optional[ModelSpec] = None) -> None:
         if kind not in ('test', 'train'):
             raise ValueError(f"kind must be 'test' or 'train', got {kind!r}")
         device = settings.torch_device
         if amp and device.type != 'cuda':
             raise ValueError("amp=True needs a CUDA device (MMEngine's AmpOptimWrapper and "
                              'float16 autocast are GPU features)')
-        spec = model_spec(name, settings)
+        spec = spec or model_spec(name, settings)
         self.name, self.kind, self.amp, self.device = name, kind, amp, device
         options = dict(spec.options, **(AMP_OPTIONS if amp and kind == 'train' else {}))
         cfg = load_config(spec.config, options)
@@ -159,10 +162,11 @@ def release_free_heap() -> None:
         libc.malloc_trim(0)
 
 
-def _cpu_peak_child(name: str, kind: str, settings: Settings, queue) -> None:
+def _cpu_peak_child(name: str, kind: str, settings: Settings, spec: Optional[ModelSpec],
+                    queue) -> None:
     settings.apply()
     quiet_logs()
-    step = Step(name, kind, settings)
+    step = Step(name, kind, settings, spec=spec)
     if kind == 'train':
         step()  # optimiser state and lazily built buffers become resident
     release_free_heap()
@@ -185,17 +189,18 @@ def cuda_peak_memory(step: Step) -> int:
     return torch.cuda.max_memory_allocated(device) - before
 
 
-def peak_memory(name: str, kind: str, settings: Settings, amp: bool = False) -> int:
-    """Peak bytes one call of :class:`Step` ``(name, kind, settings, amp)`` needs above what is
-    held before it (CUDA: in this process; CPU: in a fresh child process)."""
+def peak_memory(name: str, kind: str, settings: Settings, amp: bool = False,
+                spec: Optional[ModelSpec] = None) -> int:
+    """Peak bytes one call of :class:`Step` ``(name, kind, settings, amp, spec)`` needs above
+    what is held before it (CUDA: in this process; CPU: in a fresh child process)."""
     device = settings.torch_device
     if device.type == 'cuda':
-        return cuda_peak_memory(Step(name, kind, settings, amp))
+        return cuda_peak_memory(Step(name, kind, settings, amp, spec))
     if amp:
         raise ValueError('amp=True needs a CUDA device')
     ctx = multiprocessing.get_context('spawn')
     queue = ctx.Queue()
-    child = ctx.Process(target=_cpu_peak_child, args=(name, kind, settings, queue))
+    child = ctx.Process(target=_cpu_peak_child, args=(name, kind, settings, spec, queue))
     child.start()
     result = queue.get()
     child.join()

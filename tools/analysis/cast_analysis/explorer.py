@@ -21,6 +21,7 @@ random weights, a 512 x 512 photo). The helpers here (:func:`start_explorer`,
 import os
 import os.path as osp
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -33,9 +34,11 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: The repository this library lives in (``tools/analysis/cast_analysis``).
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 TOOL = osp.join(REPO, 'tools', 'hierarchy_explorer.py')
-CHROMIUM = '/usr/bin/chromium'
+#: Chromium executables looked up on ``PATH``, in this order, when none is given.
+CHROMIUM_NAMES = ('chromium', 'chromium-browser', 'google-chrome')
 #: Flags for a headless Chromium that talks to nothing but the page.
 CHROMIUM_ARGS = ('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync')
@@ -95,9 +98,31 @@ def stop_explorer(proc) -> None:
             proc.wait()
 
 
-def launch_chromium(playwright, executable: str = CHROMIUM):
-    """A headless Chromium (Debian's, not a Playwright download) with a fresh profile."""
-    return playwright.chromium.launch(executable_path=executable, headless=True,
+def find_chromium(executable: Optional[str] = None) -> str:
+    """The Chromium to drive: ``executable`` (a path, or a name on ``PATH``) if given, else the
+    first of :data:`CHROMIUM_NAMES` on ``PATH``.
+
+    Raises:
+        FileNotFoundError: none found; the message names the ``--chromium`` option.
+    """
+    if executable:
+        found = shutil.which(executable)
+        if found is None:
+            raise FileNotFoundError(f'--chromium {executable}: no such executable file')
+        return found
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    raise FileNotFoundError(
+        f'no Chromium on PATH (looked for {", ".join(CHROMIUM_NAMES)}): install one '
+        '(apt-get install chromium) or pass its path with --chromium PATH')
+
+
+def launch_chromium(playwright, executable: Optional[str] = None):
+    """A headless Chromium (the system's, not a Playwright download; :func:`find_chromium`)
+    with a fresh profile."""
+    return playwright.chromium.launch(executable_path=find_chromium(executable), headless=True,
                                       args=list(CHROMIUM_ARGS))
 
 
@@ -176,14 +201,16 @@ def photo(size: int) -> np.ndarray:
 
 
 def measure_explorer(case: str = 'classification', repeats: int = 5, clicks: int = 5,
-                     chromium: str = CHROMIUM) -> dict:
-    """Start the explorer for ``case`` (a key of ``CASES``), time uploads and clicks in Chromium.
+                     chromium: Optional[str] = None) -> dict:
+    """Start the explorer for ``case`` (a key of ``CASES``), time uploads and clicks in Chromium
+    (``chromium``: its executable, else found by :func:`find_chromium`).
 
     Returns:
         dict: ``case``, ``image_size``, ``upload_to_picture_ms`` and ``click_redraw_ms``, each
         ``{'median': ..., 'all': [...]}`` (the first, warm-up upload is left out).
     """
     from playwright.sync_api import sync_playwright
+    chromium = find_chromium(chromium)
     spec = CASES[case]
     folder = tempfile.mkdtemp(prefix='explorer_timing_')
     paths = []
