@@ -15,11 +15,10 @@ backbone (``CAST``)   ``token_pooling``         ``'fast'``: segment means    ``'
 backbone              ``fused_attn``            ``F.scaled_dot_product_``    explicit softmax
                                                 ``attention``                attention
 backbone              ``channels_last_stem``    channels-last conv stem      NCHW conv stem
-backbone              ``hashed_dropout``        masks hashed from a seed     ``torch.nn.Dropout``
 backbone              ``fps_backend``           ``'native'``: a kernel for   ``'dgl'``: DGL's CPU
                                                 the device                   kernel
-decoder (mask         ``fused_attn``,           as the backbone's            as the backbone's
-transformer)          ``hashed_dropout``
+decoder (mask         ``fused_attn``            as the backbone's            as the backbone's
+transformer)
 decode_head           ``loss_by_superpixel``    loss from per-superpixel     mmseg's loss on pixel
                                                 label counts                 logits
 segmentor             ``predict_by_segments``   one argmax per superpixel    mmseg's per-pixel
@@ -43,8 +42,8 @@ COMPONENTS = ('backbone', 'decoder', 'decode_head', 'segmentor')
 #: Constructor arguments of the fast paths, per component, at their default values.
 FAST: Dict[str, Dict[str, Any]] = dict(
     backbone=dict(token_pooling='fast', fused_attn=True, channels_last_stem=True,
-                  hashed_dropout=True, fps_backend='native'),
-    decoder=dict(fused_attn=True, hashed_dropout=True),
+                  fps_backend='native'),
+    decoder=dict(fused_attn=True),
     decode_head=dict(loss_by_superpixel=True),
     segmentor=dict(predict_by_segments=True),
 )
@@ -52,8 +51,8 @@ FAST: Dict[str, Dict[str, Any]] = dict(
 #: The same arguments set to compute literally what the official code computes.
 LITERAL: Dict[str, Dict[str, Any]] = dict(
     backbone=dict(token_pooling='literal', fused_attn=False, channels_last_stem=False,
-                  hashed_dropout=False, fps_backend='dgl'),
-    decoder=dict(fused_attn=False, hashed_dropout=False),
+                  fps_backend='dgl'),
+    decoder=dict(fused_attn=False),
     decode_head=dict(loss_by_superpixel=False),
     segmentor=dict(predict_by_segments=False),
 )

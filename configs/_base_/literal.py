@@ -11,9 +11,8 @@ literal_classification = dict(
         token_pooling='literal',
         fused_attn=False,
         channels_last_stem=False,
-        hashed_dropout=False,
         fps_backend='dgl'))
 literal_segmentation = dict(
     backbone=literal_classification['backbone'],
-    decode_head=dict(fused_attn=False, hashed_dropout=False, loss_by_superpixel=False),
+    decode_head=dict(fused_attn=False, loss_by_superpixel=False),
     predict_by_segments=False)

@@ -21,7 +21,7 @@ def parse_args(argv=None):
     parser.add_argument('--rtol', type=float, default=DEFAULT_RTOL,
                         help='float tolerance as a fraction of the largest reference value '
                         f'(default {DEFAULT_RTOL})')
-    parser.add_argument('--fps-backend', choices=('native', 'torch', 'dgl'),
+    parser.add_argument('--fps-backend', choices=('native', 'dgl'),
                         help="farthest point sampling implementation (default: the profile's, "
                         'native fast, dgl literal)')
     parser.add_argument('--literal', action='store_true',
