@@ -13,7 +13,7 @@ from cast_mm.models import CAST, SuperpixelEncoderDecoder, SuperpixelMaskTransfo
 from cast_mm.models.execution_profile import COMPONENTS, FAST, LITERAL, cfg_options, model_cfg
 from cast_mm.models.heads.mask_transformer import SuperpixelMaskTransformer
 from cast_mm.models.heads.segment_decode_head import SegmentDecodeHead
-from cast_mm.models.layers import Attention, ConvStem, GraphPooling, TransformerBlock
+from cast_mm.models.layers import Attention, GraphPooling, TransformerBlock
 from cast_mm.ops.farthest_point_sampling import native_implementation
 
 
@@ -43,7 +43,6 @@ def test_every_constructor_defaults_to_the_fast_profile():
     for layer in (Attention, TransformerBlock, GraphPooling):
         assert defaults(layer)['fused_attn'] is backbone['fused_attn']
     assert defaults(GraphPooling)['fps_backend'] == backbone['fps_backend']
-    assert defaults(ConvStem)['channels_last'] is backbone['channels_last_stem']
 
 
 def test_the_literal_config_fragment_is_the_literal_profile(tmp_path):

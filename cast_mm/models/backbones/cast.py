@@ -213,7 +213,6 @@ class CAST(BaseModule):
         fused_attn (bool): ``F.scaled_dot_product_attention`` in every attention (blocks and
             pooling), with the padding mask in batch-invariant mode. Defaults to True; False
             runs the literal softmax attention of the official code.
-        channels_last_stem (bool): run the conv stem on channels-last memory. Defaults to True.
         pool_num_heads (int): heads of the pooling attention. Defaults to 12 (official).
         norm_cfg (dict, optional): the batch norms of the conv stem and of the level fusion:
             ``dict(type='BN')`` (plain), ``dict(type='SyncBN')`` (torch's, CUDA only across
@@ -258,7 +257,6 @@ class CAST(BaseModule):
                  token_pooling: str = FAST['backbone']['token_pooling'],
                  fps_backend: str = FAST['backbone']['fps_backend'],
                  fused_attn: bool = FAST['backbone']['fused_attn'],
-                 channels_last_stem: bool = FAST['backbone']['channels_last_stem'],
                  pool_num_heads: int = 12,
                  norm_cfg: Optional[Dict] = None,
                  with_cp: bool = False,
@@ -306,13 +304,13 @@ class CAST(BaseModule):
         self.token_pooling = token_pooling
         #: The execution-profile choices of this backbone (``execution_profile.FAST`` keys).
         self.execution = dict(token_pooling=token_pooling, fused_attn=fused_attn,
-                              channels_last_stem=channels_last_stem, fps_backend=fps_backend)
+                              fps_backend=fps_backend)
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.pos_grid_size = (img_size[0] // STEM_STRIDE, img_size[1] // STEM_STRIDE)
 
         dims = self.embed_dims
         self.norm_cfg = dict(norm_cfg or dict(type='BN'))
-        self.stem = ConvStem(in_channels, dims, channels_last=channels_last_stem,
+        self.stem = ConvStem(in_channels, dims,
                              norm_layer=batch_norm_factory(self.norm_cfg, spatial=True))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dims))
         num_pos = self.pos_grid_size[0] * self.pos_grid_size[1]
