@@ -68,9 +68,8 @@ def _train_step_reads(runner: Runner, cfg: Config) -> HostReadCounter:
 
 #: Code that runs once per layer: a read there would be repeated with the depth.
 PER_LAYER = ('layers/attention.py', 'layers/graph_pooling.py', 'layers/block_fusion.py',
-             'layers/dropout.py', 'layers/conv_stem.py', 'utils/sync_norm.py',
-             'utils/token_norm.py', 'heads/mask_transformer.py', 'ops/farthest_point_sampling',
-             'ops/hashed_dropout.py')
+             'layers/conv_stem.py', 'utils/sync_norm.py', 'utils/token_norm.py',
+             'heads/mask_transformer.py', 'ops/farthest_point_sampling')
 
 
 def _no_read_inside_layers(reads: HostReadCounter) -> None:

@@ -58,14 +58,12 @@ class OfficialModel:
 
 
 def build_official_model(config: Mapping[str, Any], checkpoint: Mapping[str, Any],
-                         fps_backend: Optional[str] = None,
                          literal: bool = False) -> OfficialModel:
     """Convert ``checkpoint`` and build the cast_mm model the official ``config`` describes.
 
     ``literal`` builds the backbone and decoder with the literal execution profile
     (:data:`cast_mm.models.execution_profile.LITERAL`); by default the fast one
-    (:data:`~cast_mm.models.execution_profile.FAST`, the defaults) is checked. ``fps_backend``
-    overrides the profile's farthest point sampling.
+    (:data:`~cast_mm.models.execution_profile.FAST`, the defaults) is checked.
     """
     if config.get('patch_size', STEM_STRIDE) != STEM_STRIDE:
         raise UnsupportedCase(f"patch_size {config['patch_size']}: CAST's conv stem has stride 8")
@@ -81,8 +79,7 @@ def build_official_model(config: Mapping[str, Any], checkpoint: Mapping[str, Any
         img_size=config['img_size'],
         pos_embed=converted.arch['pos_embed'],
         token_resolution='feature' if stage == 'pretrain' else None,
-        **dict(profile['backbone'], **({} if fps_backend is None else
-                                       dict(fps_backend=fps_backend))))
+        **profile['backbone'])
     backbone.load_state_dict(converted.backbone, strict=True)
     backbone.eval()
     decoder = None
@@ -180,11 +177,10 @@ def normalise_images(images_uint8: Tensor, mean: Any, std: Any) -> Tensor:
 
 
 def check_case(name: str, case: Mapping[str, Any], mean: Any, std: Any,
-               rtol: float = DEFAULT_RTOL, fps_backend: Optional[str] = None,
-               literal: bool = False) -> List[ParityRow]:
+               rtol: float = DEFAULT_RTOL, literal: bool = False) -> List[ParityRow]:
     """Convert, build, run and compare one fixture case."""
     try:
-        model = build_official_model(case['config'], case['checkpoint'], fps_backend, literal)
+        model = build_official_model(case['config'], case['checkpoint'], literal)
     except UnsupportedCase as err:
         return [ParityRow(name, 'model', False, note=f'unsupported: {err}')]
     inputs = normalise_images(case['images_uint8'], mean, std)
@@ -195,7 +191,6 @@ def check_case(name: str, case: Mapping[str, Any], mean: Any, std: Any,
 
 def check_fixture(fixture: Mapping[str, Any],
                   rtol: float = DEFAULT_RTOL,
-                  fps_backend: Optional[str] = None,
                   cases: Optional[List[str]] = None,
                   on_row: Optional[Callable[[ParityRow], None]] = None,
                   literal: bool = False) -> List[ParityRow]:
@@ -205,7 +200,7 @@ def check_fixture(fixture: Mapping[str, Any],
         if cases and name not in cases:
             continue
         for row in check_case(name, case, fixture['image_mean'], fixture['image_std'], rtol,
-                              fps_backend, literal):
+                              literal):
             rows.append(row)
             if on_row is not None:
                 on_row(row)

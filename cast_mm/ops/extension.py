@@ -5,14 +5,10 @@
 (``CAST_MM_WITH_OPS=0`` skips it; ``python setup.py build_ext --inplace`` builds it in a
 checkout). Importing that module registers torch operators; this module registers their fake
 (meta) implementations, so ``torch.compile`` and ``torch.export`` trace them:
+``torch.ops.cast_mm.fps_cpu(points, num_samples, start_idx, slices)``, DGL's farthest point
+sampling, bitwise, on torch's CPU thread pool (:mod:`cast_mm.ops.farthest_point_sampling`).
 
-* ``torch.ops.cast_mm.fps_cpu(points, num_samples, start_idx, slices)``: DGL's farthest point
-  sampling, bitwise, on torch's CPU thread pool (:mod:`cast_mm.ops.farthest_point_sampling`);
-* ``torch.ops.cast_mm.hashed_dropout_cpu(x, seed, threshold, scale)``: dropout with hashed
-  masks (:mod:`cast_mm.ops.hashed_dropout`).
-
-Without the extension every operator has a fallback (DGL's kernel, the tensor formulation of
-the hash) and :func:`status` says why it runs.
+Without the extension DGL's kernel runs instead, and :func:`status` says why.
 """
 import functools
 
@@ -29,10 +25,6 @@ def _load() -> str:
     @torch.library.register_fake('cast_mm::fps_cpu')
     def _fps_cpu_fake(points, num_samples, start_idx, slices):
         return points.new_empty((points.shape[0], num_samples), dtype=torch.long)
-
-    @torch.library.register_fake('cast_mm::hashed_dropout_cpu')
-    def _hashed_dropout_cpu_fake(x, seed, threshold, scale):
-        return torch.empty_like(x, memory_format=torch.contiguous_format)
 
     return 'built'
 

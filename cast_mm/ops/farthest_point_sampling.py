@@ -16,16 +16,17 @@ Backends:
     DGL's own kernel;
   - CUDA: one Triton kernel launch samples all points of all items
     (:mod:`cast_mm.ops.fps_triton`), DGL's arithmetic as well; without Triton, or above
-    ``fps_triton.MAX_POINTS`` points per item, the torch loop;
+    ``fps_triton.MAX_POINTS`` points per item, the torch loop (:func:`fps_torch`);
   - any other device: the torch loop;
 
-* ``'torch'``: the torch loop: per sample, every point's float64 Euclidean distance to the new
-  centre (``torch.cdist`` from the differences), a running minimum and an argmax; any device, no
-  host round trips. Its sums are reduced in torch's order and square-rooted, so distances can
-  differ from DGL's by rounding (indices only on near-ties); a distance is 0 exactly when the
-  points coincide, so it runs out of points exactly when DGL does;
 * ``'dgl'``: DGL's kernel, the reference (the PyPI DGL build has CPU kernels only: other
   devices' points are copied to the CPU).
+
+The torch loop computes, per sample, every point's float64 Euclidean distance to the new centre
+(``torch.cdist`` from the differences), a running minimum and an argmax; any device, no host
+round trips. Its sums are reduced in torch's order and square-rooted, so distances can differ
+from DGL's by rounding (indices only on near-ties); a distance is 0 exactly when the points
+coincide, so it runs out of points exactly when DGL does.
 
 A fake (meta) kernel lets ``torch.compile`` and ``torch.export`` trace models that call it.
 """
@@ -37,7 +38,7 @@ from torch import Tensor
 from . import extension, fps_triton
 from .precision import autocast_disabled
 
-BACKENDS = ('native', 'torch', 'dgl')
+BACKENDS = ('native', 'dgl')
 
 #: Transposed float64 points one CPU thread keeps in its cache (about an L2 cache): an item with
 #: more is split into slices sampled in parallel.
@@ -144,8 +145,6 @@ def _native_fps(points: Tensor, num_samples: int, start_idx: int) -> Tensor:
 def _fps_op(points: Tensor, num_samples: int, start_idx: int, backend: str) -> Tensor:
     if backend == 'dgl':
         return fps_dgl(points, num_samples, start_idx)
-    if backend == 'torch':
-        return fps_torch(points, num_samples, start_idx)
     return _native_fps(points, num_samples, start_idx)
 
 
@@ -164,8 +163,8 @@ def farthest_point_sampling(points: Tensor,
         points (Tensor): ``(B, N, C)`` point features (any float dtype; computed in float64).
         num_samples (int): number of points to select per item, first one included.
         start_idx (int): index of the first selected point. Defaults to 0.
-        backend (str): ``'native'`` (a kernel for the device), ``'torch'`` (the torch loop)
-            or ``'dgl'`` (DGL's CPU kernel). See the module docstring.
+        backend (str): ``'native'`` (a kernel for the device) or ``'dgl'`` (DGL's CPU kernel,
+            the reference). See the module docstring.
 
     Returns:
         Tensor: ``(B, num_samples)`` int64 indices into ``N``.

@@ -7,13 +7,8 @@
 #
 # (`_base_.literal_classification` for a classifier).
 literal_classification = dict(
-    backbone=dict(
-        token_pooling='literal',
-        fused_attn=False,
-        channels_last_stem=False,
-        hashed_dropout=False,
-        fps_backend='dgl'))
+    backbone=dict(token_pooling='literal', fused_attn=False, fps_backend='dgl'))
 literal_segmentation = dict(
     backbone=literal_classification['backbone'],
-    decode_head=dict(fused_attn=False, hashed_dropout=False, loss_by_superpixel=False),
+    decode_head=dict(fused_attn=False, loss_by_superpixel=False),
     predict_by_segments=False)

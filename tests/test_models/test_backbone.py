@@ -167,6 +167,24 @@ def test_training_step_has_gradients_and_dropout_paths():
     assert model.pools[0].fc1[1].weight.grad is not None
 
 
+def test_every_gradient_has_its_parameters_strides():
+    """DDP's gradient layout contract: a gradient strided otherwise than its parameter (as a
+    1x1 convolution of channels-last input gives on several CPU threads) is copied into its
+    bucket with a 'Grad strides do not match' warning."""
+    model = CAST(arch=TINY_ARCH, mode='segmentation', num_clusters=TINY_CLUSTERS, img_size=64)
+    model.init_weights()
+    model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model(torch.randn(2, 3, 64, 64), grid_superpixels(2, 64, 64))[0].sum().backward()
+    finally:
+        torch.set_num_threads(threads)
+    for name, param in model.named_parameters():
+        if param.grad is not None:
+            assert param.grad.stride() == param.stride(), name
+
+
 def test_fused_attention_matches_literal():
     x = torch.randn(2, 3, 64, 64)
     sp = grid_superpixels(2, 64, 64)

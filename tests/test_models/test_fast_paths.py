@@ -90,8 +90,6 @@ def test_segmentation_fast_path_equals_literal(pos_embed, size):
     # Backward: same gradients for the stem and the position table. Both draw the dropout
     # masks of the poolings and the level fusion the same way, so one seed gives one mask.
     fast.train()
-    literal = tiny('segmentation', pos_embed=pos_embed, **dict(LITERAL, hashed_dropout=True))
-    literal.load_state_dict(fast.state_dict())
     literal.train()
     torch.manual_seed(1)
     fast(x, sp)[0].square().mean().backward()
@@ -113,7 +111,7 @@ def test_classification_fast_path_equals_literal(mask_padding):
     fast = tiny('classification', mask_padding=mask_padding)
     literal = tiny('classification', mask_padding=mask_padding, **LITERAL)
     literal.load_state_dict(fast.state_dict())
-    assert fast.stem.channels_last and fast.blocks[0].attn.fused_attn
+    assert fast.blocks[0].attn.fused_attn
     with torch.no_grad():
         torch.testing.assert_close(fast(x, sp)[0], literal(x, sp)[0], atol=1e-5, rtol=1e-5)
 
@@ -187,59 +185,32 @@ def test_mask_transformer_fused_attention_equals_literal():
     assert torch.allclose(out_fused, out_literal, atol=1e-5, rtol=1e-5)
 
 
-def saved_bytes(fn):
-    """Bytes of the distinct storages autograd keeps for the backward pass of ``fn()``."""
-    storages = {}
-
-    def pack(t):
-        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    return out, sum(storages.values())
-
-
-def test_hashed_attention_dropout_is_the_explicit_computation_with_the_hashed_mask():
+def test_fused_attention_dropout_is_the_explicit_computation_with_torchs_mask():
+    """SDPA's ``dropout_p`` draws the mask ``nn.Dropout`` draws from the same seed on the CPU, so
+    the fused and the literal attention train alike, gradients included."""
     from cast_mm.models.layers import Attention
-    from cast_mm.ops.hashed_dropout import draw_seed, keep_mask
     torch.manual_seed(0)
-    attn = Attention(48, 6, attn_drop=0.2).double().train()
-    x = torch.randn(2, 40, 48, dtype=torch.float64, requires_grad=True)
+    fused = Attention(48, 6, attn_drop=0.2, proj_drop=0.1).double().train()
+    literal = Attention(48, 6, attn_drop=0.2, proj_drop=0.1, fused_attn=False).double().train()
+    literal.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 40, 48, dtype=torch.float64)
     g = torch.randn(2, 40, 48, dtype=torch.float64)
-    torch.manual_seed(7)
-    out, hashed_bytes = saved_bytes(lambda: attn(x))
-    (out * g).sum().backward()
-    grads = [x.grad.clone()] + [p.grad.clone() for p in attn.parameters()]
-    # The same step written out: explicit softmax, the mask of the seed the layer drew.
-    x.grad = None
-    attn.zero_grad()
-    torch.manual_seed(7)
-    seed = draw_seed()
-    qkv = attn.qkv(x).reshape(2, 40, 3, 6, 8).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.unbind(0)
-    weights = ((q @ k.transpose(-2, -1)) * attn.scale).softmax(dim=-1)
-    weights = weights * keep_mask(weights.shape, seed, 0.2) / 0.8
-    ref = attn.proj((weights @ v).transpose(1, 2).reshape(2, 40, 48))
-    (ref * g).sum().backward()
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    for got, want in zip(grads, [x.grad] + [p.grad for p in attn.parameters()]):
+    outs, grads = [], []
+    for attn in (fused, literal):
+        torch.manual_seed(7)
+        out = attn(x)
+        (out * g).sum().backward()
+        outs.append(out)
+        grads.append([p.grad for p in attn.parameters()])
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-12, atol=1e-12)
+    for got, want in zip(*grads):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
-    # With torch's dropout the attention keeps the weights more than once (CPU
-    # scaled_dot_product_attention: the softmax output, the mask and the dropped weights; the
-    # explicit official form likewise); the hashed path keeps the softmax output only.
-    # It keeps two query-sized tensors more (the scaled queries and their gradient's input),
-    # small beside the weights at real sizes (40 tokens of 8 channels per head here).
-    weight_bytes, query_bytes = 2 * 6 * 40 * 40 * 8, 2 * 6 * 40 * 8 * 8
-    attn.attn_drop.hashed = False
-    _, sdpa_bytes = saved_bytes(lambda: attn(x))
-    attn.fused_attn = False
-    _, explicit_bytes = saved_bytes(lambda: attn(x))
-    for torch_bytes in (sdpa_bytes, explicit_bytes):
-        assert torch_bytes - hashed_bytes >= 2 * weight_bytes - 2 * query_bytes
+    # The dropout is there: another seed, another output.
+    torch.manual_seed(8)
+    assert not torch.allclose(fused(x), outs[0])
 
 
-def test_hashed_dropout_is_inactive_in_eval_and_off_the_fast_path():
+def test_attention_dropout_is_inactive_in_eval_and_reproducible_in_training():
     from cast_mm.models.layers import Attention
     attn = Attention(48, 6, attn_drop=0.5, proj_drop=0.5).eval()
     x = torch.randn(2, 10, 48)
@@ -249,11 +220,3 @@ def test_hashed_dropout_is_inactive_in_eval_and_off_the_fast_path():
     a = attn(x)
     torch.manual_seed(1)
     assert torch.equal(a, attn(x)) and not torch.equal(a, attn(x))
-
-
-def test_hashed_dropout_switch_must_be_a_bool():
-    from cast_mm.models.layers import Dropout
-    with pytest.raises(TypeError, match="hashed_dropout must be True or False, got 'no'"):
-        Dropout(0.1, hashed='no')
-    with pytest.raises(TypeError, match='hashed_dropout must be True or False, got 0'):
-        CAST(arch=dict(embed_dims=48, depths=(1, 1, 1, 1), num_heads=4), hashed_dropout=0)

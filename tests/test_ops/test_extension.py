@@ -12,17 +12,14 @@ import sys
 sys.modules['cast_mm.ops._C'] = None  # as if the extension had not been built
 import torch
 from cast_mm.ops import extension, farthest_point_sampling
-from cast_mm.ops import hashed_dropout as hd
 from cast_mm.ops.farthest_point_sampling import native_implementation
 from cast_mm.models.execution_log import describe_device
 assert not extension.available() and extension.status().startswith('not built'), extension.status()
 points = torch.randn(2, 30, 8)
 assert torch.equal(farthest_point_sampling(points, 10),
                    farthest_point_sampling(points, 10, backend='dgl'))
-x = torch.randn(4, 100)
-assert torch.equal(hd.dropout_with_seed(x, 0.2, 5), hd.dropout_with_seed_torch(x, 0.2, 5))
 line = str(describe_device(torch.device('cpu')))
-assert 'DGL kernel (cast_mm.ops._C not built' in line and 'tensor formulation' in line, line
+assert 'DGL kernel (cast_mm.ops._C not built' in line, line
 assert not hasattr(torch.ops.cast_mm, 'fps_cpu')
 """
 

@@ -113,8 +113,7 @@ def test_native_matches_dgl_at_cast_sizes_with_padding(batch, num_tokens, k, num
     (8, 196, 65, 20), pytest.param(2, 1024, 321, 100, marks=pytest.mark.slow), (3, 40, 30, 15)])
 def test_torch_loop_matches_dgl_at_cast_sizes_with_padding(batch, num_tokens, k, num_padded):
     points = cast_like_points(batch, num_tokens, 384, num_padded)
-    assert torch.equal(farthest_point_sampling(points, k, backend='torch'),
-                       farthest_point_sampling(points, k, backend='dgl'))
+    assert torch.equal(fps_torch(points, k, 0), farthest_point_sampling(points, k, backend='dgl'))
 
 
 def test_torch_loop_runs_out_of_points_only_when_every_point_is_selected():
@@ -126,7 +125,7 @@ def test_torch_loop_runs_out_of_points_only_when_every_point_is_selected():
     points = base + torch.randn(2, 12, 64, generator=gen, dtype=torch.float64) * 1e-5
     points[:, 8:] = points[:, :1]  # four copies of the first point
     dgl = farthest_point_sampling(points, 12, backend='dgl')
-    loop = farthest_point_sampling(points, 12, backend='torch')
+    loop = fps_torch(points, 12, 0)
     assert torch.equal(loop, dgl)
     assert (loop[:, :8].sort(dim=1).values == torch.arange(8)).all()  # every distinct point
     assert (loop[:, 8:] == 0).all()  # then exhausted, index 0 as DGL

@@ -21,9 +21,6 @@ def parse_args(argv=None):
     parser.add_argument('--rtol', type=float, default=DEFAULT_RTOL,
                         help='float tolerance as a fraction of the largest reference value '
                         f'(default {DEFAULT_RTOL})')
-    parser.add_argument('--fps-backend', choices=('native', 'torch', 'dgl'),
-                        help="farthest point sampling implementation (default: the profile's, "
-                        'native fast, dgl literal)')
     parser.add_argument('--literal', action='store_true',
                         help='run the literal execution profile (the official computation, '
                         'cast_mm.models.execution_profile.LITERAL) instead of the fast default')
@@ -38,7 +35,7 @@ def main(argv=None) -> int:
     if not isinstance(fixture, dict) or 'cases' not in fixture:
         print(f'{args.fixture}: not a parity fixture (no "cases" entry)', file=sys.stderr)
         return 2
-    rows = check_fixture(fixture, args.rtol, args.fps_backend, args.cases,
+    rows = check_fixture(fixture, args.rtol, args.cases,
                          on_row=lambda row: print(row.format(), flush=True),
                          literal=args.literal)
     if not rows:

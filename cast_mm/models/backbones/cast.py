@@ -31,7 +31,7 @@ from cast_mm.ops import masked_mean, num_token_slots, segment_padding_mask
 from cast_mm.ops.precision import autocast_disabled
 from cast_mm.registry import MODELS
 from ..execution_profile import FAST, FEATURE_INTERPOLATION, POSITION_INTERPOLATION
-from ..layers import (BlockFusion, ConvStem, Dropout, GraphPooling, TransformerBlock,
+from ..layers import (BlockFusion, ConvStem, GraphPooling, TransformerBlock,
                       interpolated_segment_means, resized_segment_mean, sincos_pos_embed_2d)
 from ..utils import batch_norm_factory
 
@@ -205,15 +205,11 @@ class CAST(BaseModule):
             table, no full-resolution tensor) or ``'literal'`` (the official computation:
             resize to full resolution, then average). They agree within float rounding.
             Defaults to ``'fast'``.
-        fps_backend (str): farthest point sampling: ``'native'`` (a kernel per device),
-            ``'torch'`` or ``'dgl'`` (:func:`cast_mm.ops.farthest_point_sampling`).
+        fps_backend (str): farthest point sampling: ``'native'`` (a kernel per device) or
+            ``'dgl'`` (DGL's, the reference; :func:`cast_mm.ops.farthest_point_sampling`).
         fused_attn (bool): ``F.scaled_dot_product_attention`` in every attention (blocks and
             pooling), with the padding mask in batch-invariant mode. Defaults to True; False
             runs the literal softmax attention of the official code.
-        channels_last_stem (bool): run the conv stem on channels-last memory. Defaults to True.
-        hashed_dropout (bool): dropout (``drop_rate``) with hashed masks on every device, drawn in
-            parallel and not kept for the backward pass (:class:`~cast_mm.models.layers.Dropout`);
-            same distribution as ``nn.Dropout``. Defaults to True.
         pool_num_heads (int): heads of the pooling attention. Defaults to 12 (official).
         norm_cfg (dict, optional): the batch norms of the conv stem and of the level fusion:
             ``dict(type='BN')`` (plain), ``dict(type='SyncBN')`` (torch's, CUDA only across
@@ -258,8 +254,6 @@ class CAST(BaseModule):
                  token_pooling: str = FAST['backbone']['token_pooling'],
                  fps_backend: str = FAST['backbone']['fps_backend'],
                  fused_attn: bool = FAST['backbone']['fused_attn'],
-                 channels_last_stem: bool = FAST['backbone']['channels_last_stem'],
-                 hashed_dropout: bool = FAST['backbone']['hashed_dropout'],
                  pool_num_heads: int = 12,
                  norm_cfg: Optional[Dict] = None,
                  with_cp: bool = False,
@@ -307,14 +301,13 @@ class CAST(BaseModule):
         self.token_pooling = token_pooling
         #: The execution-profile choices of this backbone (``execution_profile.FAST`` keys).
         self.execution = dict(token_pooling=token_pooling, fused_attn=fused_attn,
-                              channels_last_stem=channels_last_stem,
-                              hashed_dropout=hashed_dropout, fps_backend=fps_backend)
+                              fps_backend=fps_backend)
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.pos_grid_size = (img_size[0] // STEM_STRIDE, img_size[1] // STEM_STRIDE)
 
         dims = self.embed_dims
         self.norm_cfg = dict(norm_cfg or dict(type='BN'))
-        self.stem = ConvStem(in_channels, dims, channels_last=channels_last_stem,
+        self.stem = ConvStem(in_channels, dims,
                              norm_layer=batch_norm_factory(self.norm_cfg, spatial=True))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dims))
         num_pos = self.pos_grid_size[0] * self.pos_grid_size[1]
@@ -322,26 +315,25 @@ class CAST(BaseModule):
             self.pos_embed = nn.Parameter(torch.zeros(1, 1 + num_pos, dims))
         else:
             self.register_buffer('pos_embed', sincos_pos_embed_2d(self.pos_grid_size, dims))
-        self.pos_drop = Dropout(drop_rate, hashed_dropout)
+        self.pos_drop = nn.Dropout(drop_rate)
 
         dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
         self.blocks = nn.ModuleList([
             TransformerBlock(dims, arch_cfg['num_heads'], arch_cfg.get('mlp_ratio', 4.),
                              qkv_bias=True, drop_rate=drop_rate, drop_path_rate=rate,
-                             fused_attn=fused_attn, hashed_dropout=hashed_dropout)
+                             fused_attn=fused_attn)
             for rate in dpr
         ])
         self.pools = nn.ModuleList([
-            GraphPooling(dims, k, pool_num_heads, fps_backend=fps_backend, fused_attn=fused_attn,
-                         hashed_dropout=hashed_dropout) for k in self.num_clusters
+            GraphPooling(dims, k, pool_num_heads, fps_backend=fps_backend, fused_attn=fused_attn)
+            for k in self.num_clusters
         ])
         if mode == 'classification':
             self.norm = nn.LayerNorm(dims, eps=1e-6)
         elif self.fuse_levels:
             self.fusion = BlockFusion(
                 dims, num_levels=len(self.depths),
-                norm_layer=batch_norm_factory(self.norm_cfg, spatial=False),
-                hashed_dropout=hashed_dropout)
+                norm_layer=batch_norm_factory(self.norm_cfg, spatial=False))
 
         if freeze_last_pool is None:
             freeze_last_pool = mode == 'classification' or not self.fuse_levels

@@ -42,11 +42,6 @@ class SuperpixelMaskTransformer(nn.Module):
         drop_path_rate (float): stochastic depth over the blocks. Defaults to 0.
         fused_attn (bool): ``F.scaled_dot_product_attention`` in the blocks instead of the
             official explicit softmax (equal outputs up to rounding). Defaults to True.
-        hashed_dropout (bool): dropout masks hashed from a seed on every device, drawn in parallel
-            and not kept for the backward pass (:class:`~cast_mm.models.layers.Dropout`);
-            with ``fused_attn`` the dropped attention weights are not kept either. Same
-            distribution as ``nn.Dropout``. Defaults to True; False is the official
-            ``nn.Dropout``.
     """
 
     def __init__(self,
@@ -58,20 +53,19 @@ class SuperpixelMaskTransformer(nn.Module):
                  ffn_dims: int = None,
                  dropout: float = 0.1,
                  drop_path_rate: float = 0.,
-                 fused_attn: bool = FAST['decoder']['fused_attn'],
-                 hashed_dropout: bool = FAST['decoder']['hashed_dropout']) -> None:
+                 fused_attn: bool = FAST['decoder']['fused_attn']) -> None:
         super().__init__()
         ffn_dims = ffn_dims or 4 * embed_dims
         self.num_classes = num_classes
         #: The execution-profile choices of this decoder (``execution_profile.FAST`` keys).
-        self.execution = dict(fused_attn=fused_attn, hashed_dropout=hashed_dropout)
+        self.execution = dict(fused_attn=fused_attn)
         self.proj_dec = nn.Linear(in_channels, embed_dims)
         self.cls_emb = nn.Parameter(torch.zeros(1, num_classes, embed_dims))
         dpr = torch.linspace(0, drop_path_rate, num_layers).tolist()
         self.blocks = nn.ModuleList([
             TransformerBlock(embed_dims, num_heads, ffn_dims / embed_dims, drop_rate=dropout,
                              attn_drop_rate=dropout, drop_path_rate=rate, norm_eps=1e-5,
-                             fused_attn=fused_attn, hashed_dropout=hashed_dropout)
+                             fused_attn=fused_attn)
             for rate in dpr
         ])
         self.decoder_norm = nn.LayerNorm(embed_dims)

@@ -30,9 +30,6 @@ class SuperpixelMaskTransformerHead(SegmentDecodeHead):
         drop_path_rate (float): stochastic depth of the decoder blocks. Defaults to 0.
         fused_attn (bool): fused scaled-dot-product attention in the decoder blocks.
             Defaults to True.
-        hashed_dropout (bool): dropout with hashed masks in the decoder blocks (same
-            distribution, drawn in parallel, nothing kept for the backward pass). Defaults to
-            True; False runs ``nn.Dropout`` as the official code.
         **kwargs: the rest of :class:`SegmentDecodeHead` (``loss_decode``,
             ``ignore_index``, ``loss_by_superpixel``, ...). ``dropout_ratio`` must stay 0:
             the decoder's dropout is ``dropout``.
@@ -48,7 +45,6 @@ class SuperpixelMaskTransformerHead(SegmentDecodeHead):
                  dropout: float = 0.1,
                  drop_path_rate: float = 0.,
                  fused_attn: bool = FAST['decoder']['fused_attn'],
-                 hashed_dropout: bool = FAST['decoder']['hashed_dropout'],
                  **kwargs) -> None:
         if kwargs.get('dropout_ratio', 0.):
             raise ValueError('SuperpixelMaskTransformerHead has no dropout before a classifier '
@@ -56,7 +52,7 @@ class SuperpixelMaskTransformerHead(SegmentDecodeHead):
         super().__init__(in_channels, channels, num_classes=num_classes, **kwargs)
         self.decoder = SuperpixelMaskTransformer(num_classes, in_channels, channels,
                                                  num_layers, num_heads, ffn_dims, dropout,
-                                                 drop_path_rate, fused_attn, hashed_dropout)
+                                                 drop_path_rate, fused_attn)
 
     def segment_scores(self, inputs: CASTFeatures) -> Tensor:
         """Class mask scores ``(B, N, num_classes)`` of the fused segment tokens."""

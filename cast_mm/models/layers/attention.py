@@ -7,9 +7,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
 from torch import Tensor
 
-from cast_mm.ops.hashed_dropout import hashed_dropout_matmul
 from ..execution_profile import FAST
-from .dropout import Dropout
 
 
 class Attention(nn.Module):
@@ -21,15 +19,9 @@ class Attention(nn.Module):
         qkv_bias (bool): bias in the ``qkv`` projection. Defaults to True.
         attn_drop (float): dropout on attention weights. Defaults to 0.
         proj_drop (float): dropout after ``proj``. Defaults to 0.
-        fused_attn (bool): fused attention instead of the explicit softmax of the official
-            code: ``F.scaled_dot_product_attention``, on every device; while hashed
-            attention-weight dropout is active (training, ``attn_drop > 0``,
-            ``hashed_dropout``), whose mask SDPA cannot take, the softmax followed by one
-            autograd function that multiplies the dropped weights into the values without
-            keeping them or their mask for the backward pass. Defaults to True (the fast
-            path).
-        hashed_dropout (bool): dropout with hashed masks (:class:`Dropout`), attention
-            weights included, on every device. Defaults to True (the fast path).
+        fused_attn (bool): ``F.scaled_dot_product_attention`` (attention dropout as its
+            ``dropout_p``) instead of the explicit softmax and ``nn.Dropout`` of the official
+            code. Defaults to True (the fast path).
     """
 
     def __init__(self,
@@ -38,8 +30,7 @@ class Attention(nn.Module):
                  qkv_bias: bool = True,
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
-                 fused_attn: bool = FAST['backbone']['fused_attn'],
-                 hashed_dropout: bool = FAST['backbone']['hashed_dropout']) -> None:
+                 fused_attn: bool = FAST['backbone']['fused_attn']) -> None:
         super().__init__()
         if embed_dims % num_heads != 0:
             raise ValueError(f'embed_dims ({embed_dims}) must be divisible by num_heads '
@@ -48,9 +39,9 @@ class Attention(nn.Module):
         self.scale = (embed_dims // num_heads)**-0.5
         self.fused_attn = fused_attn
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
-        self.attn_drop = Dropout(attn_drop, hashed_dropout)
+        self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(embed_dims, embed_dims)
-        self.proj_drop = Dropout(proj_drop, hashed_dropout)
+        self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: Tensor, key_padding_mask: Optional[Tensor] = None) -> Tensor:
         """Attend over ``x`` ``(B, N, C)``; keys where ``key_padding_mask`` is True are ignored."""
@@ -61,15 +52,9 @@ class Attention(nn.Module):
         if key_padding_mask is not None:
             bias = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
             bias = bias.masked_fill(key_padding_mask, float('-inf'))[:, None, None, :]
-        drop = self.attn_drop.p if self.training else 0.
-        if self.fused_attn and drop > 0 and self.attn_drop.hashed:
-            attn = (q * self.scale) @ k.transpose(-2, -1)
-            if bias is not None:
-                attn = attn + bias
-            x = hashed_dropout_matmul(attn.softmax(dim=-1), v, drop)
-        elif self.fused_attn:
+        if self.fused_attn:
             x = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=bias, dropout_p=drop)
+                q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0.)
         else:
             attn = (q @ k.transpose(-2, -1)) * self.scale
             if bias is not None:
@@ -96,8 +81,6 @@ class TransformerBlock(nn.Module):
         drop_path_rate (float): stochastic depth rate. Defaults to 0.
         norm_eps (float): LayerNorm epsilon. Defaults to 1e-6 (official).
         fused_attn (bool): use fused scaled-dot-product attention. Defaults to True.
-        hashed_dropout (bool): dropout with hashed masks in the attention and the MLP
-            (:class:`Dropout`). Defaults to True.
     """
 
     def __init__(self,
@@ -109,17 +92,14 @@ class TransformerBlock(nn.Module):
                  attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  norm_eps: float = 1e-6,
-                 fused_attn: bool = FAST['backbone']['fused_attn'],
-                 hashed_dropout: bool = FAST['backbone']['hashed_dropout']) -> None:
+                 fused_attn: bool = FAST['backbone']['fused_attn']) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = Attention(embed_dims, num_heads, qkv_bias, attn_drop_rate, drop_rate,
-                              fused_attn, hashed_dropout)
+                              fused_attn)
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop=drop_rate)
-        self.mlp.drop1 = Dropout(drop_rate, hashed_dropout)
-        self.mlp.drop2 = Dropout(drop_rate, hashed_dropout)
 
     def forward(self, x: Tensor, key_padding_mask: Optional[Tensor] = None) -> Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), key_padding_mask))

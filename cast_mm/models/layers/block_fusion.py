@@ -6,8 +6,6 @@ import torch.nn as nn
 from torch import Tensor
 
 from cast_mm.ops import gather_tokens
-from ..execution_profile import FAST
-from .dropout import Dropout
 
 
 def level_assignments(pool_logits: Sequence[Tensor]) -> List[Tensor]:
@@ -61,16 +59,13 @@ class BlockFusion(nn.Module):
             ``BatchNorm1d`` or a synchronised variant). Its batch statistics count every token
             slot, padded ones included, as the official fusion does. Defaults to
             ``nn.BatchNorm1d``.
-        hashed_dropout (bool): dropout with hashed masks (:class:`Dropout`). Defaults to
-            True.
     """
 
     def __init__(self, embed_dims: int, num_levels: int = 4, dropout: float = 0.2,
-                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm1d,
-                 hashed_dropout: bool = FAST['backbone']['hashed_dropout']) -> None:
+                 norm_layer: Callable[[int], nn.Module] = nn.BatchNorm1d) -> None:
         super().__init__()
         self.norm = norm_layer(embed_dims * num_levels)
-        self.drop = Dropout(dropout, hashed_dropout)
+        self.drop = nn.Dropout(dropout)
         self.proj = nn.Linear(embed_dims * num_levels, embed_dims)
 
     def forward(self, level_tokens: Sequence[Tensor], level_cls: Sequence[Tensor],

@@ -5,7 +5,22 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..execution_profile import FAST
+
+def _grad_in_param_layout(param: nn.Parameter) -> None:
+    """Give ``param`` its gradients with its own strides.
+
+    On several CPU threads the weight gradient of a 1x1 convolution of channels-last input
+    comes out channels-last strided. Autograd accepts it (the strides differ only in size-1
+    dimensions), DDP does not: it copies such a gradient into its bucket, with a 'Grad strides do
+    not match bucket view strides' warning.
+    """
+
+    def hook(grad: Tensor) -> Tensor:
+        if grad.stride() == param.stride():
+            return grad
+        return torch.empty_like(param).copy_(grad)
+
+    param.register_hook(hook)
 
 
 class ConvStem(nn.Module):
@@ -15,23 +30,21 @@ class ConvStem(nn.Module):
     (no bias, each followed by BatchNorm and ReLU), then a 1x1 conv with bias. ``proj`` keeps
     the official ``nn.Sequential`` indices (0..12) so checkpoints map one to one.
 
+    The convolutions run on channels-last (NHWC) memory, which oneDNN and cuDNN compute faster;
+    the output is an NHWC-strided ``(B, C, h, w)`` tensor, so per-pixel token code reads it
+    without a copy. The weight gradients keep their parameters' strides (DDP compares them).
+
     Args:
         in_channels (int): image channels. Defaults to 3.
         embed_dims (int): output channels ``C``; must be divisible by 8.
-        channels_last (bool): run the convolutions on channels-last (NHWC) memory, faster with
-            oneDNN / cuDNN; the output is then an NHWC-strided ``(B, C, h, w)`` tensor, so
-            per-pixel token code reads it without a copy. Same values up to float rounding.
-            Defaults to True (the fast path).
         norm_layer (callable): ``num_features -> batch norm`` for the four norms (a
             ``BatchNorm2d`` or a synchronised variant; the state-dict keys stay the same).
             Defaults to ``nn.BatchNorm2d``.
     """
 
     def __init__(self, in_channels: int = 3, embed_dims: int = 384,
-                 channels_last: bool = FAST['backbone']['channels_last_stem'],
                  norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d) -> None:
         super().__init__()
-        self.channels_last = channels_last
         if embed_dims % 8 != 0:
             raise ValueError(f'ConvStem needs embed_dims divisible by 8, got {embed_dims}')
         layers = []
@@ -45,9 +58,10 @@ class ConvStem(nn.Module):
             ]
         layers.append(nn.Conv2d(embed_dims, embed_dims, 1))
         self.proj = nn.Sequential(*layers)
+        for layer in self.proj:
+            if isinstance(layer, nn.Conv2d):
+                _grad_in_param_layout(layer.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         """Map images ``(B, 3, H, W)`` to features ``(B, C, ceil(H/8), ceil(W/8))``."""
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.proj(x)
+        return self.proj(x.contiguous(memory_format=torch.channels_last))

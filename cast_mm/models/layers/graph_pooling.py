@@ -24,7 +24,6 @@ from torch import Tensor
 from cast_mm.ops import farthest_point_sampling, gather_tokens, masked_mean
 from ..execution_profile import FAST
 from .attention import Attention
-from .dropout import Dropout
 
 
 class PoolingOutput(NamedTuple):
@@ -76,10 +75,8 @@ class GraphPooling(nn.Module):
         num_heads (int): heads of the centroid attention. Defaults to 12.
         logit_scale (float): scale of the cosine assignment logits. Defaults to 5.
         dropout (float): dropout after ``fc1``. Defaults to 0.1.
-        fps_backend (str): ``'native'``, ``'torch'`` or ``'dgl'`` farthest point sampling.
+        fps_backend (str): ``'native'`` or ``'dgl'`` farthest point sampling.
         fused_attn (bool): fused scaled-dot-product attention. Defaults to True.
-        hashed_dropout (bool): dropout with hashed masks (:class:`Dropout`). Defaults to
-            True.
     """
 
     def __init__(self,
@@ -89,8 +86,7 @@ class GraphPooling(nn.Module):
                  logit_scale: float = 5.,
                  dropout: float = 0.1,
                  fps_backend: str = FAST['backbone']['fps_backend'],
-                 fused_attn: bool = FAST['backbone']['fused_attn'],
-                 hashed_dropout: bool = FAST['backbone']['hashed_dropout']) -> None:
+                 fused_attn: bool = FAST['backbone']['fused_attn']) -> None:
         super().__init__()
         self.num_clusters = num_clusters
         self.logit_scale = logit_scale
@@ -99,7 +95,7 @@ class GraphPooling(nn.Module):
         hidden = embed_dims * 4
         self.fc1 = nn.Sequential(
             nn.LayerNorm(embed_dims), nn.Linear(embed_dims, hidden), nn.GELU(),
-            Dropout(dropout, hashed_dropout))
+            nn.Dropout(dropout))
         self.fc2 = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, embed_dims))
 
     def sample_centres(self, tokens: Tensor, padding_mask: Tensor):

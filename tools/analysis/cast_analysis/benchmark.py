@@ -441,45 +441,27 @@ def section_fps(run: Dict, settings: Settings, options: Options) -> None:
 
 def section_kernels(run: Dict, settings: Settings, options: Options) -> None:
     """Each compiled or Triton kernel against its torch formulation on the device, the test of
-    whether it earns its keep: farthest point sampling (``backend='native'`` vs ``'torch'``) and
-    hashed dropout (the kernel vs the same hash as int64 tensor operations, and
-    ``F.dropout`` for scale) on one decoder block's attention weights."""
-    from cast_mm.ops import farthest_point_sampling, hashed_dropout
-    from cast_mm.ops.farthest_point_sampling import native_implementation
+    whether it earns its keep: farthest point sampling (``backend='native'`` vs the torch loop)."""
+    from cast_mm.ops import farthest_point_sampling
+    from cast_mm.ops.farthest_point_sampling import fps_torch, native_implementation
     device = settings.torch_device
     rows = []
     for batch, num_points, num_samples in FPS_CASES:
         points = cast_like_points(batch, num_points).to(device)
         fns = {'kernel': lambda: farthest_point_sampling(points, num_samples),
-               'torch': lambda: farthest_point_sampling(points, num_samples, backend='torch')}
+               'torch': lambda: fps_torch(points, num_samples, 0)}
         times, _ = _times(fns, settings, options)
         case = f'FPS {num_points}->{num_samples - 1} x{batch}'
         rows.append([case, native_implementation(device.type), _fmt(times['kernel'] * 1e3, 2),
-                     _fmt(times['torch'] * 1e3, 2), f'{times["torch"] / times["kernel"]:.1f}x',
-                     ''])
+                     _fmt(times['torch'] * 1e3, 2), f'{times["torch"] / times["kernel"]:.1f}x'])
         run['results'][f'kernels/fps/{num_points}x{batch}'] = dict(
             kernel_ms=times['kernel'] * 1e3, torch_ms=times['torch'] * 1e3)
-    shape = (1, 6, 587, 587) if settings.smoke else (2, 6, 1174, 1174)
-    weights = torch.rand(shape, device=device)
-    seed = hashed_dropout.draw_seed(device)
-    fns = {'kernel': lambda: hashed_dropout.dropout_with_seed(weights, 0.1, seed),
-           'torch': lambda: hashed_dropout.dropout_with_seed_torch(weights, 0.1, seed),
-           'F.dropout': lambda: torch.nn.functional.dropout(weights, 0.1, training=True)}
-    times, _ = _times(fns, settings, options)
-    rows.append([f'dropout p=0.1, {"x".join(map(str, shape))} float32',
-                 hashed_dropout.implementation(device.type), _fmt(times['kernel'] * 1e3, 2),
-                 _fmt(times['torch'] * 1e3, 2), f'{times["torch"] / times["kernel"]:.1f}x',
-                 _fmt(times['F.dropout'] * 1e3, 2)])
-    run['results']['kernels/dropout'] = dict(
-        kernel_ms=times['kernel'] * 1e3, torch_ms=times['torch'] * 1e3,
-        f_dropout_ms=times['F.dropout'] * 1e3)
     _print(add_table(run, Table(
         'kernels', f'kernels against their torch formulation ({device.type})',
         ['computation', 'implementation', 'kernel ms', 'torch formulation ms',
-         'torch / kernel', 'F.dropout ms'], rows,
-        ["the torch formulations: FPS from per-sample differences (`backend='torch'`, DGL's "
-         'indices up to float64 rounding), dropout as the same hash in int64 tensor operations '
-         '(the same mask); `F.dropout` draws another random stream (for scale)'])))
+         'torch / kernel'], rows,
+        ["the torch formulation: FPS from per-sample differences (the torch loop, DGL's "
+         'indices up to float64 rounding)'])))
 
 
 def section_superpixels(run: Dict, settings: Settings, options: Options) -> None:

@@ -96,8 +96,8 @@ def literal_cfg_options(task: str) -> Dict:
 
     The options of :data:`cast_mm.models.execution_profile.LITERAL` for the task (the one place
     the fast/literal switches are named): the backbone's literal switches and DGL's farthest
-    point sampling; for ``task='seg'`` also the decode head's explicit attention,
-    ``torch.nn.Dropout`` and mmseg's loss on pixel logits, and mmseg's per-pixel prediction.
+    point sampling; for ``task='seg'`` also the decode head's explicit attention and mmseg's
+    loss on pixel logits, and mmseg's per-pixel prediction.
 
     Args:
         task (str): ``'cls'`` or ``'seg'``.
