@@ -89,7 +89,7 @@ def run_step(model, official, case):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
-    from cast_mm.apis.official_parity import normalise_images
+    from cast_analysis.parity import normalise_images
     images = normalise_images(case['images_uint8'], official['image_mean'],
                               official['image_std']).double()
     samples = []

@@ -1,4 +1,4 @@
-"""High-level entry points: the segmentation hierarchy of images, parity with the official code."""
+"""High-level entry points: the segmentation hierarchy of images."""
 from cast_mm.models.segment_hierarchy import (SegmentHierarchy, hierarchy_from_features,
                                               superpixels_to_tokens)
 from .hierarchy import HierarchyExtractor, extract_hierarchy, get_cast_backbone, load_rgb_image

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.dataset import default_collate, pseudo_collate
 
 import cast_mm  # noqa: F401
-from cast_mm.apis.official_parity import DEFAULT_RTOL
+from cast_analysis.parity import DEFAULT_RTOL
 from cast_mm.checkpoints import convert_official_checkpoint
 from cast_mm.datasets.transforms import PackSuperpixelClsInputs
 from cast_mm.registry import MODELS

@@ -16,7 +16,7 @@ from mmseg.structures import SegDataSample
 from seg_helpers import CONFIGS, make_ade20k, shrink_seg_config
 from weights_helpers import segmenter_model_cfg
 
-from cast_mm.apis.official_parity import compare_outputs
+from cast_analysis.parity import compare_outputs
 from cast_mm.checkpoints import convert_official_checkpoint
 from cast_mm.datasets import PackSuperpixelSegInputs, SEEDSSuperpixels
 from cast_mm.models.segmentors import window_starts

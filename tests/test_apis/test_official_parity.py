@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import PUBLIC_FIXTURE, REPO
 
-from cast_mm.apis.official_parity import check_case, compare_outputs
+from cast_analysis.parity import check_case, compare_outputs
 
 
 @pytest.mark.parametrize('case', ['moco_cls', 'deit_cls', 'moco_seg', 'segmenter_seg'])

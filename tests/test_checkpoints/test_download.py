@@ -19,8 +19,7 @@ from weights_helpers import (COCO, DEIT, MOCO, file_bytes, load_in_process_group
                              segmenter_model_cfg, to_official_deit)
 
 import cast_mm  # noqa: F401
-from cast_mm.apis.official_parity import (_run, build_official_model, compare_outputs,
-                                          normalise_images)
+from cast_analysis.parity import _run, build_official_model, compare_outputs, normalise_images
 from cast_mm.checkpoints import (DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES, CheckpointError,
                                  WeightsDownloadError, convert_official_checkpoint,
                                  load_official_weights)

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from conftest import TINY_ARCH, grid_superpixels
 from conftest import tiny_cast as tiny
 
-from cast_mm.apis.official_parity import check_case
+from cast_analysis.parity import check_case
 from cast_mm.models import CAST
 from cast_mm.models.execution_profile import LITERAL as PROFILE
 from cast_mm.models.layers.segment_pooling import (interpolated_segment_mean, interpolation_matrix,

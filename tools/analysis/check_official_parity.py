@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from cast_mm.apis.official_parity import DEFAULT_RTOL, check_fixture
+from cast_analysis.parity import DEFAULT_RTOL, check_fixture
 
 
 def parse_args(argv=None):
