@@ -1,5 +1,5 @@
-"""Superpixels, everything about them: the algorithms, their presets, quality measures, the
-superpixel-source protocol and the superpixel maps of a batch.
+"""Superpixels, everything about them: the algorithms, their presets, the superpixel-source
+protocol and the superpixel maps of a batch.
 
 Below :mod:`cast_mm.models` and :mod:`cast_mm.datasets`, which adapt it: the pipeline steps
 ``cast_mm.SEEDSSuperpixels`` / ``cast_mm.SLICSuperpixels`` wrap the sources of this package as
@@ -8,14 +8,12 @@ data transforms, and ``SuperpixelEncoderDecoder`` builds its window and in-model
 * :mod:`.seeds`: OpenCV-contrib SEEDS (:func:`seeds_superpixels`, :class:`SEEDSSource`).
 * :mod:`.slic`: batched torch SLIC (:func:`slic_superpixels`, :class:`SLICSource`).
 * :mod:`.presets`: the official budgets and SEEDS settings.
-* :mod:`.quality`: boundary recall and undersegmentation error.
 * :mod:`.source`: the :class:`SuperpixelSource` protocol and :func:`build_superpixel_source`.
 * :mod:`.batch`: the superpixel maps carried by data samples, stacked and padded.
 """
 from .batch import (MISSING_CLS_SUPERPIXELS_HINT, MISSING_SUPERPIXELS_HINT, SUPERPIXEL_SLOTS_KEY,
                     batch_slot_count, host_slot_count, sample_superpixels, stack_superpixel_maps)
 from .presets import PRESETS, SEG_PIXELS_PER_SUPERPIXEL
-from .quality import boundary_recall, undersegmentation_error
 from .seeds import SEEDSSource, seeds_superpixels
 from .slic import SLICSource, slic_superpixels
 from .source import CHANNEL_ORDERS, SuperpixelSource, build_superpixel_source, check_images
@@ -23,7 +21,7 @@ from .source import CHANNEL_ORDERS, SuperpixelSource, build_superpixel_source, c
 __all__ = [
     'CHANNEL_ORDERS', 'MISSING_CLS_SUPERPIXELS_HINT', 'MISSING_SUPERPIXELS_HINT', 'PRESETS',
     'SEEDSSource', 'SEG_PIXELS_PER_SUPERPIXEL', 'SLICSource', 'SUPERPIXEL_SLOTS_KEY',
-    'SuperpixelSource', 'batch_slot_count', 'boundary_recall', 'build_superpixel_source',
+    'SuperpixelSource', 'batch_slot_count', 'build_superpixel_source',
     'check_images', 'host_slot_count', 'sample_superpixels',
-    'seeds_superpixels', 'slic_superpixels', 'stack_superpixel_maps', 'undersegmentation_error'
+    'seeds_superpixels', 'slic_superpixels', 'stack_superpixel_maps'
 ]

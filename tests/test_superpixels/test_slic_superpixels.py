@@ -5,8 +5,9 @@ import pytest
 import torch
 from skimage import data
 
+from cast_analysis.quality import boundary_recall, undersegmentation_error
 from cast_mm.registry import TRANSFORMS
-from cast_mm.superpixels import boundary_recall, slic_superpixels, undersegmentation_error
+from cast_mm.superpixels import slic_superpixels
 from cast_mm.superpixels.slic import rgb_to_lab
 
 

@@ -495,8 +495,8 @@ def section_superpixels(run: Dict, settings: Settings, options: Options) -> None
 
 def section_quality(run: Dict, settings: Settings, options: Options) -> None:
     """Boundary recall and undersegmentation error of SEEDS and SLIC on photo mosaics."""
-    from cast_mm.superpixels import (boundary_recall, seeds_superpixels, slic_superpixels,
-                                     undersegmentation_error)
+    from cast_mm.superpixels import seeds_superpixels, slic_superpixels
+    from .quality import boundary_recall, undersegmentation_error
     device = settings.torch_device
     rows = []
     for size, budget in [(224, 196), (512, 1024)]:
