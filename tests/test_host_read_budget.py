@@ -1,7 +1,7 @@
 """Host reads of tensor values per training step and per inference: what makes a GPU wait.
 
-Counted on CPU with :class:`~cast_mm.utils.HostReadCounter` (the ops that read values on the
-host on any device). The budget: at most 2 reads per training step of the segmentation and
+Counted on CPU with :class:`cast_analysis.host_reads.HostReadCounter` (the ops that read values
+on the host on any device). The budget: at most 2 reads per training step of the segmentation and
 classification configs (batch through the config's own pipeline and data preprocessor, fast
 path, MaskedSyncBN's synchronised path, dropout on) and per whole-image ``inference_model``;
 none inside the layers, so the number does not grow with the depth. Each remaining read is
@@ -20,7 +20,8 @@ from mmengine.runner import Runner
 from seg_helpers import CONFIGS, dataset_root_for, shrink_seg_config
 
 from cast_mm.models.utils import MaskedSyncBatchNorm
-from cast_mm.utils import HostReadCounter, host_values
+from cast_analysis.host_reads import HostReadCounter
+from cast_mm.utils import host_values
 
 BUDGET = 2
 

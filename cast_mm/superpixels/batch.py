@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cast_mm.utils.host_reads import host_values
+from cast_mm.utils.host_values import host_values
 
 #: What to tell a user whose mmseg pipeline produced no superpixel map.
 MISSING_SUPERPIXELS_HINT = (

@@ -168,7 +168,7 @@ def test_plain_batch_norm_keeps_per_process_statistics(ranks):
 
 @pytest.mark.parametrize('norm_type', [nn.BatchNorm1d, MaskedSyncBatchNorm])
 def test_masked_token_norm_is_batch_norm_of_the_real_tokens_without_host_reads(norm_type):
-    from cast_mm.utils import HostReadCounter
+    from cast_analysis.host_reads import HostReadCounter
     torch.manual_seed(0)
     tokens = (torch.randn(2, 5, 3, dtype=torch.float64) * 2 + 1).requires_grad_()
     padding = torch.tensor([[False, False, True, True, True], [False, False, False, False, True]])

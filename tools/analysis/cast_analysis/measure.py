@@ -209,8 +209,9 @@ def peak_memory(name: str, kind: str, settings: Settings, amp: bool = False,
 
 # ------------------------------------------------------------------------- syncs and launches
 def host_read_counter_available() -> bool:
-    """Whether ``cast_mm.utils.host_reads`` (the CPU count of host reads) is installed."""
-    return importlib.util.find_spec('cast_mm.utils.host_reads') is not None
+    """Whether the cast_mm installed marks its host values (:mod:`cast_mm.utils.host_values`),
+    which the CPU count of host reads (:mod:`cast_analysis.host_reads`) needs."""
+    return importlib.util.find_spec('cast_mm.utils.host_values') is not None
 
 
 def count_host_syncs(fn: Callable[[], object], device) -> Optional[int]:
@@ -218,7 +219,7 @@ def count_host_syncs(fn: Callable[[], object], device) -> Optional[int]:
 
     CUDA: the warnings of ``torch.cuda.set_sync_debug_mode('warn')``, one per synchronising
     operation. CPU: the host reads of tensor values that
-    :class:`cast_mm.utils.host_reads.HostReadCounter` counts (the reads that stall a GPU);
+    :class:`cast_analysis.host_reads.HostReadCounter` counts (the reads that stall a GPU);
     None where that counter is not available.
     """
     device = torch.device(device)
@@ -235,7 +236,7 @@ def count_host_syncs(fn: Callable[[], object], device) -> Optional[int]:
         return sum(CUDA_SYNC_WARNING in str(w.message) for w in caught)
     if not host_read_counter_available():
         return None
-    from cast_mm.utils.host_reads import HostReadCounter
+    from .host_reads import HostReadCounter
     with HostReadCounter() as reads:
         fn()
     return reads.count

@@ -13,18 +13,20 @@ any device, which lets a CPU test pin how often a GPU step would stall::
     print(reads.count, reads.summary())
 
 Reads of values that live on the host by construction (draws from a host generator, data the
-data loader produced) are declared with :func:`host_values` and not counted.
+data loader produced) are declared with :func:`cast_mm.utils.host_values` and not counted.
 """
-import contextlib
 import dataclasses
 import os.path as osp
 import threading
 import traceback
 from collections import Counter
-from typing import Iterator, List
+from typing import List
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+
+import cast_mm
+from cast_mm.utils.host_values import host_values, reading_host_values
 
 _aten = torch.ops.aten
 
@@ -43,7 +45,7 @@ VALUE_DEPENDENT_OPS = frozenset([
 ])
 
 _state = threading.local()
-_PACKAGE_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+_PACKAGE_ROOT = osp.dirname(osp.abspath(cast_mm.__file__))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,21 +55,6 @@ class HostRead:
     ``> file:line`` of the library code that made it where cast_mm did not)."""
     op: str
     where: str
-
-
-@contextlib.contextmanager
-def host_values() -> Iterator[None]:
-    """Declare that reads inside the block are of host values (not counted).
-
-    For values that are on the host whatever the model's device: draws from a host random
-    generator, maps and sizes the data loader produced. Not for model tensors.
-    """
-    depth = getattr(_state, 'host_depth', 0)
-    _state.host_depth = depth + 1
-    try:
-        yield
-    finally:
-        _state.host_depth = depth
 
 
 _TORCH_ROOT = osp.dirname(osp.abspath(torch.__file__))
@@ -161,7 +148,7 @@ class HostReadCounter(TorchDispatchMode):
         return '\n'.join(f'{n:4d} x {read.op} at {read.where}' for read, n in counts.items())
 
     def _record(self, op: str) -> None:
-        if getattr(_state, 'host_depth', 0) == 0:
+        if not reading_host_values():
             self.reads.append(HostRead(op, _where()))
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -194,4 +181,4 @@ class HostReadCounter(TorchDispatchMode):
                 setattr(torch.Tensor, name, method)
 
 
-__all__ = ['HostRead', 'HostReadCounter', 'VALUE_DEPENDENT_OPS', 'host_values']
+__all__ = ['HostRead', 'HostReadCounter', 'VALUE_DEPENDENT_OPS']

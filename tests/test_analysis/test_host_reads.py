@@ -1,7 +1,8 @@
 """HostReadCounter: every kind of read a GPU step would stall on is counted, and only those."""
 import torch
 
-from cast_mm.utils import HostReadCounter, host_values
+from cast_analysis.host_reads import HostReadCounter
+from cast_mm.utils import host_values
 
 
 def test_each_kind_of_read_is_counted_with_where_it_was_made():
