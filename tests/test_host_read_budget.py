@@ -19,8 +19,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from seg_helpers import CONFIGS, dataset_root_for, shrink_seg_config
 
-from cast_mm.models.utils import MaskedSyncBatchNorm
 from cast_analysis.host_reads import HostReadCounter
+from cast_mm.models.utils import MaskedSyncBatchNorm
 from cast_mm.utils import host_values
 
 BUDGET = 2
