@@ -9,8 +9,8 @@ idempotent and documented:
 * every cast_mm config lists ``custom_imports = dict(imports=['cast_mm.env'])``
   (``configs/_base_/cast_env.py``), so MMEngine calls it when such a config is read, by any
   tool: mmseg's ``init_model``, mmpretrain's ``get_model(config)``, their ``tools/train.py``;
-* in Python, call ``cast_mm.setup_env()`` yourself, e.g. before ``Config.fromfile`` of a config
-  inheriting ``cast_mm::...`` in an editable install (:func:`cast_mm.apis.init_model` does).
+* in Python, call ``cast_mm.setup_env()`` yourself, e.g. before loading an official CAST file
+  or an MMEngine checkpoint by path into a model built without a cast_mm config.
 
 Each measure names the upstream behaviour it works around and the test that fails once it is
 no longer needed (then delete the measure). Measures scoped to cast_mm's own files and calls

@@ -39,6 +39,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+import cast_mm  # noqa: E402
 from cast_mm.apis import HierarchyExtractor, init_model, save_hierarchy  # noqa: E402
 from cast_mm.checkpoints import index_models, model_info  # noqa: E402
 from cast_mm.utils import ImageFileError  # noqa: E402
@@ -420,6 +421,7 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    cast_mm.setup_env()  # as the other tools: the compatibility measures of cast_mm.compat
     # all cores but one for torch: the server, Gradio's queue and the browser keep theirs
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     custom = (args.config, args.checkpoint) if args.config else None

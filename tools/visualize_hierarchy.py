@@ -31,6 +31,7 @@ from mmengine.config import DictAction
 from mmengine.registry import VISUALIZERS
 from mmengine.utils import ProgressBar
 
+import cast_mm
 from cast_mm.apis import HierarchyExtractor, init_model
 from cast_mm.checkpoints import model_info
 
@@ -110,6 +111,7 @@ def build_visualizer(cfg):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    cast_mm.setup_env()  # as the other tools: the compatibility measures of cast_mm.compat
     if args.batch_size < 1:
         raise SystemExit(f'--batch-size must be >= 1, got {args.batch_size}')
     paths = list_images(args.image)

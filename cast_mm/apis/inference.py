@@ -83,8 +83,6 @@ def init_model(config_or_name: Union[str, Config],
     Raises:
         ValueError: an unknown model name (the message lists the names).
     """
-    import cast_mm
-    cast_mm.setup_env()  # as the tools: official files by path, editable installs' configs
     if isinstance(config_or_name, str) and _is_model_name(config_or_name):
         info = model_info(config_or_name)
         config = info['config']
@@ -94,7 +92,10 @@ def init_model(config_or_name: Union[str, Config],
         config = config_or_name
     cfg = read_config(config, cfg_options)
     init_default_scope(cfg.get('default_scope', 'cast_mm'))
-    model = MODELS.build(drop_pretrained(cfg.model.copy()))
+    model_cfg = drop_pretrained(cfg.model.copy())
+    if cfg.get('data_preprocessor') is not None:  # as MMEngine's runner and mmpretrain build
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
     if checkpoint is None:
         logger = MMLogger.get_current_instance()
         level = logger.level

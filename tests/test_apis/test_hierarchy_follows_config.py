@@ -79,6 +79,11 @@ def test_the_hierarchy_uses_the_test_pipelines_image_and_superpixels(family, pho
 def test_classifier_scores_equal_the_inferencer(photo_file):
     from mmpretrain import ImageClassificationInferencer
     model = tiny_model('deit')
+    # built with the config's data preprocessor (ImageNet mean / std, BGR to RGB), as
+    # mmpretrain.get_model and MMEngine's runner build it
+    assert model.data_preprocessor.mean.flatten().tolist() == pytest.approx(
+        [123.675, 116.28, 103.53])
+    assert model.data_preprocessor._channel_conversion
     result = HierarchyExtractor(model).run(photo_file)[0]
     expected = ImageClassificationInferencer(model)(photo_file, return_datasamples=True)[0]
     assert torch.equal(result.scores, expected.pred_score.cpu())
