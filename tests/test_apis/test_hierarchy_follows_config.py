@@ -83,7 +83,7 @@ def test_classifier_scores_equal_the_inferencer(photo_file):
     # mmpretrain.get_model and MMEngine's runner build it
     assert model.data_preprocessor.mean.flatten().tolist() == pytest.approx(
         [123.675, 116.28, 103.53])
-    assert model.data_preprocessor._channel_conversion
+    assert model.data_preprocessor.to_rgb
     result = HierarchyExtractor(model).run(photo_file)[0]
     expected = ImageClassificationInferencer(model)(photo_file, return_datasamples=True)[0]
     assert torch.equal(result.scores, expected.pred_score.cpu())
