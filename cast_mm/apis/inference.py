@@ -11,7 +11,8 @@ from mmengine.runner import CheckpointLoader
 from mmengine.runner.checkpoint import load_state_dict
 
 from cast_mm.checkpoints import check_cast_weights, model_info
-from cast_mm.utils.tool_config import read_config
+from cast_mm.checkpoints.model_index import index_location
+from cast_mm.utils.tool_config import MISSING_CAST_MM_CONFIG_HINT, read_config
 from .hierarchy import get_cast_backbone
 
 
@@ -88,6 +89,11 @@ def init_model(config_or_name: Union[str, Config],
         config = info['config']
         if checkpoint is None:
             checkpoint = info['weights']
+    elif isinstance(config_or_name, str) and config_or_name.startswith('cast_mm::'):
+        config = osp.join(index_location()[1], 'configs', config_or_name.partition('::')[2])
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'{config_or_name}: no such config ({config}); '
+                                    f'{MISSING_CAST_MM_CONFIG_HINT}')
     else:
         config = config_or_name
     cfg = read_config(config, cfg_options)

@@ -106,9 +106,11 @@ def test_superpixel_cfg_replaces_the_pipelines_step(photo_file):
         HierarchyExtractor(model).run(photo_file, np.zeros((60, 84), np.int64))
 
 
-def test_init_model_takes_names_and_refuses_unknown_ones():
+def test_init_model_refuses_unknown_names_and_configs_clearly():
     with pytest.raises(ValueError, match='cast-s_deit_in1k'):
         init_model('cast-s_nonexistent')
+    with pytest.raises(FileNotFoundError, match='pip install -e'):
+        init_model('cast_mm::cast/nonexistent.py')
 
 
 def test_cast_mm_configs_are_found_after_import(tmp_path):
