@@ -29,9 +29,13 @@ from mmengine.registry import DefaultScope, Registry
 SCOPE = 'cast_mm'
 # Importing the package registers every module of every kind.
 _LOCATIONS = ['cast_mm']
-# ``_base_ = 'cast_mm::...'`` needs MMEngine to know the distribution behind the scope (the
-# table MMEngine reads for that, as its own OpenMMLab packages are listed there).
-MODULE2PACKAGE.setdefault(SCOPE, 'cast_mm')
+# ``_base_ = 'cast_mm::...'`` needs MMEngine to know where the scope's configs are (the table
+# MMEngine reads for that, as its own OpenMMLab packages are listed there). MMEngine looks for
+# ``.mim/configs`` in the folder of the name given here: the folder of a distribution's package,
+# or, for a module name no distribution has, that of the module file. A module of this package
+# names this package's folder in every kind of install (an editable install's distribution
+# location holds no package folder), so inherited configs are found after ``import cast_mm``.
+MODULE2PACKAGE.setdefault(SCOPE, 'cast_mm.registry')
 
 
 def surrounding_scope() -> Optional[str]:

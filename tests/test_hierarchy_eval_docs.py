@@ -21,7 +21,7 @@ def test_hierarchy_doc_python_example_runs(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert '(512, 512)' in done.stdout
+    assert '(224, 224)' in done.stdout  # the centre crop of the config's test pipeline
     assert (tmp_path / 'vis' / 'astronaut_panel.png').exists()
     for image in re.findall(r'\]\((images/[^)]+)\)', text):
         assert osp.getsize(osp.join(REPO, 'docs', image)) < 300_000

@@ -12,52 +12,43 @@ whole; download the picture (PNG) or the hierarchy (``.npz``, the arrays of
 :func:`cast_mm.apis.save_hierarchy`, equal to ``cast_mm.apis.extract_hierarchy`` on the image
 stored in it). See docs/hierarchy.md.
 
-``--model`` names a classification or MoCo model of ``configs/cast/metafile.yml`` with
+``--model`` names a classification or MoCo-v3 model of ``configs/cast/metafile.yml`` with
 official weights (downloaded on first use, then cached); the page can switch between them.
-Images are resized so that their shorter side is 224 pixels for classification-mode backbones
-and 512 for segmentation-mode ones (``--short-side`` changes it). The server listens on
+Every model sees an image as at test time: :class:`cast_mm.apis.HierarchyExtractor` runs its
+config's test pipeline (resize, crop, the config's SEEDS preset) and data preprocessor, so the
+superpixels and the classes are those of mmpretrain's ``ImageClassificationInferencer`` (and
+of ``mmseg.apis.inference_model`` in whole mode for a segmentation ``--config``); this file is
+page code only. The server listens on
 127.0.0.1 unless ``--host`` says otherwise, refuses uploads above ``--max-upload-mb``, reads no
 file path sent by the page, and keeps every visitor's image and hierarchy in that visitor's
 session.
 """
 import argparse
-import copy
 import html
-import logging
 import os
 import os.path as osp
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from visualize_hierarchy import build_model, hierarchy_settings  # noqa: E402
 
 import cast_mm  # noqa: E402
-from cast_mm.apis import HierarchyExtractor, get_cast_backbone, save_hierarchy  # noqa: E402
+from cast_mm.apis import HierarchyExtractor, init_model, save_hierarchy  # noqa: E402
 from cast_mm.checkpoints import index_models, model_info  # noqa: E402
-from cast_mm.datasets.transforms import SLICSuperpixels  # noqa: E402
+from cast_mm.utils import ImageFileError  # noqa: E402
 from cast_mm.visualization import HierarchyView  # noqa: E402
 
 DEFAULT_MODEL = 'cast-s_deit_in1k'
 RANDOM = 'random'
 #: Photographs bundled with scikit-image (no download), offered as examples.
 EXAMPLES = ('astronaut', 'chelsea', 'coffee', 'rocket')
-#: Shorter image side per backbone mode: the sizes the models were trained at.
-SHORT_SIDE = dict(classification=224, segmentation=512)
-#: Images more elongated than this are refused (they would give a sliver per tile).
-MAX_ASPECT = 4.
-MIN_SIDE = 32
 #: Longest side of each tile of the picture in the page.
 TILE_SIZE = 320
 #: Visitor sessions kept at once (each holds one image and its hierarchy); the oldest go first.
@@ -80,9 +71,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='torch device: cpu or cuda')
     parser.add_argument('--max-upload-mb', type=float, default=20.,
                         help='largest accepted upload in MB (default: 20)')
-    parser.add_argument('--short-side', type=int, default=0,
-                        help='resize images to this shorter side (0: 224 for classification '
-                        'backbones, 512 for segmentation backbones)')
     args = parser.parse_args(argv)
     if args.config is not None or args.checkpoint is not None:
         if args.model is not None:
@@ -100,92 +88,77 @@ def parse_args(argv=None) -> argparse.Namespace:
                 parser.error(str(err))
     if args.max_upload_mb <= 0:
         parser.error(f'--max-upload-mb must be positive, got {args.max_upload_mb}')
-    if args.short_side < 0 or 0 < args.short_side < MIN_SIDE:
-        parser.error(f'--short-side must be 0 or at least {MIN_SIDE}, got {args.short_side}')
     return args
 
 
 def selectable_models() -> List[str]:
-    """Classification and MoCo models of the index that have official weights."""
+    """Classification and MoCo-v3 models of the index that have official weights."""
     names = []
     for entry in index_models():
         tasks = {r.get('Task') for r in entry.get('Results') or []}
         if entry.get('Weights') and ('Image Classification' in tasks
-                                     or 'moco' in entry['Name'].lower()):
+                                     or 'mocov3' in entry['Name'].lower()):
             names.append(entry['Name'])
     return names
 
 
+def superpixel_settings(method: str, count: int) -> Optional[dict]:
+    """``superpixel_cfg`` of the extractor for the page's controls: the config's SEEDS step as
+    it is (None), with ``count`` superpixels, or SLIC with the SEEDS presets' budget (one
+    superpixel per 256 pixels: 196 at 224 x 224) or ``count``."""
+    budget = dict(num_superpixels=count, pixels_per_superpixel=None) if count else {}
+    if method == SLIC:
+        return dict(type='cast_mm.SLICSuperpixels', **budget)
+    return budget or None
+
+
 class LoadedModel:
-    """A model ready for the page: its extractor, image size, classifier head and classes."""
+    """A model ready for the page: its extractors (one per superpixel setting) and classes."""
 
-    def __init__(self, label: str, config: str, checkpoint: str, device: str,
-                 short_side: int = 0) -> None:
-        from mmengine.config import Config
-        from mmengine.registry import init_default_scope
-        cfg = Config.fromfile(config)
-        init_default_scope(cfg.get('default_scope', 'cast_mm'))
+    def __init__(self, label: str, config: str, checkpoint: Optional[str],
+                 device: str) -> None:
         self.label = label
-        self.random = checkpoint == RANDOM
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(logging.WARNING)  # not a line per initialised parameter
-        try:
-            self.model = build_model(cfg, checkpoint, device)
-        finally:
-            logger.setLevel(level)
-        self.extractor = HierarchyExtractor(self.model, **hierarchy_settings(cfg))
-        self.backbone = get_cast_backbone(self.model)
-        self.short_side = short_side or SHORT_SIDE[self.backbone.mode]
+        torch.manual_seed(0)  # 'random': the same weights every time
+        self.model = init_model(config, checkpoint, device)
+        self.extractors: Dict[Tuple[str, int], HierarchyExtractor] = {}
+        if not self.extractor(SEEDS, 0).follows_config:
+            raise ValueError(f'{label}: the explorer shows a model as its config prepares images '
+                             '(test pipeline and data preprocessor), and this config has none '
+                             '(a bare backbone?); draw it with tools/visualize_hierarchy.py')
         head = getattr(self.model, 'head', None)
-        self.classifies = (self.backbone.mode == 'classification' and head is not None
-                           and hasattr(head, 'num_classes')
-                           and not getattr(self.model, 'with_neck', False))
-        self.classes = self._class_names() if self.classifies else None
+        self.classes = self._class_names(head.num_classes) if hasattr(head, 'num_classes') \
+            else None
 
-    def _class_names(self) -> List[str]:
+    def extractor(self, method: str, count: int) -> HierarchyExtractor:
+        key = (method, int(count or 0))
+        if key not in self.extractors:
+            self.extractors[key] = HierarchyExtractor(self.model,
+                                                      superpixel_cfg=superpixel_settings(*key))
+        return self.extractors[key]
+
+    def _class_names(self, num: int) -> List[str]:
         meta = getattr(self.model, 'dataset_meta', None) or {}
         if meta.get('classes'):
             return list(meta['classes'])
-        num = self.model.head.num_classes
         if num == 1000:
             from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
             return list(IMAGENET_CATEGORIES)
         return [f'class {i}' for i in range(num)]
 
-    def superpixels(self, image: np.ndarray, method: str, count: int) -> np.ndarray:
-        """Superpixels of an RGB image: SEEDS with the model's preset or SLIC; ``count`` 0
-        keeps the preset's budget."""
-        seeds = self.extractor.seeds
-        if method == SLIC:
-            budget = count or seeds.budget(*image.shape[:2])
-            return SLICSuperpixels(num_superpixels=budget, pixels_per_superpixel=None,
-                                   channel_order='rgb').compute(image)
-        if count:
-            seeds = copy.copy(seeds)
-            seeds.set_budget(count, None)
-        return seeds.compute(image)
-
-    @torch.no_grad()
-    def analyse(self, image: np.ndarray, superpixels: np.ndarray):
-        """``(hierarchy, top-5 {class: probability} or None)`` of one image."""
-        spx = torch.as_tensor(superpixels).long()
-        hierarchies, feats = self.extractor.run_batch([image], [spx])
-        top5 = None
-        if self.classifies:
-            logits = self.model.head((feats.cls_feature, ))
-            probs = logits.float().softmax(-1)[0].cpu()
-            values, indices = probs.topk(min(5, probs.numel()))
-            top5 = {self.classes[i]: float(v) for v, i in zip(values.tolist(), indices.tolist())}
-        return hierarchies[0], top5
+    def top5(self, scores: Optional[torch.Tensor]) -> Optional[Dict[str, float]]:
+        """``{class: probability}`` of the five best classes (None for other models)."""
+        if scores is None or self.classes is None:
+            return None
+        values, indices = scores.topk(min(5, scores.numel()))
+        return {self.classes[i]: float(v) for v, i in zip(values.tolist(), indices.tolist())}
 
 
 class ModelCache:
     """Models by page label, loaded once (server-wide: weights are not visitor data)."""
 
-    def __init__(self, device: str, short_side: int, custom: Optional[Tuple[str, str]] = None,
+    def __init__(self, device: str, custom: Optional[Tuple[str, str]] = None,
                  capacity: int = 2) -> None:
-        self.device, self.short_side, self.custom = device, short_side, custom
+        self.device, self.custom = device, custom
         self.capacity = capacity
         self.models: Dict[str, LoadedModel] = {}
         self.lock = threading.Lock()
@@ -194,18 +167,15 @@ class ModelCache:
         with self.lock:
             if label not in self.models:
                 if label == RANDOM:
-                    config, checkpoint = model_info(DEFAULT_MODEL)['config'], RANDOM
+                    config, checkpoint = model_info(DEFAULT_MODEL)['config'], None
                 elif self.custom is not None and label == self.custom_label:
                     config, checkpoint = self.custom
+                    checkpoint = None if checkpoint == RANDOM else checkpoint
                 else:
-                    info = model_info(label)
-                    if not info['weights']:
-                        raise ValueError(f'{label} has no official weights')
-                    config, checkpoint = info['config'], info['weights']
+                    config, checkpoint = label, None  # a model name: its official weights
                 while len(self.models) >= self.capacity:
                     self.models.pop(next(iter(self.models)))
-                self.models[label] = LoadedModel(label, config, checkpoint, self.device,
-                                                 self.short_side)
+                self.models[label] = LoadedModel(label, config, checkpoint, self.device)
             return self.models[label]
 
     @property
@@ -218,78 +188,6 @@ class ModelCache:
 # ----------------------------------------------------------------------------- images
 class BadImage(ValueError):
     """An upload that is not a usable image; the message is shown in the page."""
-
-
-def read_image(path: str) -> Tuple[np.ndarray, List[str]]:
-    """An uploaded file as ``H x W x 3`` uint8 RGB and notes on what was converted.
-
-    Raises:
-        BadImage: empty file, not an image, unreadable or too many pixels.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-    if osp.getsize(path) == 0:
-        raise BadImage('the file is empty (0 bytes)')
-    notes = []
-    try:
-        with Image.open(path) as img:
-            if getattr(img, 'n_frames', 1) > 1:
-                notes.append(f'the file holds {img.n_frames} frames: the first one is shown')
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            array = _to_rgb(img, notes)
-    except UnidentifiedImageError:
-        raise BadImage('this file is not an image (use PNG, JPEG, BMP, TIFF, WebP or GIF)')
-    except Image.DecompressionBombError as err:
-        raise BadImage(f'the image has too many pixels ({err})')
-    except (OSError, SyntaxError, ValueError) as err:
-        raise BadImage(f'the image cannot be decoded ({err}); the file may be truncated')
-    return array, notes
-
-
-def _to_rgb(img, notes: List[str]) -> np.ndarray:
-    from PIL import Image
-    mode = img.mode
-    if mode in ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I', 'F'):
-        array = np.asarray(img).astype(np.float64)
-        if mode.startswith('I;16'):
-            array = array / 65535. * 255.
-            notes.append('16-bit grey image: scaled to 8 bits and copied to three channels')
-        else:
-            low, high = float(array.min()), float(array.max())
-            array = (array - low) / max(high - low, 1e-12) * 255.
-            notes.append(f'{mode!r} image (32-bit): values {low:g}..{high:g} stretched to '
-                         '0..255 and copied to three channels')
-        grey = np.clip(array.round(), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if mode in ('RGBA', 'LA', 'PA') or (mode == 'P' and 'transparency' in img.info):
-        rgba = img.convert('RGBA')
-        background = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
-        notes.append('transparent image: composited over white')
-        return np.asarray(Image.alpha_composite(background, rgba).convert('RGB'))
-    if mode in ('L', '1'):
-        notes.append('grey image: copied to three channels')
-    elif mode != 'RGB':
-        notes.append(f'{mode} image converted to RGB')
-    return np.asarray(img.convert('RGB'))
-
-
-def fit_image(image: np.ndarray, short_side: int) -> Tuple[np.ndarray, List[str]]:
-    """Resize so the shorter side is ``short_side``; refuse tiny or very elongated images."""
-    height, width = image.shape[:2]
-    if min(height, width) < MIN_SIDE:
-        raise BadImage(f'the image is {width} x {height} pixels: at least {MIN_SIDE} a side, '
-                       'please')
-    if max(height, width) / min(height, width) > MAX_ASPECT:
-        raise BadImage(f'the image is {width} x {height} pixels: sides longer than '
-                       f'{MAX_ASPECT:g} times the shorter side are not supported (crop it)')
-    if min(height, width) == short_side:
-        return np.ascontiguousarray(image), []
-    scale = short_side / min(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = cv2.resize(image, size,
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    return resized, [f'resized from {width} x {height} to {size[0]} x {size[1]} (shorter side '
-                     f'{short_side}, the size the model works at)']
 
 
 def example_image(name: str) -> np.ndarray:
@@ -310,18 +208,29 @@ class Explorer:
         self.models = models
         self.out_dir = out_dir
 
-    def compute(self, image: np.ndarray, notes: List[str], model_label: str, method: str,
-                count: int) -> dict:
+    def compute(self, source: Union[str, np.ndarray], notes: List[str], model_label: str,
+                method: str, count: int) -> dict:
+        """A new visitor state for ``source`` (an uploaded file's path or an RGB array).
+
+        Raises:
+            BadImage: the file or array is not an image the model can use.
+        """
         model = self.models.get(model_label)
-        image, resize_notes = fit_image(image, model.short_side)
         start = time.perf_counter()
-        superpixels = model.superpixels(image, method, int(count or 0))
-        hierarchy, top5 = model.analyse(image, superpixels)
-        print(f'{image.shape[1]} x {image.shape[0]} image, {model_label}: superpixels, model and '
-              f'hierarchy in {1000 * (time.perf_counter() - start):.0f} ms', flush=True)
-        return dict(image=image, superpixels=superpixels, hierarchy=hierarchy, top5=top5,
-                    view=HierarchyView(image, hierarchy, TILE_SIZE), point=None,
-                    notes=notes + resize_notes, npz=None, figure=None)
+        try:
+            result = model.extractor(method, count).run(source)[0]
+        except (ImageFileError, ValueError) as err:
+            raise BadImage(str(err)) from err
+        print(f'{result.image.shape[1]} x {result.image.shape[0]} image, {model_label}: '
+              f'superpixels, model and hierarchy in {1000 * (time.perf_counter() - start):.0f} '
+              'ms', flush=True)
+        state = dict(source=source, given_notes=notes, image=result.image,
+                     superpixels=result.superpixels, hierarchy=result.hierarchy,
+                     top5=model.top5(result.scores),
+                     view=HierarchyView(result.image, result.hierarchy, TILE_SIZE), point=None,
+                     notes=notes + result.notes, npz=None, figure=None)
+        state['npz'] = self.write_npz(state)
+        return state
 
     def render(self, state: dict, alpha: float, boundaries: bool) -> str:
         """Draw the picture of ``state`` into a new PNG file (the page shows it and offers
@@ -405,19 +314,24 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
             return gr.update(value=state['top5'], visible=True)
         return gr.update(value=None, visible=False)
 
+    def download(path):
+        return gr.update(value=path, interactive=path is not None)
+
     def show(state, alpha, boundaries, error=None):
+        """Every output of a computation, in one event: picture, texts and both downloads."""
         figure = explorer.render(state, alpha, boundaries) if state else None
         return (figure, status_markdown(state, error), classes_update(state),
-                path_markdown(state), state)
+                path_markdown(state), state, download(figure),
+                download(state['npz'] if state else None))
 
-    def run(image, notes, model_label, method, count, alpha, boundaries, state):
+    def run(source, notes, model_label, method, count, alpha, boundaries, state):
         try:
             explorer.models.get(model_label)
         except Exception as err:  # a failed download, a broken checkpoint: say so, keep serving
             return show(state, alpha, boundaries,
                         f'Cannot load the model {model_label}: {type(err).__name__}: {err}')
         try:
-            new = explorer.compute(image, notes, model_label, method, count)
+            new = explorer.compute(source, notes, model_label, method, count)
         except BadImage as err:
             return show(state, alpha, boundaries, f'Cannot use this image: {err}')
         return show(new, alpha, boundaries)
@@ -425,11 +339,7 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
     def on_upload(file, model_label, method, count, alpha, boundaries, state):
         if file is None:
             return show(state, alpha, boundaries)
-        try:
-            image, notes = read_image(file)
-        except BadImage as err:
-            return show(state, alpha, boundaries, f'Cannot use this image: {err}')
-        return run(image, notes, model_label, method, count, alpha, boundaries, state)
+        return run(file, [], model_label, method, count, alpha, boundaries, state)
 
     def on_example(name, model_label, method, count, alpha, boundaries, state):
         try:
@@ -442,29 +352,19 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
     def on_settings(model_label, method, count, alpha, boundaries, state):
         if not state:
             return show(state, alpha, boundaries)
-        # the image as the last model saw it (the original upload is not kept)
-        return run(state['image'], state['notes'], model_label, method, count, alpha,
+        # the visitor's own upload (or example) again, through the chosen model and settings
+        return run(state['source'], state['given_notes'], model_label, method, count, alpha,
                    boundaries, state)
 
     def on_redraw(alpha, boundaries, state):
-        return (explorer.render(state, alpha, boundaries) if state else None), state
+        figure = explorer.render(state, alpha, boundaries) if state else None
+        return figure, state, download(figure)
 
     def on_click(alpha, boundaries, state, evt: gr.SelectData):
         if not state or not explorer.click(state, evt.index):
-            return gr.update(), path_markdown(state), state
-        return explorer.render(state, alpha, boundaries), path_markdown(state), state
-
-    def png_download(state):
-        if not state or state.get('figure') is None:
-            return gr.update(value=None, interactive=False)
-        return gr.update(value=state['figure'], interactive=True)
-
-    def npz_download(state):
-        if not state:
-            return gr.update(value=None, interactive=False)
-        if state['npz'] is None:
-            state['npz'] = explorer.write_npz(state)
-        return gr.update(value=state['npz'], interactive=True)
+            return gr.update(), path_markdown(state), state, gr.update()
+        figure = explorer.render(state, alpha, boundaries)
+        return figure, path_markdown(state), state, download(figure)
 
     with gr.Blocks(title='CAST hierarchy explorer', analytics_enabled=False,
                    delete_cache=(3600, 3600)) as demo:
@@ -504,33 +404,28 @@ def build_demo(explorer: Explorer, model_labels: List[str], default_label: str):
             classes = gr.Label(num_top_classes=5, label='Predicted classes (top 5)',
                                visible=False, elem_id='classes')
 
-        outputs = [figure, status, classes, path, state]
+        outputs = [figure, status, classes, path, state, png, npz]
         settings = [model, method, count, alpha, boundaries, state]
 
-        def downloads(event):
-            event.then(png_download, state, png).then(npz_download, state, npz)
-
         # the file box is emptied once read, ready for the next upload
-        downloads(upload.upload(on_upload, [upload] + settings, outputs).then(
-            lambda: None, None, upload))
-        downloads(use_example.click(on_example, [example] + settings, outputs))
-        downloads(method.change(on_settings, settings, outputs))
-        downloads(count.release(on_settings, settings, outputs))
-        downloads(model.change(model_note, model, note)
-                  .then(on_settings, settings, outputs))
+        upload.upload(on_upload, [upload] + settings, outputs).then(lambda: None, None, upload)
+        use_example.click(on_example, [example] + settings, outputs)
+        method.change(on_settings, settings, outputs)
+        count.release(on_settings, settings, outputs)
+        model.change(model_note, model, note).then(on_settings, settings, outputs)
         for control, trigger in ((alpha, 'release'), (boundaries, 'change')):
-            getattr(control, trigger)(on_redraw, [alpha, boundaries, state],
-                                      [figure, state]).then(png_download, state, png)
-        figure.select(on_click, [alpha, boundaries, state], [figure, path, state]).then(
-            png_download, state, png)
+            getattr(control, trigger)(on_redraw, [alpha, boundaries, state], [figure, state, png])
+        figure.select(on_click, [alpha, boundaries, state], [figure, path, state, png])
     return demo
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     cast_mm.setup_env()  # as the other tools: the compatibility measures of cast_mm.compat
+    # all cores but one for torch: the server, Gradio's queue and the browser keep theirs
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     custom = (args.config, args.checkpoint) if args.config else None
-    models = ModelCache(args.device, args.short_side, custom)
+    models = ModelCache(args.device, custom)
     if custom is not None:
         default_label = models.custom_label
         labels = [default_label, RANDOM]

@@ -11,6 +11,7 @@ Keys of the file (``L`` levels, superpixels first, ``H x W`` the image size):
 * ``superpixels`` (optional): ``(H, W)`` the superpixel map the model was run with;
 * ``image`` (optional): ``(H, W, 3)`` uint8 RGB, the image the model saw.
 """
+import zipfile
 from typing import IO, Dict, Optional, Union
 
 import numpy as np
@@ -43,6 +44,10 @@ def save_hierarchy(file: Union[str, IO[bytes]],
                    hierarchy: SegmentHierarchy,
                    image: Optional[np.ndarray] = None,
                    superpixels: Optional[np.ndarray] = None) -> None:
-    """Write :func:`hierarchy_arrays` to ``file`` (a path or a binary file) with
-    :func:`numpy.savez_compressed`."""
-    np.savez_compressed(file, **hierarchy_arrays(hierarchy, image, superpixels))
+    """Write :func:`hierarchy_arrays` to ``file`` (a path or a binary file) as
+    :func:`numpy.savez_compressed` does, at deflate level 1 (several times faster than the
+    default level, for files a little larger)."""
+    with zipfile.ZipFile(file, 'w', compression=zipfile.ZIP_DEFLATED, compresslevel=1) as npz:
+        for name, value in hierarchy_arrays(hierarchy, image, superpixels).items():
+            with npz.open(f'{name}.npy', 'w', force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)

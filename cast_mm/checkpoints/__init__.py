@@ -4,7 +4,8 @@ registers the loader of the official URLs (:mod:`~cast_mm.checkpoints.loaders`).
 from .download import WEIGHTS_BASE_ENV, WeightsDownloadError, load_official_weights
 from .foreign import check_cast_weights, describe_state_dict
 from .loaders import register_local_file_loader, register_official_url_loader
-from .model_index import index_models, model_info, register_model_index
+from .model_index import (index_models, model_info, register_model_index,
+                          register_model_index_if_mmpretrain)
 from .official import (DEFAULT_WEIGHTS_BASE, LAYOUTS, OFFICIAL_FILES, ConvertedCheckpoint,
                        OfficialFile, UnknownCheckpointLayout, convert_encoder,
                        convert_official_checkpoint, detect_layout)
@@ -21,5 +22,5 @@ __all__ = [
     'check_cast_weights', 'checkpoint_problem', 'convert_encoder', 'convert_official_checkpoint',
     'describe_state_dict', 'detect_layout', 'index_models', 'load_official_weights', 'model_info',
     'read_checkpoint', 'register_local_file_loader', 'register_model_index',
-    'register_official_url_loader'
+    'register_model_index_if_mmpretrain', 'register_official_url_loader'
 ]

@@ -2,10 +2,9 @@
 
 :func:`register_model_index` makes MMPretrain's model hub know the names, so that
 ``mmpretrain.get_model('cast-s_deit_in1k', pretrained=True)`` works as for mmpretrain's own
-models. MMPretrain (1.2.0) finds no other package's index by itself, and registering one fills
-a table of ``mmpretrain.apis``, so :func:`cast_mm.setup_env` does it (see
-:mod:`cast_mm.compat`), not ``import cast_mm``. :func:`model_info` reads the index without
-mmpretrain.
+models. MMPretrain (1.2.0) finds no other package's index by itself; registering one adds our
+names to a table of ``mmpretrain.apis`` (an addition, as registering modules is), so
+``import cast_mm`` does it. :func:`model_info` reads the index without mmpretrain.
 """
 import os.path as osp
 from typing import Tuple
@@ -43,6 +42,16 @@ def register_model_index() -> bool:
     if not ModelHub.has(PROBE_MODEL):
         ModelHub.register_model_index(index, config_prefix=root)
     return True
+
+
+def register_model_index_if_mmpretrain() -> bool:
+    """:func:`register_model_index` where mmpretrain is installed (an mmseg-only environment
+    has no model hub); returns whether the names were registered."""
+    try:
+        import mmpretrain  # noqa: F401
+    except ImportError:
+        return False
+    return register_model_index()
 
 
 def index_models() -> list:

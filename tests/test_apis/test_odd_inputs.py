@@ -5,19 +5,18 @@ Each input gives a prediction of its own size (a class score vector for classifi
 pictures for the hierarchy tool) or a clear error that names the problem.
 """
 import copy
-import importlib.util
 import os.path as osp
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, blurred_noise, write_tiny_backbone
+from conftest import TINY_ARCH, TINY_CLUSTERS, blurred_noise, load_tool, write_tiny_backbone
 from mmengine.config import Config
 from seg_helpers import CONFIGS, shrink_seg_config
 
-from cast_mm.datasets.transforms import (CheckImage, SEEDSSuperpixels, three_channel_image,
-                                         uint8_image)
+from cast_mm.datasets.transforms import CheckImage, SEEDSSuperpixels
+from cast_mm.utils.images import three_channel_image, uint8_image
 
 
 def _bgra(height, width):
@@ -230,11 +229,7 @@ def test_classification_inferencer_refuses_bad_inputs_clearly(name, classifier, 
 
 # ------------------------------------------------------------ tools/visualize_hierarchy.py
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'visualize_hierarchy', osp.join(REPO, 'tools', 'visualize_hierarchy.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('visualize_hierarchy')
 
 
 @pytest.fixture(scope='module')

@@ -1,4 +1,4 @@
-"""Our models are known by name to MMPretrain's model hub (after ``cast_mm.setup_env()``), with
+"""Our models are known by name to MMPretrain's model hub (after ``import cast_mm``), with
 official weights."""
 import ast
 import os
@@ -14,7 +14,6 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.apis import ModelHub, get_model
 
-import cast_mm
 from cast_mm.checkpoints import DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES, model_info
 from cast_mm.registry import MODELS
 
@@ -31,7 +30,6 @@ def test_every_metafile_entry_points_to_a_config():
 
 
 def test_classification_configs_are_in_the_model_hub():
-    cast_mm.setup_env()
     assert ModelHub.has('cast-s_8xb128_in1k')
     model = get_model('cast-s_8xb128_in1k')
     assert type(model.backbone).__name__ == 'CAST'
@@ -39,9 +37,8 @@ def test_classification_configs_are_in_the_model_hub():
 
 
 @pytest.mark.slow
-def test_setup_env_registers_every_model_of_the_index():
+def test_import_cast_mm_registers_every_model_of_the_index():
     code = ('import cast_mm\n'
-            'cast_mm.setup_env()\n'
             'from mmpretrain.apis import ModelHub, list_models\n'
             "names = list_models('cast*')\n"
             "assert 'cast-s_deit_in1k' in names and 'cast-s_ade20k' in names, names\n"

@@ -10,7 +10,7 @@ import torch
 from conftest import load_tool
 from weights_helpers import DEIT, file_bytes, loopback_hub, to_official_deit
 
-from cast_mm.apis import HierarchyExtractor, extract_hierarchy
+from cast_mm.apis import HierarchyExtractor
 
 
 def _write(path, image):
@@ -19,46 +19,97 @@ def _write(path, image):
 
 
 # ----------------------------------------------------------------------------- without browser
-def test_read_image_converts_or_names_the_problem(tmp_path):
+TINY_CLASSIFIER = (
+    "_base_ = [{base!r}]\n"
+    "model = dict(backbone=dict(arch=dict(_delete_=True, embed_dims=48, depths=(1, 1, 1, 1), "
+    "num_heads=4), num_clusters=(16, 8, 4, 2), pool_num_heads=4), head=dict(in_channels=48))\n")
+
+
+@pytest.fixture(scope='module')
+def tiny_page(tmp_path_factory):
+    """The explorer's page logic on a tiny DeiT classifier (random weights), and its config."""
+    from conftest import REPO
     tool = load_tool('hierarchy_explorer')
+    root = tmp_path_factory.mktemp('explorer')
+    config = root / 'tiny_deit.py'
+    config.write_text(TINY_CLASSIFIER.format(
+        base=os.path.join(REPO, 'configs', 'cast', 'cast-s_8xb128_in1k.py')))
+    models = tool.ModelCache('cpu', custom=(str(config), 'random'))
+    return tool, tool.Explorer(models, str(root / 'out')), models.custom_label, str(config)
+
+
+def _photo_file(tmp_path, name='photo.png', size=(200, 260)):
+    from skimage import data
+    return _write(tmp_path / name, cv2.resize(data.astronaut(), size)[..., ::-1])
+
+
+def test_page_shows_what_the_inferencer_sees(tiny_page, tmp_path):
+    """Superpixels and top-5 classes of an upload equal ImageClassificationInferencer's on the
+    same file (the config's test pipeline: resize, centre crop, the DeiT SEEDS preset)."""
+    from mmpretrain import ImageClassificationInferencer
+    from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
+    tool, explorer, label, _ = tiny_page
+    os.makedirs(explorer.out_dir, exist_ok=True)
+    path = _photo_file(tmp_path)
+    state = explorer.compute(path, [], label, tool.SEEDS, 0)
+    model = explorer.models.get(label).model
+    expected = ImageClassificationInferencer(model)(path, return_datasamples=True)[0]
+    np.testing.assert_array_equal(state['superpixels'], expected.superpixels.numpy())
+    top5 = expected.pred_score.topk(5).indices.tolist()
+    assert list(state['top5']) == [IMAGENET_CATEGORIES[i] for i in top5]
+    assert state['image'].shape == (224, 224, 3)
+    saved = np.load(state['npz'])
+    np.testing.assert_array_equal(saved['superpixels'], state['superpixels'])
+    np.testing.assert_array_equal(saved['label_maps'][0],
+                                  state['hierarchy'].label_maps[0].numpy())
+
+
+def test_visitors_keep_their_own_images(tiny_page, tmp_path):
+    tool, explorer, label, _ = tiny_page
+    os.makedirs(explorer.out_dir, exist_ok=True)
+    first = explorer.compute(_photo_file(tmp_path, 'a.png'), [], label, tool.SEEDS, 0)
+    first_image = first['image'].copy()
+    first_figure = explorer.render(first, 0.5, True)
+    second = explorer.compute(tool.example_image('coffee'), ['example'], label, tool.SEEDS, 0)
+    second_figure = explorer.render(second, 0.5, True)
+    assert explorer.click(first, (224 + 4 + 100, 200))
+    explorer.render(first, 0.5, True)
+    # the first visitor's image, picture files and hierarchy are untouched by the second's
+    np.testing.assert_array_equal(first['image'], first_image)
+    assert not np.array_equal(first['image'], second['image'])
+    assert len({first['npz'], second['npz'], first_figure, second_figure}) == 4
+    assert second['point'] is None and first['point'] is not None
+    np.testing.assert_array_equal(np.load(first['npz'])['image'], first_image)
+    # nothing of a visitor is kept by the page logic itself
+    assert set(vars(explorer)) == {'models', 'out_dir'}
+
+
+def test_settings_rerun_the_visitors_own_image(tiny_page, tmp_path):
+    tool, explorer, label, _ = tiny_page
+    os.makedirs(explorer.out_dir, exist_ok=True)
+    path = _photo_file(tmp_path)
+    seeds = explorer.compute(path, [], label, tool.SEEDS, 0)
+    slic = explorer.compute(seeds['source'], seeds['given_notes'], label, tool.SLIC, 0)
+    more = explorer.compute(seeds['source'], seeds['given_notes'], label, tool.SEEDS, 400)
+    np.testing.assert_array_equal(slic['image'], seeds['image'])
+    assert not np.array_equal(slic['superpixels'], seeds['superpixels'])
+    assert more['superpixels'].max() > seeds['superpixels'].max()
+
+
+def test_bad_files_get_a_message(tiny_page, tmp_path):
+    tool, explorer, label, _ = tiny_page
+    os.makedirs(explorer.out_dir, exist_ok=True)
     empty = tmp_path / 'empty.png'
     empty.write_bytes(b'')
     with pytest.raises(tool.BadImage, match='empty'):
-        tool.read_image(str(empty))
+        explorer.compute(str(empty), [], label, tool.SEEDS, 0)
     text = tmp_path / 'notes.png'
     text.write_text('not an image at all')
     with pytest.raises(tool.BadImage, match='not an image'):
-        tool.read_image(str(text))
+        explorer.compute(str(text), [], label, tool.SEEDS, 0)
     grey = np.tile(np.arange(64, dtype=np.uint8), (48, 1))
-    image, notes = tool.read_image(_write(tmp_path / 'grey.png', grey))
-    assert image.shape == (48, 64, 3) and (image[..., 1] == grey).all()
-    assert notes == ['grey image: copied to three channels']
-    deep = (grey.astype(np.uint16) * 257)
-    image, notes = tool.read_image(_write(tmp_path / 'deep.png', deep))
-    assert (image[..., 0] == grey).all() and '16-bit' in notes[0]
-    colour = np.stack([deep, deep // 2, deep // 4], axis=-1)  # BGR, 16 bits per channel
-    image, notes = tool.read_image(_write(tmp_path / 'deep_rgb.png', colour))
-    assert np.abs(image.astype(int) - colour[..., ::-1] // 257).max() <= 1
-    rgba = np.zeros((48, 64, 4), np.uint8)
-    rgba[..., 2] = 255  # red in BGRA
-    rgba[:, :32, 3] = 255  # left half opaque, right half transparent
-    image, notes = tool.read_image(_write(tmp_path / 'rgba.png', rgba))
-    assert (image[0, 0] == (255, 0, 0)).all() and (image[0, 63] == (255, 255, 255)).all()
-    assert 'transparent' in notes[0]
-
-
-def test_fit_image_resizes_to_the_model_size_and_refuses_slivers():
-    tool = load_tool('hierarchy_explorer')
-    resized, notes = tool.fit_image(np.zeros((4000, 6000, 3), np.uint8), 224)
-    assert resized.shape == (224, 336, 3)
-    assert notes == ['resized from 6000 x 4000 to 336 x 224 (shorter side 224, the size the '
-                     'model works at)']
-    same, notes = tool.fit_image(np.zeros((224, 300, 3), np.uint8), 224)
-    assert same.shape == (224, 300, 3) and notes == []
-    with pytest.raises(tool.BadImage, match='at least 32'):
-        tool.fit_image(np.zeros((20, 300, 3), np.uint8), 224)
-    with pytest.raises(tool.BadImage, match='crop it'):
-        tool.fit_image(np.zeros((100, 500, 3), np.uint8), 224)
+    state = explorer.compute(_write(tmp_path / 'grey.png', grey), [], label, tool.SEEDS, 0)
+    assert 'grey image: copied to three channels' in state['notes']
 
 
 def test_page_offers_classification_and_moco_models():
@@ -116,27 +167,23 @@ def random_app():
 
 def _random_model():
     """The explorer's ``random`` model, built as the tool builds it (seeded)."""
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-
+    from cast_mm.apis import init_model
     from cast_mm.checkpoints import model_info
-    tool = load_tool('hierarchy_explorer')
-    cfg = Config.fromfile(model_info('cast-s_deit_in1k')['config'])
-    # The tool builds in the config's scope; earlier tests may have left another one current.
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'cast_mm')):
-        return tool.build_model(cfg, 'random', 'cpu'), tool.hierarchy_settings(cfg)
+    torch.manual_seed(0)
+    return init_model(model_info('cast-s_deit_in1k')['config'])
 
 
-def _assert_npz_equals_extraction(path, model, settings):
+def _assert_npz_equals_extraction(path, model, source):
     saved = np.load(path)
-    expected = extract_hierarchy(model, saved['image'], **settings)
+    result = HierarchyExtractor(model).run(source)[0]
+    expected = result.hierarchy
     assert saved['label_maps'].shape == (expected.num_levels, ) + saved['image'].shape[:2]
     for level, label_map in enumerate(expected.label_maps):
         assert np.array_equal(saved['label_maps'][level], label_map.numpy()), level
     for level, parents in enumerate(expected.parents):
         assert np.array_equal(saved[f'parents_{level}'], parents.numpy()), level
-    seeds = HierarchyExtractor(model, **settings).superpixels(saved['image'])
-    assert np.array_equal(saved['superpixels'], seeds)
+    assert np.array_equal(saved['superpixels'], result.superpixels)
+    assert np.array_equal(saved['image'], result.image)
     return saved
 
 
@@ -169,13 +216,14 @@ def test_page_uploads_draws_clicks_and_downloads(random_app, browser, tmp_path):
     page = timing.ExplorerPage(browser, random_app)
     try:
         assert 'Random weights' in page.text('model-note')
-        photo = timing.photo(256)[:, 16:]  # 256 x 240: resized to 224 on the short side
-        page.upload(_write(tmp_path / 'photo.png', photo[..., ::-1]))
-        assert 'resized from 240 x 256 to 224 x 239' in page.text('status')
+        photo = timing.photo(256)[:, 16:]  # 256 x 240: resized and centre-cropped to 224
+        uploaded = _write(tmp_path / 'photo.png', photo[..., ::-1])
+        page.upload(uploaded)
+        assert page.text('status').startswith('224 x 224 pixels')
         before = page.figure()
         tile = (before.shape[1] - 5 * 4) // 6
         assert tile == 224 and not _highlighted(before).any()
-        bar = before.shape[0] - 239
+        bar = before.shape[0] - 224
         page.click_figure(tile + 4 + 100, bar + 150)  # superpixels tile, image pixel (100, 150)
         path_text = page.text('path')
         x, y = _clicked_point(path_text, (100, 150))
@@ -187,8 +235,7 @@ def test_page_uploads_draws_clicks_and_downloads(random_app, browser, tmp_path):
         npz = page.download('download-npz', str(tmp_path / 'hierarchy.npz'))
         png = page.download('download-png', str(tmp_path / 'hierarchy.png'))
         assert (cv2.imread(png)[..., ::-1] == after).all()
-        model, settings = _random_model()
-        saved = _assert_npz_equals_extraction(npz, model, settings)
+        saved = _assert_npz_equals_extraction(npz, _random_model(), uploaded)
         rows = [line for line in path_text.splitlines() if line.count('%') == 1]
         assert len(rows) == saved['label_maps'].shape[0]
         for level, row in enumerate(rows):
@@ -213,91 +260,42 @@ def test_page_uploads_draws_clicks_and_downloads(random_app, browser, tmp_path):
         page.close()
 
 
-@pytest.mark.slow
-def test_visitors_do_not_share_images(random_app, browser, tmp_path):
-    from cast_analysis import explorer as timing
-    first, second = (timing.ExplorerPage(browser, random_app) for _ in range(2))
-    try:
-        wide = cv2.resize(timing.photo(224), (300, 224))  # not the example's size
-        first.upload(_write(tmp_path / 'a.png', wide[..., ::-1]))
-        first_src = first.figure_src()
-        assert first.text('status').startswith('300 x 224 pixels')
-        assert second.figure_src() is None
-        assert 'Upload an image' in second.text('status')
-        second.page.locator('#use-example').click()
-        second.wait_new_figure(None)
-        assert second.text('status').startswith('224 x 224 pixels')
-        assert 'example photograph' in second.text('status')
-        # the first visitor's picture, image and hierarchy are untouched
-        assert first.figure_src() == first_src != second.figure_src()
-        first.click_figure(300 + 4 + 250, first.figure().shape[0] - 224 + 10)
-        x, y = _clicked_point(first.text('path'), (250, 10))
-        assert first.text('status').startswith('300 x 224 pixels')
-        # boundaries off re-draws; SLIC re-runs the model on the kept image
-        previous = second.figure_src()
-        second.page.locator('#boundaries input').click()
-        previous = second.wait_new_figure(previous) and second.figure_src()
-        second.page.get_by_label('SLIC').check()
-        second.wait_new_figure(previous)
-        model, settings = _random_model()
-        saved = np.load(second.download('download-npz', str(tmp_path / 'slic.npz')))
-        from cast_mm.datasets.transforms import SLICSuperpixels
-        budget = HierarchyExtractor(model, **settings).seeds.budget(*saved['image'].shape[:2])
-        slic = SLICSuperpixels(num_superpixels=budget, pixels_per_superpixel=None,
-                               channel_order='rgb').compute(saved['image'])
-        assert np.array_equal(saved['superpixels'], slic)
-        expected = extract_hierarchy(model, saved['image'], slic, **settings)
-        for level, label_map in enumerate(expected.label_maps):
-            assert np.array_equal(saved['label_maps'][level], label_map.numpy()), level
-    finally:
-        first.close()
-        second.close()
-
-
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     yield from loopback_hub(tmp_path, monkeypatch)
 
 
-@pytest.mark.slow
-def test_model_by_name_from_the_weights_server(hub, browser, tmp_path):
-    timing = _browser_requirements()
-    source, settings = _random_model()
+@pytest.mark.slow  # CAST-S three times (explorer, inferencer, tool) on a 2-core CPU
+def test_explorer_tool_and_inferencer_agree_on_the_official_model(hub, tmp_path,
+                                                                  mmpretrain_scope):
+    """For cast-s_deit_in1k by name (stand-in official weights from a loopback server), the
+    explorer, ``tools/visualize_hierarchy.py --model`` and mmpretrain's inferencer see the
+    same superpixels and the explorer's top 5 are the inferencer's."""
+    from mmpretrain import ImageClassificationInferencer
+    from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
+
+    from cast_mm.visualization import draw_hierarchy
+    source = _random_model()
     torch.manual_seed(1)  # weights that differ from the page's own 'random' model
     with torch.no_grad():
         for param in source.parameters():
             param.add_(0.02 * torch.randn_like(param))
     hub.serve(DEIT, file_bytes(to_official_deit(source.state_dict(), source.backbone.depths),
                                tmp_path))
-    env = {k: os.environ[k] for k in ('CAST_MM_WEIGHTS_BASE', 'TORCH_HOME')}
-    proc, url = timing.start_explorer(['--model', 'cast-s_deit_in1k'], env=env)
-    page = None
-    try:
-        assert len(hub.hits) == 1
-        page = timing.ExplorerPage(browser, url)
-        assert 'cast-s_deit_in1k' in page.text('model-note')
-        assert 'Random' not in page.text('model-note')
-        page.upload(_write(tmp_path / 'photo.png', timing.photo(224)[..., ::-1]))
-        classes = page.text('classes')
-        npz = page.download('download-npz', str(tmp_path / 'hierarchy.npz'))
-        saved = _assert_npz_equals_extraction(npz, source, settings)
-        top = _classify(source, saved, settings).pred_score.topk(5).indices.tolist()
-        from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
-        assert [IMAGENET_CATEGORIES[i] in classes for i in top] == [True] * 5, classes
-    finally:
-        if page is not None:
-            page.close()
-        timing.stop_explorer(proc)
-
-
-def _classify(model, saved, settings):
-    """The classifier's own prediction (mmpretrain ``predict``) on the saved image."""
-    from mmpretrain.structures import DataSample
-    pixels = torch.from_numpy(saved['image']).permute(2, 0, 1)[None].float()
-    mean = torch.tensor(settings['mean']).view(1, 3, 1, 1)
-    std = torch.tensor(settings['std']).view(1, 3, 1, 1)
-    sample = DataSample()
-    sample.set_field(torch.from_numpy(saved['superpixels']).long(), 'superpixels',
-                     field_type='data')
-    with torch.no_grad():
-        return model.predict((pixels - mean) / std, [sample])[0]
+    path = _photo_file(tmp_path)
+    tool = load_tool('hierarchy_explorer')
+    explorer = tool.Explorer(tool.ModelCache('cpu'), str(tmp_path / 'out'))
+    os.makedirs(explorer.out_dir)
+    state = explorer.compute(path, [], 'cast-s_deit_in1k', tool.SEEDS, 0)
+    expected = ImageClassificationInferencer('cast-s_deit_in1k')(
+        path, return_datasamples=True)[0]
+    np.testing.assert_array_equal(state['superpixels'], expected.superpixels.numpy())
+    top5 = expected.pred_score.topk(5).indices.tolist()
+    assert list(state['top5']) == [IMAGENET_CATEGORIES[i] for i in top5]
+    load_tool('visualize_hierarchy').main([path, '--model', 'cast-s_deit_in1k', '--out',
+                                           str(tmp_path / 'vis')])
+    assert len(hub.hits) == 1  # downloaded once, then cached
+    drawing = draw_hierarchy(state['image'], state['hierarchy'])
+    for level in (0, 4):
+        picture = cv2.imread(str(tmp_path / 'vis' / f'photo_level{level}.png'))[..., ::-1]
+        np.testing.assert_array_equal(picture, drawing.levels[level])

@@ -1,5 +1,4 @@
 """Hierarchy pictures: drawing functions, the MMEngine visualizer, the hook and the tool."""
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -8,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, write_tiny_backbone
+from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, load_tool, write_tiny_backbone
 from mmengine.registry import VISUALIZERS
 from weights_helpers import DEIT, file_bytes, loopback_hub, to_official_deit
 
@@ -108,6 +107,7 @@ def test_hook_draws_after_test_and_every_interval(tmp_path):
 
 @pytest.mark.slow
 def test_tool_writes_levels_and_panels_for_a_folder(tmp_path):
+    """The one run of the tool as a command (the other tests call its main in-process)."""
     rng = np.random.RandomState(0)
     folder = tmp_path / 'images'
     folder.mkdir()
@@ -133,10 +133,9 @@ def test_tool_writes_levels_and_panels_for_a_folder(tmp_path):
     assert (cv2.imread(str(out / 'a_level4.png'))[..., ::-1] == expected).all()
 
 
-def _run_tool(*args, env=None):
-    return subprocess.run([sys.executable, osp.join(REPO, 'tools', 'visualize_hierarchy.py'),
-                           *map(str, args)], capture_output=True, text=True, cwd=REPO,
-                          env=env)
+def _run_tool(*args):
+    """``tools/visualize_hierarchy.py`` in this process, through its ``main(argv)``."""
+    load_tool('visualize_hierarchy').main([str(arg) for arg in args])
 
 
 def _image(tmp_path):
@@ -150,23 +149,21 @@ TINY_OVERRIDES = (f'backbone=dict(arch=dict(_delete_=True, **{TINY_ARCH!r}), '
                   'img_size=64, pool_num_heads=4)')
 
 
-@pytest.mark.parametrize('base,head', [
-    ('cast-s_ade20k.py', 'decode_head=dict(in_channels=48, channels=48, num_heads=4)'),
-    ('cast-s_8xb128_in1k.py', 'head=dict(in_channels=48)'),
+@pytest.mark.parametrize('base,head,size', [
+    ('cast-s_ade20k.py', 'decode_head=dict(in_channels=48, channels=48, num_heads=4)',
+     (512, 683)),  # the test pipeline's resize into (2048, 512)
+    ('cast-s_8xb128_in1k.py', 'head=dict(in_channels=48)', (224, 224)),  # resize + crop
 ])
 @pytest.mark.slow
-def test_tool_draws_any_model_with_a_cast_backbone(tmp_path, base, head):
+def test_tool_draws_any_model_with_a_cast_backbone(tmp_path, monkeypatch, base, head, size):
     config = tmp_path / 'tiny.py'
     config.write_text(f"_base_ = [{osp.join(REPO, 'configs', 'cast', base)!r}]\n"
                       f'model = dict({TINY_OVERRIDES}, {head})\n')
     image = _image(tmp_path)
     # 'random' must not fetch the config's init_cfg checkpoint (the official URL): the
     # weights base points at a closed port, so any download attempt would fail.
-    env = dict(os.environ, CAST_MM_WEIGHTS_BASE='http://127.0.0.1:9/none')
-    proc = _run_tool(image, config, 'random', '--out', tmp_path / 'random', '--short-side', 64,
-                     env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert 'Downloading' not in proc.stderr
+    monkeypatch.setenv('CAST_MM_WEIGHTS_BASE', 'http://127.0.0.1:9/none')
+    _run_tool(image, config, 'random', '--out', tmp_path / 'random')
     assert cv2.imread(str(tmp_path / 'random' / 'photo_panel.png')) is not None
 
     from mmengine.config import Config
@@ -178,10 +175,10 @@ def test_tool_draws_any_model_with_a_cast_backbone(tmp_path, base, head):
         model = MODELS.build(cfg.model)
     ckpt = tmp_path / 'trained.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
-    proc = _run_tool(image, config, ckpt, '--out', tmp_path / 'trained', '--short-side', 64,
-                     env=env)
-    assert proc.returncode == 0, proc.stderr
-    assert cv2.imread(str(tmp_path / 'trained' / 'photo_level4.png')).shape == (64, 85, 3)
+    _run_tool(image, config, ckpt, '--out', tmp_path / 'trained')
+    assert cv2.imread(str(tmp_path / 'trained' / 'photo_level4.png')).shape == (*size, 3)
+    with pytest.raises(SystemExit, match='--short-side is for bare backbones'):
+        _run_tool(image, config, ckpt, '--out', tmp_path / 'trained', '--short-side', 64)
 
 
 @pytest.mark.slow
@@ -196,27 +193,25 @@ def test_tool_draws_the_demo_model_with_its_own_checkpoint(tmp_path):
         model = MODELS.build(Config.fromfile(config).model)
     ckpt = tmp_path / 'iter_200.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict(iter=200)), ckpt)
-    proc = _run_tool(_image(tmp_path), config, ckpt, '--out', tmp_path / 'out',
-                     '--short-side', 64)
-    assert proc.returncode == 0, proc.stderr
+    _run_tool(_image(tmp_path), config, ckpt, '--out', tmp_path / 'out')
     assert cv2.imread(str(tmp_path / 'out' / 'photo_panel.png')) is not None
 
 
-@pytest.mark.slow  # three runs of the tool
-def test_tool_refuses_foreign_weights_and_unknown_names(tmp_path):
+def test_tool_refuses_foreign_weights_and_unknown_names(tmp_path, capsys):
     config = tmp_path / 'tiny.py'
     config.write_text(f"model = dict(type='cast_mm.CAST', arch={TINY_ARCH!r}, "
                       f"num_clusters={TINY_CLUSTERS!r}, img_size=64)\n")
     foreign = tmp_path / 'resnet.pth'
     torch.save(dict(state_dict={'backbone.layer1.0.conv1.weight': torch.zeros(4, 4, 1, 1)}),
                foreign)
-    proc = _run_tool(_image(tmp_path), config, foreign, '--out', tmp_path / 'out')
-    assert proc.returncode != 0 and 'a ResNet checkpoint, not CAST' in proc.stderr
-    assert str(foreign) in proc.stderr
-    proc = _run_tool(_image(tmp_path), '--model', 'cast-s_nonexistent', '--out', tmp_path)
-    assert proc.returncode == 2 and 'cast-s_deit_in1k' in proc.stderr
-    proc = _run_tool(_image(tmp_path), '--model', 'cast-s_ade20k', '--out', tmp_path)
-    assert proc.returncode == 2 and 'no official weights' in proc.stderr
+    with pytest.raises(Exception, match='a ResNet checkpoint, not CAST') as error:
+        _run_tool(_image(tmp_path), config, foreign, '--out', tmp_path / 'out')
+    assert str(foreign) in str(error.value)
+    for name, message in (('cast-s_nonexistent', 'cast-s_deit_in1k'),
+                          ('cast-s_ade20k', 'no official weights')):
+        with pytest.raises(SystemExit) as exit_info:
+            _run_tool(_image(tmp_path), '--model', name, '--out', tmp_path)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -232,14 +227,9 @@ def test_tool_draws_official_weights_by_model_name(hub, tmp_path, mmpretrain_sco
     image_path = tmp_path / 'photo.png'
     cv2.imwrite(str(image_path), cv2.resize(data.astronaut()[..., ::-1], (80, 60),
                                             interpolation=cv2.INTER_AREA))
-    proc = _run_tool(image_path, '--model', 'cast-s_deit_in1k', '--out', tmp_path / 'out',
-                     '--short-side', 64)
-    assert proc.returncode == 0, proc.stderr
+    _run_tool(image_path, '--model', 'cast-s_deit_in1k', '--out', tmp_path / 'out')
     assert len(hub.hits) == 1
-    image = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
-    image = cv2.resize(image, (85, 64), interpolation=cv2.INTER_LINEAR)  # 60 x 80 up to 64
-    preprocessor = source.data_preprocessor
-    extractor = HierarchyExtractor(source, mean=preprocessor.mean.flatten().tolist(),
-                                   std=preprocessor.std.flatten().tolist())
-    expected = draw_hierarchy(image, extractor([image])[0]).levels[4]
+    # the model as mmpretrain builds it by name, through its config's test pipeline
+    result = HierarchyExtractor(source).run(str(image_path))[0]
+    expected = draw_hierarchy(result.image, result.hierarchy).levels[4]
     assert (cv2.imread(str(tmp_path / 'out' / 'photo_level4.png'))[..., ::-1] == expected).all()

@@ -1,4 +1,4 @@
-from .check_image import CheckImage, three_channel_image, uint8_image
+from .check_image import CheckImage
 from .cls_formatting import PackSuperpixelClsInputs
 from .seg_formatting import MISSING_SUPERPIXELS_HINT, PackSuperpixelSegInputs
 from .slic_superpixels import SLICSuperpixels
@@ -7,5 +7,5 @@ from .superpixels import PRESETS, SEEDSSuperpixels, SuperpixelTransform, seeds_s
 __all__ = [
     'MISSING_SUPERPIXELS_HINT', 'PRESETS', 'CheckImage', 'PackSuperpixelClsInputs',
     'PackSuperpixelSegInputs', 'SEEDSSuperpixels', 'SLICSuperpixels', 'SuperpixelTransform',
-    'seeds_superpixels', 'three_channel_image', 'uint8_image'
+    'seeds_superpixels'
 ]

@@ -11,7 +11,7 @@ from mmcv.transforms import BaseTransform
 
 from cast_mm.registry import TRANSFORMS
 from cast_mm.superpixels import PRESETS, SEEDSSource, SuperpixelSource, seeds_superpixels
-from .check_image import three_channel_image
+from cast_mm.utils.images import three_channel_image
 
 __all__ = ['PRESETS', 'SEEDSSuperpixels', 'SuperpixelTransform', 'seeds_superpixels']
 

@@ -43,6 +43,18 @@ train_pipeline = [
     dict(type='cast_mm.PackSuperpixelClsInputs'),
 ]
 
+# One view as the linear probe and the hierarchy tools see an image (main_lincls_suppix.py's
+# validation: Resize(256) + CenterCrop(224)), superpixels as in pre-training. No data loader
+# uses it; cast_mm.apis.HierarchyExtractor and tools/hierarchy_explorer.py do.
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='cast_mm.CheckImage'),  # arrays as files load: H x W x 3 uint8
+    dict(type='ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bilinear'),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='cast_mm.SEEDSSuperpixels', preset='moco'),
+    dict(type='cast_mm.PackSuperpixelClsInputs'),
+]
+
 train_dataloader = dict(
     batch_size=32,  # 8 GPUs x 32 = 256 (scripts/moco/train_imagenet1k_cast.sh, -b 256)
     drop_last=True,  # as main_moco_suppix.py's loader
