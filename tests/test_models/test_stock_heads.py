@@ -232,3 +232,19 @@ def test_config_inheriting_the_segmenter_recipe_takes_uperhead(tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 2 and runner.model.backbone.out_type == 'feature_maps'
+
+
+@pytest.mark.slow
+def test_test_time_augmentation_with_uperhead(tmp_path):
+    """What ``tools/test.py --tta`` runs: mmseg's SegTTAModel over scales and flips."""
+    from mmengine.runner import Runner
+    from seg_helpers import make_ade20k, shrink_seg_config
+    cfg = shrink_seg_config(Config.fromfile(osp.join(CONFIGS, 'cast-s_upernet_ade20k.py')),
+                            str(tmp_path / 'work'), make_ade20k(str(tmp_path / 'ade')))
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.test_dataloader.dataset.pipeline[1].transforms[0] = [
+        dict(type='Resize', scale_factor=r, keep_ratio=True) for r in (0.75, 1.0)]
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+    metrics = Runner.from_cfg(cfg).test()
+    assert set(metrics) == {'aAcc', 'mIoU', 'mAcc'}
