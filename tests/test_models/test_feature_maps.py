@@ -110,3 +110,16 @@ def test_stock_encoder_decoder_with_cast_is_told_the_cast_mm_model():
         model = MODELS.build(cfg)
     with pytest.raises(TypeError, match='cast_mm.SuperpixelEncoderDecoder'):
         model(torch.randn(1, 3, 64, 64), mode='tensor')
+
+
+def test_stock_image_classifier_with_cast_is_told_the_cast_mm_model():
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import MODELS
+    cfg = dict(type='ImageClassifier',
+               backbone=dict(type='cast_mm.CAST', arch=TINY_ARCH, num_clusters=TINY_CLUSTERS,
+                             img_size=64, pool_num_heads=4),
+               head=dict(type='LinearClsHead', num_classes=3, in_channels=48))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg)
+    with pytest.raises(TypeError, match='cast_mm.SuperpixelImageClassifier'):
+        model(torch.randn(1, 3, 64, 64), mode='tensor')
