@@ -127,12 +127,13 @@ UNSUPPORTED_HEADS = dict(
 
 
 def head_class(head: Union[Dict, object, None]) -> Optional[type]:
-    """The class of a head config (resolved as mmseg builds it) or of a built head."""
+    """The class of a head config (resolved as mmseg builds it, then in cast_mm's scope) or of
+    a built head."""
     if head is None:
         return None
     if isinstance(head, dict):
         kind = head.get('type')
-        return MMSEG_MODELS.get(kind) if isinstance(kind, str) else kind
+        return MMSEG_MODELS.get(kind) or MODELS.get(kind) if isinstance(kind, str) else kind
     return type(head)
 
 
