@@ -80,6 +80,16 @@ def _shrink_pipeline(pipeline: List[Dict]) -> None:
             transform['size'] = (CROP, CROP)
 
 
+def shrink_head(head: Dict, width: int) -> None:
+    """A decode head config made ``width`` wide, in place: every input (a list of them for
+    multi-level heads) and the hidden channels."""
+    in_channels = head.get('in_channels')
+    head.update(in_channels=[width] * len(in_channels)
+                if isinstance(in_channels, (list, tuple)) else width, channels=width)
+    if 'num_heads' in head:
+        head.num_heads = 4
+
+
 def shrink_seg_config(cfg: Config, work_dir: str, data_root: Optional[str] = None,
                       iters: int = 2) -> Config:
     """Reduce a segmentation config to a tiny CAST and 64-pixel crops, in place."""
@@ -87,10 +97,9 @@ def shrink_seg_config(cfg: Config, work_dir: str, data_root: Optional[str] = Non
     model = cfg.model
     model.backbone.update(arch=TINY_ARCH, num_clusters=TINY_CLUSTERS, init_cfg=None,
                           pool_num_heads=4, img_size=CROP)
-    head = model.decode_head
-    head.update(in_channels=TINY_ARCH['embed_dims'], channels=TINY_ARCH['embed_dims'])
-    if 'num_heads' in head:
-        head.num_heads = 4
+    for head in (model.decode_head, model.get('auxiliary_head')):
+        if head is not None:
+            shrink_head(head, TINY_ARCH['embed_dims'])
     model.data_preprocessor.size = (CROP, CROP)
     model.test_cfg.update(crop_size=(CROP, CROP), stride=(48, 48))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

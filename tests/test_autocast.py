@@ -39,7 +39,7 @@ def test_backbone_forward_and_backward_under_autocast(mode, token_pooling, fused
 
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize('name', ['cast-s_ade20k.py', 'cast-s_segformer-head_ade20k.py',
+@pytest.mark.parametrize('name', ['cast-s_ade20k.py', 'cast-s_hierarchy-mlp-head_ade20k.py',
                                   'cast-s_voc-finetune.py'])
 def test_segmentor_loss_step_under_autocast(name, dtype, tmp_path):
     cfg = Config.fromfile(osp.join(CONFIGS, name))

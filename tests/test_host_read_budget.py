@@ -3,7 +3,8 @@
 Counted on CPU with :class:`cast_analysis.host_reads.HostReadCounter` (the ops that read values
 on the host on any device). The budget: at most 2 reads per training step of the segmentation and
 classification configs (batch through the config's own pipeline and data preprocessor, fast
-path, MaskedSyncBN's synchronised path, dropout on) and per whole-image ``inference_model``;
+path, MaskedSyncBN's synchronised path, dropout on; CAST's own head and mmseg's UPerNet on CAST's
+feature maps) and per whole-image ``inference_model``;
 none inside the layers, so the number does not grow with the depth. Each remaining read is
 listed in docs/performance.md ("Host reads per step").
 """
@@ -73,24 +74,41 @@ PER_LAYER = ('layers/attention.py', 'layers/graph_pooling.py', 'layers/block_fus
              'heads/mask_transformer.py', 'ops/farthest_point_sampling')
 
 
+#: Reads in mmseg's own code that its stock heads make in training: ``acc_seg`` of every head
+#: with a loss (``mmseg/models/losses/accuracy.py``) indexes by a boolean mask twice. Not
+#: cast_mm's to remove; counted apart from the budget and listed in docs/performance.md.
+MMSEG_STOCK_HEAD_READS = ('models/losses/accuracy.py', )
+
+
 def _no_read_inside_layers(reads: HostReadCounter) -> None:
     inside = [r for r in reads.reads if any(part in r.where for part in PER_LAYER)]
     assert not inside, reads.summary()
 
 
+def _cast_mm_reads(reads: HostReadCounter) -> list:
+    """The reads outside mmseg's stock-head accuracy (:data:`MMSEG_STOCK_HEAD_READS`)."""
+    return [r for r in reads.reads
+            if not any(part in r.where for part in MMSEG_STOCK_HEAD_READS)]
+
+
 def _assert_train_step_within_budget(cfg: Config, synchronised_bn: list) -> None:
-    """One training step of ``cfg`` reads at most :data:`BUDGET` device values, none inside a
-    layer, with the synchronised BN path taken."""
+    """One training step of ``cfg`` reads at most :data:`BUDGET` device values besides mmseg's
+    stock-head accuracy, none inside a layer, with the synchronised BN path taken."""
     runner = Runner.from_cfg(cfg)
     reads = _train_step_reads(runner, cfg)
     assert synchronised_bn, 'the synchronised BN path did not run'
-    assert reads.count <= BUDGET, reads.summary()
+    assert len(_cast_mm_reads(reads)) <= BUDGET, reads.summary()
     _no_read_inside_layers(reads)
 
 
+#: The segmentation configs measured: CAST's own head, and mmseg's UPerNet + FCN auxiliary on
+#: CAST's feature maps.
+SEG_NAMES = ('cast-s_ade20k.py', 'cast-s_upernet_ade20k.py')
+
+
 @pytest.mark.slow
-def test_segmentation_train_step_reads_at_most_two_values(synchronised_bn, tmp_path):
-    name = 'cast-s_ade20k.py'
+@pytest.mark.parametrize('name', SEG_NAMES)
+def test_segmentation_train_step_reads_at_most_two_values(name, synchronised_bn, tmp_path):
     cfg = Config.fromfile(osp.join(CONFIGS, name))
     shrink_seg_config(cfg, str(tmp_path / 'work'), dataset_root_for(name, tmp_path))
     cfg.model.backbone.update(drop_rate=0.1, token_pooling='fast')
@@ -125,9 +143,9 @@ def test_classification_train_step_reads_at_most_two_values(synchronised_bn, tmp
 
 
 @pytest.mark.slow
-def test_whole_image_inference_reads_at_most_two_values(tmp_path):
+@pytest.mark.parametrize('name', SEG_NAMES)
+def test_whole_image_inference_reads_at_most_two_values(name, tmp_path):
     from mmseg.apis import inference_model, init_model
-    name = 'cast-s_ade20k.py'
     cfg = Config.fromfile(osp.join(CONFIGS, name))
     shrink_seg_config(cfg, str(tmp_path / 'work'), dataset_root_for(name, tmp_path))
     cfg.model.test_cfg = dict(mode='whole')

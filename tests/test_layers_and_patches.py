@@ -31,7 +31,7 @@ def test_cast_mm_types_need_no_custom_imports():
 
 @pytest.fixture(scope='module')
 def segformer_cfg(tmp_path_factory):
-    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_segformer-head_ade20k.py'))
+    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_hierarchy-mlp-head_ade20k.py'))
     return shrink_seg_config(cfg, str(tmp_path_factory.mktemp('work')))
 
 

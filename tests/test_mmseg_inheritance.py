@@ -1,4 +1,5 @@
 """Downstream configs inherit ours: relative paths, ``cast_mm::`` and mmseg bases."""
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -112,3 +113,43 @@ def test_unknown_package_base_is_a_clear_error(tmp_path):
     path.write_text("_base_ = ['cast_mm::cast/no-such-config.py']\n")
     with pytest.raises(FileNotFoundError, match='no-such-config'):
         Config.fromfile(str(path))
+
+
+#: A downstream config on mmseg's UPerNet recipe: other classes, shrunk as :data:`SHRINK`.
+UPERNET_DOWNSTREAM = f"""
+_base_ = ['cast_mm::cast/cast-s_upernet_ade20k.py']
+crop = (64, 64)
+model = dict(
+    data_preprocessor=dict(size=crop),
+    backbone=dict(arch=dict(_delete_=True, **{TINY_ARCH!r}), num_clusters={TINY_CLUSTERS!r},
+                  init_cfg=None, pool_num_heads=4, img_size=64),
+    decode_head=dict(num_classes=3, in_channels=[48] * 4, channels=48),
+    auxiliary_head=dict(num_classes=3, in_channels=48, channels=48))
+""" + SHRINK[SHRINK.index('train_pipeline = ['):].replace(  # whole-image test: SEEDS too
+    "    dict(type='LoadAnnotations', reduce_zero_label=True),\n"
+    "    dict(type='cast_mm.PackSuperpixelSegInputs'),",
+    "    dict(type='LoadAnnotations', reduce_zero_label=True),\n"
+    "    dict(type='cast_mm.SEEDSSuperpixels', preset='seg'),\n"
+    "    dict(type='cast_mm.PackSuperpixelSegInputs'),")
+
+
+@pytest.mark.slow
+def test_upernet_config_inherited_with_other_classes_trains_on_two_processes(tmp_path):
+    """tools/dist_train.sh CONFIG 2 (gloo on CPU) on a config inheriting the UPerNet recipe."""
+    from resume_helpers import free_port
+    root = make_ade20k(str(tmp_path / 'my_data'))
+    config = tmp_path / 'my_upernet.py'
+    config.write_text(f'DATA_ROOT = {root!r}\n{UPERNET_DOWNSTREAM}')
+    cfg = Config.fromfile(str(config))
+    assert cfg.model.decode_head.type == 'UPerHead' and cfg.model.decode_head.num_classes == 3
+    assert cfg.model.auxiliary_head.num_classes == 3
+    assert cfg.test_dataloader.dataset.pipeline[2].type == 'cast_mm.SEEDSSuperpixels'
+    env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1', PYTHON=sys.executable,
+               MAX_RESTARTS='0')
+    done = subprocess.run(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(config), '2',
+                           '--work-dir', str(tmp_path / 'work')], capture_output=True,
+                          text=True, env=env, cwd=str(tmp_path), timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    log = next((tmp_path / 'work').glob('*/*.log')).read_text()
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    assert (tmp_path / 'work' / 'iter_2.pth').exists()

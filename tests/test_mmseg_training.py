@@ -14,10 +14,12 @@ from seg_helpers import CONFIGS, SEG_CONFIGS, dataset_root_for, make_ade20k, shr
 
 def test_all_segmentation_configs_are_covered():
     expected = {
-        'cast-s_ade20k.py', 'cast-s_pascal-context.py', 'cast-s_segformer-head_ade20k.py',
-        'cast-s_segformer-head_pascal-context.py', 'cast-b_ade20k.py', 'cast-b_pascal-context.py',
-        'cast-b_segformer-head_ade20k.py', 'cast-b_segformer-head_pascal-context.py',
-        'cast-s_demo.py', 'cast-s_voc-finetune.py'
+        'cast-s_ade20k.py', 'cast-s_pascal-context.py', 'cast-s_hierarchy-mlp-head_ade20k.py',
+        'cast-s_hierarchy-mlp-head_pascal-context.py', 'cast-b_ade20k.py',
+        'cast-b_pascal-context.py', 'cast-b_hierarchy-mlp-head_ade20k.py',
+        'cast-b_hierarchy-mlp-head_pascal-context.py', 'cast-s_upernet_ade20k.py',
+        'cast-s_upernet_pascal-context.py', 'cast-s_segformer-head_ade20k.py', 'cast-s_demo.py',
+        'cast-s_voc-finetune.py'
     }
     assert expected <= set(SEG_CONFIGS)
 

@@ -17,6 +17,7 @@ import pytest
 import torch.nn as nn
 from conftest import REPO, TINY_ARCH
 from mmengine.config import Config
+from seg_helpers import shrink_head
 
 CONFIGS = osp.join(REPO, 'configs', 'cast')
 
@@ -118,7 +119,7 @@ def recipe_values(name: str) -> Dict[str, Any]:
             head_norm=head.get('norm_cfg', {}).get('type'),
             decoder_dropout=head.get('dropout', head.get('dropout_ratio')),
             loss=_plain(head.loss_decode),
-            ignore_index=head.ignore_index,
+            ignore_index=head.get('ignore_index', 255),  # mmseg's default
             test_cfg=_plain(model.test_cfg),
             window_superpixels=_plain(model.get('window_superpixels')),
             test_pipeline=_transforms(cfg.test_dataloader.dataset.pipeline),
@@ -126,6 +127,12 @@ def recipe_values(name: str) -> Dict[str, Any]:
                                _reduces_zero_label(cfg.test_dataloader.dataset)],
             find_unused_parameters=cfg.get('find_unused_parameters', False),
         )
+        if backbone.get('out_type') == 'feature_maps':  # mmseg's stock heads
+            values['feature_maps'] = {k: _plain(backbone[k]) for k in
+                                      ('out_type', 'out_indices', 'out_strides')}
+        for part in ('auxiliary_head', 'neck'):
+            if model.get(part) is not None:
+                values[part] = _plain(model[part])
     else:  # mmpretrain
         head = model.head
         values.update(
@@ -165,12 +172,12 @@ def _built_values(cfg: Config, registry) -> Dict[str, Any]:
     model_cfg.backbone.arch = dict(TINY_ARCH, depths=(2, 1, 1, 1))
     model_cfg.backbone.init_cfg = None
     head = model_cfg.get('decode_head', model_cfg.get('head'))
-    if 'in_channels' in head:
-        head.in_channels = width
     if 'decode_head' in model_cfg:
-        head.channels = width
-        if 'num_heads' in head:
-            head.num_heads = 4
+        for seg_head in (head, model_cfg.get('auxiliary_head')):
+            if seg_head is not None:
+                shrink_head(seg_head, width)
+    elif 'in_channels' in head:
+        head.in_channels = width
     if model_cfg.get('neck') is not None:  # MoCo projector and predictor
         model_cfg.neck.update(in_channels=width, hid_channels=64)
         head.predictor.hid_channels = 64
@@ -278,6 +285,75 @@ _BASE = dict(arch='base')
 #: The SegFormer-style hierarchy head is ours (no official counterpart): recipe otherwise official.
 _HIERARCHY_HEAD = dict(head='cast_mm.HierarchyMLPHead', decoder_dropout=0.1,
                        built_head_dropouts=[0.1], built_head_norms=[])
+
+#: mmseg's ViT-UPerNet recipe (vit_deit-s16_upernet_8xb2-160k_ade20k-512x512, its bases
+#: upernet_vit-b16_ln_mln.py and vit_vit-b16_mln_upernet_8xb2-160k_ade20k-512x512.py) with
+#: CAST-S in place of DeiT-S. Values are mmseg's; comments say where ours differ and why.
+_UPERNET_NORM = 'cast_mm.MaskedSyncBN'  # mmseg: SyncBN, which refuses CPU tensors under gloo
+UPERNET_ADE20K = dict(
+    arch='small', mode='segmentation', pos_embed='learned', num_clusters=[320, 160, 80, 40],
+    backbone_norm='cast_mm.MaskedSyncBN',  # CAST's stem BN, synchronised (DeiT has none)
+    drop_path=0.1,  # model.backbone.drop_path_rate of the DeiT-S config
+    mask_padding=True,  # ours: batch-invariant tokens, as every CAST segmentation config
+    init={'type': 'Pretrained', 'prefix': 'backbone.'},  # the official DeiT CAST-S weights
+    optimizer={'type': 'AdamW', 'lr': 6e-5, 'betas': [0.9, 0.999], 'weight_decay': 0.01,
+               'fused': True},  # fused: torch's one-kernel update (ours)
+    optim_wrapper='OptimWrapper',
+    paramwise={'custom_keys': {'pos_embed': {'decay_mult': 0.0},
+                               'cls_token': {'decay_mult': 0.0},
+                               'norm': {'decay_mult': 0.0}}},
+    schedule=[{'type': 'LinearLR', 'start_factor': 1e-6, 'by_epoch': False, 'begin': 0,
+               'end': 1500},
+              {'type': 'PolyLR', 'eta_min': 0.0, 'power': 1.0, 'begin': 1500, 'end': 160000,
+               'by_epoch': False}],
+    # 160k as the recipe's name and published 42.87 mIoU; mmseg 1.2.2's file inherits 80k
+    length=160000,
+    batch_per_gpu=2, base_batch=16, drop_last=False,
+    # mmseg's ADE20K pipeline, plus the mean-colour pad (mmseg pads the normalised batch with
+    # 0, the same colour) and SEEDS on the final crop / test image
+    train_pipeline=_ADE_TRAIN, test_pipeline=_ADE_TEST,
+    reduce_zero_label=[True, True],
+    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+    # mmseg: every 16k, all kept; ours keeps the last 3 and the best
+    checkpoints=[{'by_epoch': False, 'interval': 16000, 'max_keep_ckpts': 3,
+                  'save_best': 'mIoU'}],
+    head='UPerHead', head_norm=_UPERNET_NORM, decoder_dropout=0.1,
+    loss={'type': 'CrossEntropyLoss', 'use_sigmoid': False, 'loss_weight': 1.0},
+    ignore_index=255, test_cfg={'mode': 'whole'}, window_superpixels=None,
+    find_unused_parameters=False,
+    # ours: CAST's four levels on the stride-16 grid of DeiT-S's patches (mmseg: no neck)
+    feature_maps={'out_type': 'feature_maps', 'out_indices': [0, 1, 2, 3],
+                  'out_strides': [16, 16, 16, 16]},
+    auxiliary_head={'type': 'FCNHead', 'in_channels': 384, 'in_index': 3, 'channels': 256,
+                    'num_convs': 1, 'concat_input': False, 'dropout_ratio': 0.1,
+                    'num_classes': 150,
+                    'norm_cfg': {'type': _UPERNET_NORM, 'requires_grad': True},
+                    'align_corners': False,
+                    'loss_decode': {'type': 'CrossEntropyLoss', 'use_sigmoid': False,
+                                    'loss_weight': 0.4}},
+    built_backbone_norms=['MaskedSyncBatchNorm'], built_max_drop_path=0.1,
+    built_head_dropouts=[0.1], built_loss_avg_non_ignore=False,
+    built_head_norms=['MaskedSyncBatchNorm'],
+)
+#: The same on Pascal Context: the data of cast-s_pascal-context.py, mmseg's 80k length.
+UPERNET_PASCAL_CONTEXT = dict(
+    UPERNET_ADE20K,
+    schedule=[UPERNET_ADE20K['schedule'][0],
+              {'type': 'PolyLR', 'eta_min': 0.0, 'power': 1.0, 'begin': 1500, 'end': 80000,
+               'by_epoch': False}],
+    length=80000, train_pipeline=_PC_TRAIN, test_pipeline=_PC_TEST,
+    reduce_zero_label=[False, False],
+    checkpoints=[{'by_epoch': False, 'interval': 8000, 'max_keep_ckpts': 3,
+                  'save_best': 'mIoU'}],
+    auxiliary_head=dict(UPERNET_ADE20K['auxiliary_head'], num_classes=60),
+)
+#: mmseg's SegformerHead (segformer_mit-b0's decoder) on the UPerNet recipe, 4/8/16/32 levels.
+SEGFORMER_HEAD_ADE20K = {
+    **{k: v for k, v in UPERNET_ADE20K.items() if k != 'auxiliary_head'},
+    'head': 'SegformerHead',
+    'feature_maps': {'out_type': 'feature_maps', 'out_indices': [0, 1, 2, 3],
+                     'out_strides': [4, 8, 16, 32]},
+}
 
 _DEIT = dict(
     arch='small', mode='classification', pos_embed='learned', num_clusters=None,
@@ -414,12 +490,15 @@ ROWS: Dict[str, Dict[str, Any]] = {
     'cast-s_pascal-context.py': SEGMENTER_PASCAL_CONTEXT,
     'cast-b_ade20k.py': dict(SEGMENTER_ADE20K, **_BASE),
     'cast-b_pascal-context.py': dict(SEGMENTER_PASCAL_CONTEXT, **_BASE),
-    'cast-s_segformer-head_ade20k.py': dict(SEGMENTER_ADE20K, **_HIERARCHY_HEAD),
-    'cast-s_segformer-head_pascal-context.py': dict(SEGMENTER_PASCAL_CONTEXT,
-                                                    **_HIERARCHY_HEAD),
-    'cast-b_segformer-head_ade20k.py': dict(SEGMENTER_ADE20K, **_HIERARCHY_HEAD, **_BASE),
-    'cast-b_segformer-head_pascal-context.py': dict(SEGMENTER_PASCAL_CONTEXT,
-                                                    **_HIERARCHY_HEAD, **_BASE),
+    'cast-s_hierarchy-mlp-head_ade20k.py': dict(SEGMENTER_ADE20K, **_HIERARCHY_HEAD),
+    'cast-s_hierarchy-mlp-head_pascal-context.py': dict(SEGMENTER_PASCAL_CONTEXT,
+                                                        **_HIERARCHY_HEAD),
+    'cast-b_hierarchy-mlp-head_ade20k.py': dict(SEGMENTER_ADE20K, **_HIERARCHY_HEAD, **_BASE),
+    'cast-b_hierarchy-mlp-head_pascal-context.py': dict(SEGMENTER_PASCAL_CONTEXT,
+                                                        **_HIERARCHY_HEAD, **_BASE),
+    'cast-s_upernet_ade20k.py': UPERNET_ADE20K,
+    'cast-s_upernet_pascal-context.py': UPERNET_PASCAL_CONTEXT,
+    'cast-s_segformer-head_ade20k.py': SEGFORMER_HEAD_ADE20K,
     # The demo: the ADE20K recipe shrunk to a CPU (sizes, optimiser and length are the demo's).
     'cast-s_demo.py': dict(
         SEGMENTER_ADE20K, num_clusters=[32, 16, 8, 4], init=None,

@@ -1,19 +1,21 @@
-# CAST-S + SegFormer-style all-MLP head over the four hierarchy levels on ADE20K. Data,
-# schedule and initialisation are those of the official recipe (cast-s_ade20k.py); only the
-# decoder differs.
-_base_ = ['./cast-s_ade20k.py']
+# CAST-S + mmseg's SegFormer head (all-MLP decoder, SegformerHead as in mmseg's
+# segformer_mit-b0 model: 256 channels, dropout 0.1) on ADE20K, with the data, schedule and
+# initialisation of cast-s_upernet_ade20k.py. CAST's four levels are painted on the 4/8/16/32
+# pyramid SegFormer's head reads (its MiT encoder's strides); no auxiliary head.
+#   tools/dist_train.sh configs/cast/cast-s_segformer-head_ade20k.py 8
+_base_ = ['./cast-s_upernet_ade20k.py']
+norm_cfg = dict(type='cast_mm.MaskedSyncBN', requires_grad=True)
 model = dict(
+    backbone=dict(out_strides=(4, 8, 16, 32)),
     decode_head=dict(
         _delete_=True,
-        type='cast_mm.HierarchyMLPHead',
-        in_channels=384,
+        type='SegformerHead',
+        in_channels=[384, 384, 384, 384],
+        in_index=[0, 1, 2, 3],
         channels=256,
-        num_classes=150,
-        num_levels=4,
         dropout_ratio=0.1,
-        ignore_index=255,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
-                         avg_non_ignore=True)))
-# This head reads the stage tokens itself: the segmentor builds the backbone without level
-# fusion (and with its last pooling frozen), so every trained parameter gets a gradient.
-find_unused_parameters = False
+        num_classes=150,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    auxiliary_head=None)

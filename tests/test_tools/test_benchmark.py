@@ -51,7 +51,8 @@ def test_help_names_every_section(capsys):
     with pytest.raises(SystemExit):
         tool.main(['--help'])
     printed = capsys.readouterr().out
-    for section in ('models', 'train', 'loader', 'switches', 'profile', 'fps', 'superpixels',
+    for section in ('models', 'train', 'upernet', 'loader', 'switches', 'profile', 'fps',
+                    'superpixels',
                     'quality', 'compile', 'kernels', 'explorer', '--chromium'):
         assert section in printed
 
@@ -66,6 +67,40 @@ def test_kernels_section_times_each_kernel_against_its_torch_formulation():
     for key in ('kernels/fps/197x8', 'kernels/fps/1025x2'):
         result = run['results'][key]
         assert result['kernel_ms'] > 0 and result['torch_ms'] > 0, key
+
+
+def test_upernet_models_are_ours_and_mmseg_deit_s_on_the_same_head():
+    specs = model_specs(Settings())
+    cast, deit = specs['cast_s_upernet'], specs['deit_s_upernet']
+    assert cast.config == osp.join(REPO, 'configs', 'cast', 'cast-s_upernet_ade20k.py')
+    assert deit.config == 'mmseg::vit/vit_deit-s16_upernet_8xb2-160k_ade20k-512x512.py'
+    assert cast.options == {'model.backbone.init_cfg': None}
+    assert deit.options == {'model.pretrained': None}  # builds without the DeiT weights
+    ours, theirs = load_config(cast.config, cast.options), load_config(deit.config, deit.options)
+    for part in ('decode_head', 'auxiliary_head'):
+        head = {k: v for k, v in ours.model[part].items() if k != 'norm_cfg'}
+        assert head == {k: v for k, v in theirs.model[part].items() if k != 'norm_cfg'}
+    assert ours.optim_wrapper.optimizer.lr == theirs.optim_wrapper.optimizer.lr
+
+
+@pytest.mark.slow
+def test_upernet_section_times_both_models_and_counts_their_flops():
+    from cast_analysis.benchmark import Options, section_upernet
+    from cast_analysis.report import new_run
+    run = new_run('benchmark', 'test', 'cpu', {})
+    section_upernet(run, Settings(smoke=True), Options(warmup=0, repeats=1, memory=False,
+                                                       host_syncs=False))
+    tables = [t for t in run['tables'] if t['section'] == 'upernet']
+    assert [len(t['rows']) for t in tables] == [4, 2]
+    results = run['results']
+    for kind in ('train', 'test'):
+        cast = results[f'upernet/{kind}/cast_s_upernet/fp32']
+        deit = results[f'upernet/{kind}/deit_s_upernet/fp32']
+        assert results[f'upernet/{kind}/ratios/fp32']['time'] == pytest.approx(
+            cast['seconds'] / deit['seconds'])
+    complexity = results['upernet/complexity/cast_s_upernet']
+    assert complexity['superpixels'] == 16 and complexity['shape'] == (64, 64)
+    assert results['upernet/complexity/deit_s_upernet']['flops'] > 0
 
 
 def test_amp_is_refused_on_cpu(capsys):

@@ -2,18 +2,19 @@
 
     python tools/analysis/benchmark.py [--device cpu|cuda] [--threads 2] [--warmup N]
         [--repeats N] [--time-budget S] [--precision fp32 amp]
-        [--sections models train loader switches profile fps superpixels quality compile
-                    kernels explorer]
+        [--sections models train upernet loader switches profile fps superpixels quality
+                    compile kernels explorer]
         [--no-memory] [--no-host-syncs] [--chromium PATH] [--smoke] [--json run.json]
 
 CAST-S (fast and literal, with and without activation checkpointing) against mmseg's
 Segmenter ViT-S and mmpretrain's DeiT-S, every model built from its config with the overrides
-printed beside the table; the train pipeline of every training config on one loader worker
-thread beside the train step; each execution-profile switch against the fast model. All numbers
-of one run come from one machine, with the configurations of a section timed in interleaved
-rounds (median); sections run in the order above. The protocol is in docs/performance.md.
-``--json`` writes the run record (tables, numbers, date, machine and command);
-``tools/analysis/render_tables.py`` renders it as Markdown. The building blocks are the package
+printed beside the table; CAST-S UPerNet beside mmseg's DeiT-S UPerNet (the same head); the
+train pipeline of every training config on one loader worker thread beside the train step;
+each execution-profile switch against the fast model. All numbers of one run come from one
+machine, with the configurations of a section timed in interleaved rounds (median); sections
+run in the order above. The protocol is in docs/performance.md. ``--json`` writes the run
+record (tables, numbers, date, machine and command); ``tools/analysis/render_tables.py``
+renders it as Markdown. The building blocks are the package
 ``cast_analysis`` beside this file.
 """
 import argparse
@@ -30,8 +31,8 @@ from cast_analysis.report import command_line, describe_machine
 
 #: Share of the time budget each section's timed rounds may take (sections without timed
 #: rounds take none).
-BUDGET_WEIGHTS = dict(models=2, train=4, loader=1, switches=4, profile=0, fps=1, superpixels=1,
-                      quality=0, compile=1, kernels=1, explorer=0)
+BUDGET_WEIGHTS = dict(models=2, train=4, upernet=2, loader=1, switches=4, profile=0, fps=1,
+                      superpixels=1, quality=0, compile=1, kernels=1, explorer=0)
 #: Sections a run leaves out unless asked for.
 OPT_IN = ('switches', 'compile', 'kernels', 'explorer')
 #: Defaults per device type: (warm-up rounds, timed rounds, time budget in seconds).

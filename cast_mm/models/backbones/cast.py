@@ -12,6 +12,10 @@ official file                 ``mode``         ``pos_embed`` notes
                                                              fine-tune (``'superpixel'``)
 ``cast_seg_deit.py`` (Segm.)  segmentation     ``'learned'`` fused segment tokens
 ============================  ===============  ============  ==========================
+
+In segmentation mode ``out_type='feature_maps'`` makes CAST an mmseg encoder like any other:
+a tuple of ``(B, C, H_l, W_l)`` maps, one per hierarchy level, for mmseg's stock decode heads
+and necks (:meth:`CAST.feature_maps`).
 """
 import dataclasses
 import os.path as osp
@@ -27,12 +31,13 @@ from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import Tensor
 
 from cast_mm.checkpoints import DEFAULT_WEIGHTS_BASE, OFFICIAL_FILES, check_cast_weights
-from cast_mm.ops import masked_mean, num_token_slots, segment_padding_mask
+from cast_mm.ops import masked_mean, num_token_slots, segment_padding_mask, segment_to_pixels
 from cast_mm.ops.precision import autocast_disabled
 from cast_mm.registry import MODELS
 from ..execution_profile import FAST, FEATURE_INTERPOLATION, POSITION_INTERPOLATION
 from ..layers import (BlockFusion, ConvStem, GraphPooling, TransformerBlock,
-                      interpolated_segment_means, resized_segment_mean, sincos_pos_embed_2d)
+                      interpolated_segment_means, level_assignments, resized_segment_mean,
+                      sincos_pos_embed_2d)
 from ..utils import batch_norm_factory
 
 #: Stride of the convolutional stem.
@@ -125,6 +130,34 @@ def resize_labels(labels: Tensor, size: Tuple[int, int]) -> Tensor:
     return out[:, 0].long()
 
 
+def grid_labels(token_labels: Tensor, image_size: Tuple[int, int], stride: int) -> Tensor:
+    """The token slot of every cell of a stride-``stride`` grid over the image.
+
+    The grid has ``ceil(H / stride) x ceil(W / stride)`` cells; cell ``(i, j)`` covers pixels
+    ``[i * stride, (i + 1) * stride)`` and takes the slot of its centre pixel
+    ``(i * stride + stride // 2, j * stride + stride // 2)``, clamped to the image. The centre
+    is looked up in ``token_labels`` at its own resolution (the image in segmentation mode).
+
+    Args:
+        token_labels (Tensor): ``(B, h, w)`` token slots (:attr:`CASTFeatures.token_labels`).
+        image_size (tuple): ``(H, W)`` of the images.
+        stride (int): pixels per grid cell along each side.
+
+    Returns:
+        Tensor: ``(B, ceil(H / stride), ceil(W / stride))`` int64 slots.
+    """
+    height, width = image_size
+    device = token_labels.device
+
+    def centres(size: int, labels_size: int) -> Tensor:
+        pixel = torch.arange(-(-size // stride), device=device) * stride + stride // 2
+        return pixel.clamp_(max=size - 1) * labels_size // size
+
+    rows = centres(height, token_labels.shape[-2])
+    cols = centres(width, token_labels.shape[-1])
+    return token_labels.index_select(-2, rows).index_select(-1, cols).long()
+
+
 def _replaces_default_init(entry: Dict) -> bool:
     """Whether an ``init_cfg`` entry defines every parameter (CAST's default then skips)."""
     kind = entry['type']
@@ -185,7 +218,17 @@ class CAST(BaseModule):
         out_type (str, optional): what ``forward`` returns: ``'cls_token'`` (``(B, C)``
             normalised stage-4 class token), ``'fused_tokens'`` (``(B, N, C)``),
             ``'fused_tokens_with_cls'`` (``(B, 1 + N, C)``) or ``'fused_mean'`` (``(B, C)``,
-            the official MoCo COCO pre-training output). Defaults by mode.
+            the official MoCo COCO pre-training output) or ``'feature_maps'`` (a tuple of
+            ``(B, C, H_l, W_l)`` maps, one per ``out_indices`` level, for mmseg's stock
+            decode heads: :meth:`feature_maps`). Defaults by mode.
+        out_indices (Sequence[int]): hierarchy levels ``'feature_maps'`` returns, in order:
+            level ``l`` is the tokens of stage ``l + 1`` after its blocks (level 0 the
+            superpixel tokens, level ``l > 0`` the segments of pooling ``l``). Defaults to
+            (0, 1, 2, 3).
+        out_strides (Sequence[int]): the stride of the grid each level is painted on, one per
+            level (not per ``out_indices`` entry). Defaults to (4, 8, 16, 32), a pyramid
+            that mmseg's pyramid heads take without a neck; ``(16, 16, 16, 16)`` gives the
+            grids of a ViT with 16-pixel patches.
         freeze_last_pool (bool, optional): freeze the last pooling (official classification
             models do; its logits still give the coarsest hierarchy level). Defaults to True
             in classification mode and without level fusion (nothing then reads the last
@@ -193,7 +236,8 @@ class CAST(BaseModule):
         fuse_levels (bool, optional): build the level fusion of segmentation mode (the fused
             segment tokens); segmentation heads that read the stage tokens themselves do not
             need it (``cast_mm.SuperpixelEncoderDecoder`` decides from its heads). Defaults to
-            True in segmentation mode.
+            True in segmentation mode unless ``out_type='feature_maps'`` (the feature maps
+            read the stage tokens).
         drop_rate (float): dropout after the position embedding and in blocks. Defaults to 0.
         drop_path_rate (float): stochastic depth, linearly increasing over all blocks.
         mask_padding (bool): batch-invariant mode. Padded tokens (ids an image does not use,
@@ -235,7 +279,10 @@ class CAST(BaseModule):
     }
     default_num_clusters = dict(classification=(64, 32, 16, 8),
                                 segmentation=(320, 160, 80, 40))
-    out_types = ('cls_token', 'fused_tokens', 'fused_tokens_with_cls', 'fused_mean')
+    out_types = ('cls_token', 'fused_tokens', 'fused_tokens_with_cls', 'fused_mean',
+                 'feature_maps')
+    #: The out_types that read the fused tokens of the level fusion.
+    fused_out_types = ('fused_tokens', 'fused_tokens_with_cls', 'fused_mean')
 
     def __init__(self,
                  arch: Union[str, Dict] = 'small',
@@ -246,6 +293,8 @@ class CAST(BaseModule):
                  pos_embed: str = 'learned',
                  token_resolution: Optional[str] = None,
                  out_type: Optional[str] = None,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_strides: Sequence[int] = (4, 8, 16, 32),
                  freeze_last_pool: Optional[bool] = None,
                  fuse_levels: Optional[bool] = None,
                  drop_rate: float = 0.,
@@ -286,12 +335,16 @@ class CAST(BaseModule):
             raise ValueError("out_type 'cls_token' needs mode='classification'")
         if self.out_type != 'cls_token' and mode != 'segmentation':
             raise ValueError(f"out_type {self.out_type!r} needs mode='segmentation'")
-        self.fuse_levels = mode == 'segmentation' and fuse_levels is not False
+        if fuse_levels is None:
+            fuse_levels = mode == 'segmentation' and self.out_type != 'feature_maps'
+        self.fuse_levels = bool(fuse_levels)
         if fuse_levels and mode != 'segmentation':
             raise ValueError("fuse_levels=True needs mode='segmentation'")
-        if out_type is not None and self.out_type != 'cls_token' and not self.fuse_levels:
+        if out_type is not None and self.out_type in self.fused_out_types \
+                and not self.fuse_levels:
             raise ValueError(f'out_type {self.out_type!r} reads the fused tokens: it needs '
                              'fuse_levels=True')
+        self.out_indices, self.out_strides = self._check_levels(out_indices, out_strides)
         if pos_embed not in ('learned', 'sincos'):
             raise ValueError(f"pos_embed must be 'learned' or 'sincos', got {pos_embed!r}")
         self.pos_embed_type = pos_embed
@@ -353,6 +406,22 @@ class CAST(BaseModule):
         if missing:
             raise ValueError(f'a custom CAST arch needs the keys {sorted(missing)}')
         return dict(arch)
+
+    def _check_levels(self, out_indices: Sequence[int],
+                      out_strides: Sequence[int]) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        """``out_indices`` and ``out_strides`` as tuples, or a ValueError naming the problem."""
+        num_levels = len(self.depths)
+        indices = tuple(out_indices)
+        if not indices or len(set(indices)) != len(indices) or any(
+                not isinstance(i, int) or not 0 <= i < num_levels for i in indices):
+            raise ValueError(f'out_indices must be distinct hierarchy levels in '
+                             f'0..{num_levels - 1}, got {out_indices!r}')
+        strides = tuple(out_strides)
+        if len(strides) != num_levels or any(
+                not isinstance(s, int) or s < 1 for s in strides):
+            raise ValueError(f'out_strides needs one positive integer stride per hierarchy '
+                             f'level ({num_levels}), got {out_strides!r}')
+        return indices, strides
 
     @property
     def stage_ranges(self) -> List[Tuple[int, int]]:
@@ -490,9 +559,17 @@ class CAST(BaseModule):
         return tokens, labels
 
     # ---------------------------------------------------------------------------- forward
+    def _missing_superpixels_message(self) -> str:
+        model = ('cast_mm.SuperpixelEncoderDecoder' if self.mode == 'segmentation' else
+                 'cast_mm.SuperpixelImageClassifier')
+        return ('CAST needs the superpixel map of every image: CAST(inputs, superpixels). A '
+                "stock mmseg EncoderDecoder or mmpretrain ImageClassifier passes none; use "
+                f"model=dict(type='{model}', ...) instead, with cast_mm's superpixel transform "
+                'and data preprocessor (configs/cast/ has complete examples)')
+
     def forward_features(self,
                          inputs: Tensor,
-                         superpixels: Tensor,
+                         superpixels: Optional[Tensor] = None,
                          num_slots: Optional[int] = None,
                          ids_checked: bool = False) -> CASTFeatures:
         """Run CAST and return every intermediate (see :class:`CASTFeatures`).
@@ -509,6 +586,8 @@ class CAST(BaseModule):
                 where given): the data preprocessors check them on the host. Skips checking
                 them on the device, which reads them on the host. Defaults to False.
         """
+        if superpixels is None:
+            raise TypeError(self._missing_superpixels_message())
         check_superpixels(inputs, superpixels, num_slots,
                           check_values=not (ids_checked or torch.compiler.is_compiling()))
         feats = self.stem(inputs)
@@ -548,16 +627,45 @@ class CAST(BaseModule):
                                                           out.pool_logits)
         return out
 
+    def feature_maps(self, feats: CASTFeatures, image_size: Tuple[int, int]) -> Tuple[Tensor]:
+        """The hierarchy levels of ``out_indices`` painted on grids, as mmseg's heads read them.
+
+        Level ``l`` is painted on the stride-``out_strides[l]`` grid: every cell takes the
+        superpixel of its centre pixel (:func:`grid_labels`), and that superpixel's level-``l``
+        segment through the argmax chain of the poolings (:func:`level_assignments`; no
+        gradient flows through the argmax); the cell's feature is that segment's token after
+        the blocks of stage ``l + 1``. No map at image resolution is made.
+
+        Args:
+            feats (CASTFeatures): the output of :meth:`forward_features`.
+            image_size (tuple): ``(H, W)`` of the images ``feats`` come from.
+
+        Returns:
+            tuple[Tensor]: one ``(B, C, ceil(H / s), ceil(W / s))`` map per ``out_indices``
+            entry.
+        """
+        chain = level_assignments(feats.pool_logits[:max(self.out_indices)])
+        maps = []
+        for level in self.out_indices:
+            slots = grid_labels(feats.token_labels, image_size, self.out_strides[level])
+            if level > 0:  # stage-1 slot -> segment of pooling `level`
+                slots = chain[level - 1].gather(1, slots.flatten(1)).view_as(slots)
+            maps.append(segment_to_pixels(feats.stage_tokens[level], slots).contiguous())
+        return tuple(maps)
+
     def forward(self,
                 inputs: Tensor,
-                superpixels: Tensor,
+                superpixels: Optional[Tensor] = None,
                 num_slots: Optional[int] = None,
-                ids_checked: bool = False) -> Tuple[Tensor]:
-        """Return a one-element tuple with the output selected by ``out_type``.
+                ids_checked: bool = False) -> Tuple[Tensor, ...]:
+        """Return the output selected by ``out_type``: a one-element tuple, or one map per
+        ``out_indices`` entry for ``'feature_maps'``.
 
         Args are those of :meth:`forward_features`.
         """
         feats = self.forward_features(inputs, superpixels, num_slots, ids_checked)
+        if self.out_type == 'feature_maps':
+            return self.feature_maps(feats, inputs.shape[-2:])
         if self.out_type == 'cls_token':
             return (feats.cls_feature, )
         if not self.fuse_levels:

@@ -41,6 +41,8 @@ class SegmentDecodeHead(BaseDecodeHead):
         **kwargs: the rest of ``BaseDecodeHead`` (``loss_decode``, ``ignore_index``, ...).
     """
 
+    #: The head reads :class:`CASTFeatures` (not feature maps): the segmentor hands it those.
+    reads_cast_features = True
     #: The head reads ``CASTFeatures.fused_tokens`` (backbone ``mode='segmentation'``).
     needs_fused_tokens = True
 

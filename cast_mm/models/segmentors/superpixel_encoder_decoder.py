@@ -1,12 +1,15 @@
 """mmseg EncoderDecoder that hands CAST its superpixels."""
 import dataclasses
+import importlib.util
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
+from mmseg.models.decode_heads.cascade_decode_head import BaseCascadeDecodeHead
 from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS as MMSEG_MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
@@ -107,24 +110,84 @@ class SuperpixelInputs:
         return SuperpixelInputs(images=images)
 
 
+#: mmseg heads that build only with another OpenMMLab package, and that package.
+HEAD_PACKAGES = dict(MaskFormerHead='mmdet', Mask2FormerHead='mmdet')
+#: mmseg decode heads that read feature maps yet cannot run on CAST here, and why.
+#: :class:`SuperpixelEncoderDecoder` refuses them when it is built (docs/segmentation.md).
+UNSUPPORTED_HEADS = dict(
+    DPTHead='it reads (feature map, class token) pairs, the output of mmseg\'s '
+    'VisionTransformer(output_cls_token=True); CAST gives feature maps',
+    PIDHead='it reads what the PIDNet backbone returns, three branches (P, I, D) in training '
+    'and one map in inference, and edge labels',
+    DDRHead='it reads what the DDRNet backbone returns, two branches in training and one map '
+    'in inference',
+    VPDDepthHead='it is a depth estimation head (VPD), not a segmentation head',
+    SideAdapterCLIPHead='it runs its own CLIP model beside the backbone (SAN, open vocabulary)',
+)
+
+
+def head_class(head: Union[Dict, object, None]) -> Optional[type]:
+    """The class of a head config (resolved as mmseg builds it, then in cast_mm's scope) or of
+    a built head."""
+    if head is None:
+        return None
+    if isinstance(head, dict):
+        kind = head.get('type')
+        return MMSEG_MODELS.get(kind) or MODELS.get(kind) if isinstance(kind, str) else kind
+    return type(head)
+
+
+def _heads(*heads) -> List:
+    """Every head of ``heads`` (mmseg takes a list of auxiliary heads), Nones left out."""
+    out = []
+    for head in heads:
+        if isinstance(head, (list, tuple, torch.nn.ModuleList)):
+            out += _heads(*head)
+        elif head is not None:
+            out.append(head)
+    return out
+
+
+def reads_cast_features(head: Union[Dict, object]) -> bool:
+    """Whether a head config (or head) reads :class:`CASTFeatures` rather than feature maps.
+
+    A head class says it does with ``reads_cast_features = True``
+    (:class:`~cast_mm.models.heads.SegmentDecodeHead` and its subclasses); every other decode
+    head, mmseg's among them, reads the backbone's feature maps.
+    """
+    return bool(getattr(head_class(head), 'reads_cast_features', False))
+
+
 def heads_need_fused_tokens(*heads: Optional[Union[Dict, object]]) -> bool:
     """Whether any of the head configs (or heads) reads CAST's fused segment tokens.
 
-    A head class says it does not with ``needs_fused_tokens = False``.
+    Only heads that read :class:`CASTFeatures` can; such a head class says it does not with
+    ``needs_fused_tokens = False``.
     """
-    for head in heads:
-        if head is None:
-            continue
-        if isinstance(head, (list, tuple)):  # mmseg takes a list of auxiliary heads
-            if heads_need_fused_tokens(*head):
-                return True
-            continue
-        if isinstance(head, dict):
-            kind = head.get('type')
-            head = MODELS.get(kind) if isinstance(kind, str) else kind
-        if getattr(head, 'needs_fused_tokens', True):
-            return True
-    return False
+    return any(reads_cast_features(head) and getattr(head_class(head), 'needs_fused_tokens', True)
+               for head in _heads(*heads))
+
+
+def check_heads_supported(*heads: Optional[Union[Dict, object]]) -> None:
+    """Raise ``ValueError`` for a head that cannot run on CAST, with the reason."""
+    for head in _heads(*heads):
+        cls = head_class(head)
+        if not isinstance(cls, type):
+            continue  # an unknown type: the registry names it when building
+        name = cls.__name__
+        reason = UNSUPPORTED_HEADS.get(name)
+        package = HEAD_PACKAGES.get(name)
+        if package is not None and importlib.util.find_spec(package) is None:
+            reason = (f'mmseg builds it from {package}, which is not installed (pip install '
+                      f'{package}; cast_mm does not test it)')
+        if reason is None and issubclass(cls, BaseCascadeDecodeHead):
+            reason = ("it is a cascade head: its forward also takes the previous head's output, "
+                      "which only mmseg's CascadeEncoderDecoder provides")
+        if reason is not None:
+            raise ValueError(f'{name} cannot run on CAST in cast_mm.SuperpixelEncoderDecoder: '
+                             f'{reason}. Heads that read a list of feature maps (UPerHead, '
+                             'SegformerHead, FCNHead, ...) or CASTFeatures work; '
+                             'docs/segmentation.md lists the heads')
 
 
 @MODELS.register_module()
@@ -138,14 +201,24 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
     source on the window of the uint8 image the data preprocessor kept, so superpixels never
     straddle windows and the pipeline needs no superpixel transform.
 
+    Heads of two kinds run here, as decode or auxiliary heads, mixed as you like: cast_mm's
+    segment heads read :class:`CASTFeatures` (a head class says so with
+    ``reads_cast_features = True``), and every other mmseg decode head reads the backbone's
+    feature maps (:meth:`CAST.feature_maps`), through ``neck`` where one is given. When a head
+    reads feature maps and the backbone config names no ``out_type``, the segmentor sets
+    ``out_type='feature_maps'``; another ``out_type`` is an error. Heads that cannot work
+    (:data:`UNSUPPORTED_HEADS`, cascade heads) are refused with the reason.
+
     The backbone's level fusion is built only when a head reads the fused tokens (a head class
-    says it does not with ``needs_fused_tokens = False``); set ``backbone.fuse_levels`` to
-    decide yourself.
+    says it does not with ``needs_fused_tokens = False``; feature-map heads do not); set
+    ``backbone.fuse_levels`` to decide yourself.
 
     Args:
         backbone (dict): a ``cast_mm.CAST`` config in ``mode='segmentation'``.
         decode_head (dict): a head taking :class:`CASTFeatures`
-            (``cast_mm.SuperpixelMaskTransformerHead`` or ``cast_mm.HierarchyMLPHead``).
+            (``cast_mm.SuperpixelMaskTransformerHead``, ``cast_mm.HierarchyMLPHead``) or any
+            mmseg decode head that reads a list of feature maps (``UPerHead``,
+            ``SegformerHead``, ``FCNHead``, ...).
         window_superpixels (dict): the superpixel source of slide windows, any source of
             ``cast_mm.registry.SUPERPIXEL_SOURCES`` (``cast_mm.SEEDSSuperpixels``,
             ``cast_mm.SLICSuperpixels``: :mod:`cast_mm.superpixels`). Its
@@ -162,8 +235,9 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
             flip or resize, take each pixel's class from one argmax per superpixel instead of
             mmseg's per-pixel argmax over the classes (:meth:`predicts_by_segments`; the same
             data samples). Defaults to True; False always runs mmseg's post-processing.
-        **kwargs: the rest of ``EncoderDecoder`` (``train_cfg``, ``test_cfg`` (checked by
-            :func:`check_test_cfg`), ``data_preprocessor``, ``auxiliary_head``, ``init_cfg``).
+        **kwargs: the rest of ``EncoderDecoder`` (``neck`` (on the feature maps),
+            ``auxiliary_head``, ``train_cfg``, ``test_cfg`` (checked by
+            :func:`check_test_cfg`), ``data_preprocessor``, ``init_cfg``).
     """
 
     def __init__(self,
@@ -176,14 +250,9 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         if not isinstance(predict_by_segments, bool):
             raise TypeError(f'predict_by_segments must be True or False, got '
                             f'{predict_by_segments!r}')
-        if kwargs.get('neck') is not None:
-            raise ValueError('SuperpixelEncoderDecoder takes no neck: CAST features are '
-                             'segment tokens, not feature maps')
         test_cfg = check_test_cfg(kwargs.pop('test_cfg', None))
-        if isinstance(backbone, dict) and backbone.get('mode') == 'segmentation' \
-                and 'fuse_levels' not in backbone:
-            backbone = dict(backbone, fuse_levels=heads_need_fused_tokens(
-                decode_head, kwargs.get('auxiliary_head')))
+        backbone = self._backbone_for_heads(backbone, decode_head, kwargs.get('auxiliary_head'),
+                                            kwargs.get('neck'))
         super().__init__(backbone, decode_head, test_cfg=test_cfg, **kwargs)
         if not isinstance(self.backbone, CAST) or self.backbone.mode != 'segmentation':
             raise ValueError("SuperpixelEncoderDecoder needs a cast_mm.CAST backbone with "
@@ -201,6 +270,35 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         #: Whole-image predictions from one argmax per superpixel where they can be.
         self.predict_by_segments_enabled = predict_by_segments
         log_model_execution(self)
+
+    @staticmethod
+    def _backbone_for_heads(backbone: Dict, decode_head: Dict, auxiliary_head,
+                            neck: Optional[Dict]) -> Dict:
+        """The backbone config completed for the heads: ``out_type='feature_maps'`` where a
+        head reads feature maps, ``fuse_levels`` where a head reads the fused tokens."""
+        check_heads_supported(decode_head, auxiliary_head)
+        auxiliaries = _heads(auxiliary_head)
+        if len({reads_cast_features(head) for head in auxiliaries}) > 1:
+            raise ValueError('the auxiliary heads must all read feature maps or all read '
+                             'CASTFeatures (mmseg hands them the same inputs)')
+        map_heads = [head for head in _heads(decode_head, auxiliary_head)
+                     if not reads_cast_features(head)]
+        if neck is not None and not map_heads:
+            raise ValueError('a neck reads feature maps and no head here does (cast_mm\'s '
+                             'segment heads read CASTFeatures): remove model.neck')
+        if not isinstance(backbone, dict) or backbone.get('mode') != 'segmentation':
+            return backbone  # refused with a clear error once built
+        backbone = dict(backbone)
+        if map_heads:
+            names = sorted({getattr(head_class(head), '__name__', '?') for head in map_heads})
+            out_type = backbone.setdefault('out_type', 'feature_maps')
+            if out_type != 'feature_maps':
+                raise ValueError(f'{", ".join(names)} read(s) feature maps and the CAST backbone '
+                                 f"has out_type={out_type!r}: set model.backbone.out_type="
+                                 "'feature_maps' (or leave it out)")
+        if 'fuse_levels' not in backbone:
+            backbone['fuse_levels'] = heads_need_fused_tokens(decode_head, auxiliary_head)
+        return backbone
 
     # ----------------------------------------------------------------------- superpixels
     def superpixel_inputs(self, inputs: Tensor,
@@ -267,6 +365,20 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         return self.extract_feat(inputs, self.resolve_superpixels(superpixels),
                                  self.resolve_num_slots(superpixels))
 
+    def feature_maps(self, feats: CASTFeatures, image_size: Tuple[int, int]) -> Tuple[Tensor]:
+        """The backbone's feature maps of ``feats`` (:meth:`CAST.feature_maps`), through the
+        neck where there is one: what feature-map heads read."""
+        maps = self.backbone.feature_maps(feats, tuple(image_size))
+        return self.neck(maps) if self.with_neck else maps
+
+    def head_inputs(self, head, feats: CASTFeatures, image_size: Tuple[int, int],
+                    maps: Optional[Tuple[Tensor]] = None) -> Union[CASTFeatures, Tuple[Tensor]]:
+        """What ``head`` (a head or mmseg's list of auxiliary heads) reads: ``feats``, or the
+        feature maps (``maps`` where already computed for this batch)."""
+        if reads_cast_features(_heads(head)[0]):
+            return feats
+        return maps if maps is not None else self.feature_maps(feats, image_size)
+
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict],
                       superpixels: Optional[Tensor] = None,
                       num_slots: Optional[int] = None) -> Tensor:
@@ -274,7 +386,16 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
         if superpixels is None:
             raise ValueError('SuperpixelEncoderDecoder.encode_decode needs the (B, H, W) '
                              'superpixel maps of the images')
-        seg_logits = self.decode_head.forward(self.extract_feat(inputs, superpixels, num_slots))
+        feats = self.extract_feat(inputs, superpixels, num_slots)
+        size = inputs.shape[-2:]
+        if not reads_cast_features(self.decode_head):
+            # mmseg's head prediction (some heads predict from one of several training
+            # outputs), resized to these inputs: metas with their size, as mmseg's slide
+            # inference makes them, without changing the caller's.
+            metas = [dict(meta, img_shape=size) for meta in batch_img_metas]
+            return self.decode_head.predict(self.feature_maps(feats, size), metas,
+                                            self.test_cfg)
+        seg_logits = self.decode_head.forward(feats)
         if seg_logits.shape[-2:] != inputs.shape[-2:]:
             seg_logits = F.interpolate(seg_logits, size=inputs.shape[-2:], mode='bilinear',
                                        align_corners=self.align_corners)
@@ -282,14 +403,19 @@ class SuperpixelEncoderDecoder(EncoderDecoder):
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
         feats = self._extract_batch_feat(inputs, data_samples)
-        losses = dict(self._decode_head_forward_train(feats, data_samples))
+        size = inputs.shape[-2:]
+        decode_inputs = self.head_inputs(self.decode_head, feats, size)
+        losses = dict(self._decode_head_forward_train(decode_inputs, data_samples))
         if self.with_auxiliary_head:
-            losses.update(self._auxiliary_head_forward_train(feats, data_samples))
+            maps = None if isinstance(decode_inputs, CASTFeatures) else decode_inputs
+            losses.update(self._auxiliary_head_forward_train(
+                self.head_inputs(self.auxiliary_head, feats, size, maps), data_samples))
         return losses
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
         feats = self._extract_batch_feat(inputs, data_samples)
-        return self.decode_head.forward(feats)
+        return self.decode_head.forward(
+            self.head_inputs(self.decode_head, feats, inputs.shape[-2:]))
 
     def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
         """As mmseg's ``predict``; :meth:`inference` also gets the batch's superpixels."""

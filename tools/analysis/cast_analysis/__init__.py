@@ -16,7 +16,8 @@ with their tables (:func:`new_run`, :class:`Table`, :func:`write_json`,
 The benchmark's sections, the data loader timing, the saved-tensor ledger, the resume timing,
 the explorer timing and the check against the official outputs are the submodules
 :mod:`cast_analysis.benchmark`, :mod:`cast_analysis.loader`, :mod:`cast_analysis.saved_tensors`,
-:mod:`cast_analysis.resume`, :mod:`cast_analysis.explorer` and :mod:`cast_analysis.parity`.
+:mod:`cast_analysis.resume`, :mod:`cast_analysis.explorer`, :mod:`cast_analysis.parity` and the
+parameter and FLOP count :mod:`cast_analysis.flops`.
 It may use every package of cast_mm; nothing in cast_mm imports it, and it imports no tool.
 """
 from .batches import (cast_like_points, make_batch, photo_mosaic, photographs, region_labels,

@@ -6,7 +6,7 @@ official presets, then its packing transform). Segmentation labels are regions o
 photographs (a coarse segmentation into 150 classes with an ignored band along region
 borders); classification labels are fixed classes.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Tuple, Union
 
 import cv2
 import numpy as np
@@ -24,10 +24,12 @@ def photographs() -> List[np.ndarray]:
             data.retina()]
 
 
-def resized_photos(size: int, count: int) -> List[np.ndarray]:
-    """``count`` photographs (cycling through :func:`photographs`) resized to ``size x size``."""
+def resized_photos(size: Union[int, Tuple[int, int]], count: int) -> List[np.ndarray]:
+    """``count`` photographs (cycling through :func:`photographs`) resized to ``size x size``
+    (or to ``size = (height, width)``)."""
+    height, width = (size, size) if isinstance(size, int) else size
     photos = photographs()
-    return [cv2.resize(photos[i % len(photos)], (size, size), interpolation=cv2.INTER_AREA)
+    return [cv2.resize(photos[i % len(photos)], (width, height), interpolation=cv2.INTER_AREA)
             for i in range(count)]
 
 
@@ -54,19 +56,20 @@ def pipeline_tail(cfg):
         return Compose([TRANSFORMS.build(t) for t in pipeline[first:]])
 
 
-def make_batch(task: str, cfg, size: int, batch: int) -> Dict:
-    """A collated batch of ``batch`` photographs at ``size x size`` as ``cfg``'s pipeline packs
-    it (``task``: ``'cls'`` or ``'seg'``)."""
+def make_batch(task: str, cfg, size: Union[int, Tuple[int, int]], batch: int) -> Dict:
+    """A collated batch of ``batch`` photographs at ``size x size`` (or ``size = (height,
+    width)``) as ``cfg``'s pipeline packs it (``task``: ``'cls'`` or ``'seg'``)."""
     from mmengine.dataset import pseudo_collate
     tail = pipeline_tail(cfg)
+    shape = (size, size) if isinstance(size, int) else tuple(size)
     samples = []
-    for i, rgb in enumerate(resized_photos(size, batch)):
+    for i, rgb in enumerate(resized_photos(shape, batch)):
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        results = dict(img=bgr, img_shape=(size, size), ori_shape=(size, size),
+        results = dict(img=bgr, img_shape=shape, ori_shape=shape,
                        scale_factor=(1., 1.), flip=False, flip_direction=None)
         if task == 'seg':
             results.update(gt_seg_map=region_labels(rgb, i), seg_fields=['gt_seg_map'],
-                           reduce_zero_label=True, pad_shape=(size, size))
+                           reduce_zero_label=True, pad_shape=shape)
         else:
             results.update(gt_label=int((i * 389 + 7) % 1000))
         samples.append(tail(results))

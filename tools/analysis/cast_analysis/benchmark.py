@@ -1,12 +1,14 @@
 """The sections of ``tools/analysis/benchmark.py``: each measures, adds tables to a run record
 and returns nothing.
 
-``models``: inference; ``train``: one optimiser step; ``loader``: each training config's train
-pipeline on one loader worker thread, beside the train step; ``switches``: each switch of the
-execution profile against the fast model; ``profile``: operator time shares; ``fps``: farthest
-point sampling; ``superpixels``: SEEDS and SLIC throughput; ``quality``: superpixel quality on
-photo mosaics; ``compile``: ``torch.compile`` of the classification backbone; ``kernels``: each
-kernel against its torch formulation; ``explorer``: the hierarchy explorer in a browser. Every
+``models``: inference; ``train``: one optimiser step; ``upernet``: CAST-S UPerNet beside
+mmseg's DeiT-S UPerNet (train step, inference, parameters and GFLOPs); ``loader``: each
+training config's train pipeline on one loader worker thread, beside the train step;
+``switches``: each switch of the execution profile against the fast model; ``profile``:
+operator time shares; ``fps``: farthest point sampling; ``superpixels``: SEEDS and SLIC
+throughput; ``quality``: superpixel quality on photo mosaics; ``compile``: ``torch.compile`` of
+the classification backbone; ``kernels``: each kernel against its torch formulation;
+``explorer``: the hierarchy explorer in a browser. Every
 section times its configurations interleaved (:func:`interleaved_times`).
 """
 import dataclasses
@@ -24,8 +26,8 @@ import torch
 from .batches import cast_like_points, photo_mosaic, resized_photos, superpixel_count
 from .measure import (Step, count_host_syncs, cuda_peak_memory, interleaved_times, kernel_launches,
                       max_rel_diff, op_profile, peak_memory, sync)
-from .models import (INFERENCE_GROUPS, TRAIN_GROUPS, ModelSpec, Settings, model_specs,
-                     profile_switches)
+from .models import (INFERENCE_GROUPS, TRAIN_GROUPS, UPERNET_GROUP, ModelSpec, Settings,
+                     model_specs, profile_switches)
 from .report import Table, add_table
 
 
@@ -102,8 +104,9 @@ def _ratio_notes(entries: Dict, names: Sequence[str], precision: str, memory: st
 
 
 def _measure_steps(kind: str, names: Sequence[str], settings: Settings, options: Options,
-                   extra: Optional[Callable[[Dict], Dict]] = None):
-    """Time every (model, precision) of a group interleaved; then memory and host syncs."""
+                   extra: Optional[Callable[[Dict], Dict]] = None, compare: bool = True):
+    """Time every (model, precision) of a group interleaved; then memory and host syncs (and,
+    for inference with ``compare``, how the first two models' outputs differ)."""
     variants = _variants(names, options)
     steps = {v: Step(v[0], kind, settings, amp=v[1] == 'amp') for v in variants}
     fns = {v: step for v, step in steps.items()}
@@ -114,7 +117,7 @@ def _measure_steps(kind: str, names: Sequence[str], settings: Settings, options:
              for v, step in steps.items()}
     batch = steps[variants[1]].batch
     comparison = None
-    if kind == 'test':
+    if kind == 'test' and compare:
         first = options.precisions[0]
         comparison = compare_paths(steps[(names[0], first)], steps[(names[1], first)])
     memory = {v: float('nan') for v in variants}
@@ -192,6 +195,58 @@ def section_train(run: Dict, settings: Settings, options: Options) -> None:
             'train', _group_title(group, task, batch, 'train step', settings),
             ['model', 'precision', 'ms/image', 'ms/step', 'peak MiB above resident',
              'host syncs'], rows, notes)))
+
+
+def section_upernet(run: Dict, settings: Settings, options: Options) -> None:
+    """CAST-S UPerNet (``configs/cast/cast-s_upernet_ade20k.py``) beside mmseg's DeiT-S UPerNet
+    (the same head and recipe): train step and inference, interleaved, then parameters and
+    GFLOPs of one image (:mod:`.flops`)."""
+    from .flops import model_complexity
+    task, names = UPERNET_GROUP
+    specs = model_specs(settings)
+    rows, notes, batch = [], _model_lines(names, settings), None
+    for kind, what in (('train', 'train step'), ('test', 'inference')):
+        variants, times, rounds, syncs, memory, batch, _ = _measure_steps(
+            kind, names, settings, options, compare=False)
+        count = settings.task_size(task)[1]
+        for precision in options.precisions:
+            entries = {}
+            for name in names:
+                seconds = times[(name, precision)]
+                entries[name] = dict(ms_per_image=seconds * 1e3 / count, seconds=seconds,
+                                     peak_mib=memory[(name, precision)] / 2**20,
+                                     host_syncs=syncs[(name, precision)])
+                run['results'][f'upernet/{kind}/{name}/{precision}'] = entries[name]
+                rows.append([name, what, precision, _fmt(entries[name]['ms_per_image']),
+                             _fmt(entries[name]['peak_mib']),
+                             _fmt(entries[name]['host_syncs'])])
+            cast, deit = entries[names[0]], entries[names[1]]
+            time_ratio = cast['seconds'] / deit['seconds']
+            memory_ratio = cast['peak_mib'] / deit['peak_mib'] if deit['peak_mib'] else \
+                float('nan')
+            run['results'][f'upernet/{kind}/ratios/{precision}'] = dict(
+                time=time_ratio, memory=memory_ratio)
+            notes.append(f'{what}{f" ({precision})" if precision != "fp32" else ""}: '
+                         f'{names[0]} / {names[1]} time {_ratio(time_ratio)}, peak memory '
+                         f'{_ratio(memory_ratio)}')
+        notes.append(f'{what}: median of {rounds} interleaved rounds after {options.warmup} '
+                     'warm-up')
+    size = settings.task_size(task)[0]
+    complexity = []
+    for name in names:
+        result = model_complexity(specs[name].config, (size, size), specs[name].options)
+        run['results'][f'upernet/complexity/{name}'] = result
+        complexity.append([name, f'{result["params"] / 1e6:.2f}', f'{result["flops"] / 1e9:.2f}'])
+    memory = 'peak MiB (train: above resident)'
+    _print(add_table(run, Table(
+        'upernet', f'{_group_title("UPerNet", task, batch, "CAST-S against DeiT-S", settings)}',
+        ['model', 'step', 'precision', 'ms/image', memory, 'host syncs'], rows,
+        notes)))
+    _print(add_table(run, Table(
+        'upernet', f'UPerNet models: parameters and GFLOPs at {size}x{size}',
+        ['model', 'params (M)', 'GFLOPs'], complexity,
+        ['`tools/analysis/get_flops.py CONFIG --shape H W`: multiply-adds of one image\'s '
+         'inference forward (backbone and decode head), fused attention counted'])))
 
 
 #: A switch earns its keep when its literal value makes the step this much slower or larger.
@@ -582,7 +637,8 @@ def section_explorer(run: Dict, settings: Settings, options: Options) -> None:
 
 
 #: Section name -> function, in the default order.
-SECTIONS = dict(models=section_models, train=section_train, loader=section_loader,
+SECTIONS = dict(models=section_models, train=section_train, upernet=section_upernet,
+                loader=section_loader,
                 switches=section_switches, profile=section_profile, fps=section_fps,
                 superpixels=section_superpixels, quality=section_quality,
                 compile=section_compile, kernels=section_kernels, explorer=section_explorer)

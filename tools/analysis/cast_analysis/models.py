@@ -20,6 +20,8 @@ CLS_CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_8xb128_in1k.py')
 SEG_CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_ade20k.py')
 DEIT_CONFIG = 'mmpretrain::deit/deit-small_4xb256_in1k.py'
 SEGMENTER_CONFIG = 'mmseg::segmenter/segmenter_vit-s_mask_8xb1-160k_ade20k-512x512.py'
+UPERNET_CONFIG = osp.join(REPO, 'configs', 'cast', 'cast-s_upernet_ade20k.py')
+DEIT_UPERNET_CONFIG = 'mmseg::vit/vit_deit-s16_upernet_8xb2-160k_ade20k-512x512.py'
 
 #: Image size and batch of each task (the superpixel budget comes from the config's preset).
 TASK_SIZES = dict(cls=(224, 8), seg=(512, 2))
@@ -27,6 +29,10 @@ TASK_SIZES = dict(cls=(224, 8), seg=(512, 2))
 SMOKE_TASK_SIZES = dict(cls=(64, 2), seg=(64, 1))
 #: Smoke settings: 16 superpixels at 64x64 cannot feed 320 clusters.
 SMOKE_TASK_OPTIONS = dict(cls={}, seg={'model.backbone.num_clusters': (8, 4, 2, 1)})
+#: Smoke settings of the UPerNet models: training batches not padded to 512, and no 1 x 1
+#: pooling, whose BatchNorm has one value per channel in a batch of one image.
+SMOKE_UPERNET_OPTIONS = {'model.data_preprocessor.size': (64, 64),
+                         'model.decode_head.pool_scales': (2, 3, 6)}
 
 NO_CHECKPOINT = {'model.backbone.init_cfg': None}
 WHOLE_INFERENCE = {'model.test_cfg': dict(mode='whole')}
@@ -38,6 +44,8 @@ AMP_OPTIONS = {'optim_wrapper.type': 'AmpOptimWrapper', 'optim_wrapper.loss_scal
 INFERENCE_GROUPS = dict(
     classification=('cls', ('cast_cls_literal', 'cast_cls_fast', 'deit_s')),
     segmentation=('seg', ('cast_seg_literal', 'cast_seg_fast', 'segmenter_vit_s')))
+#: The ``upernet`` section: CAST-S and mmseg's DeiT-S under the same UPerNet (task, models).
+UPERNET_GROUP = ('seg', ('cast_s_upernet', 'deit_s_upernet'))
 #: Train-step groups: as inference, with activation checkpointing variants.
 TRAIN_GROUPS = dict(
     classification=('cls', ('cast_cls_literal', 'cast_cls_fast', 'cast_cls_literal+cp',
@@ -146,6 +154,7 @@ def model_specs(settings: Settings) -> Dict[str, ModelSpec]:
     cls = dict(NO_CHECKPOINT, **settings.task_options('cls'))
     seg = dict(NO_CHECKPOINT, **WHOLE_INFERENCE, **settings.task_options('seg'))
     cls_lit, seg_lit = literal_cfg_options('cls'), literal_cfg_options('seg')
+    upernet_smoke = SMOKE_UPERNET_OPTIONS if settings.smoke else {}
     return {
         'cast_cls_literal': ModelSpec('cls', CLS_CONFIG, dict(cls, **cls_lit)),
         'cast_cls_fast': ModelSpec('cls', CLS_CONFIG, cls),
@@ -158,6 +167,11 @@ def model_specs(settings: Settings) -> Dict[str, ModelSpec]:
         'cast_seg_fast+cp': ModelSpec('seg', SEG_CONFIG, dict(seg, **WITH_CP)),
         'segmenter_vit_s': ModelSpec('seg', SEGMENTER_CONFIG,
                                      {'model.pretrained': None, **WHOLE_INFERENCE}),
+        'cast_s_upernet': ModelSpec('seg', UPERNET_CONFIG,
+                                    dict(NO_CHECKPOINT, **settings.task_options('seg'),
+                                         **upernet_smoke)),
+        'deit_s_upernet': ModelSpec('seg', DEIT_UPERNET_CONFIG,
+                                    {'model.pretrained': None, **upernet_smoke}),
     }
 
 

@@ -1,5 +1,5 @@
 # CAST-B + SegFormer-style all-MLP hierarchy head on ADE20K.
-_base_ = ['./cast-s_segformer-head_ade20k.py']
+_base_ = ['./cast-s_hierarchy-mlp-head_ade20k.py']
 model = dict(
     backbone=dict(
         arch='base',

@@ -1,5 +1,5 @@
 # CAST-S + SegFormer-style all-MLP hierarchy head on Pascal Context (recipe of
-# cast-s_pascal-context.py, decoder of cast-s_segformer-head_ade20k.py).
+# cast-s_pascal-context.py, decoder of cast-s_hierarchy-mlp-head_ade20k.py).
 _base_ = ['./cast-s_pascal-context.py']
 model = dict(
     decode_head=dict(

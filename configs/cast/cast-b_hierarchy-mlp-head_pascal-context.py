@@ -1,5 +1,5 @@
 # CAST-B + SegFormer-style all-MLP hierarchy head on Pascal Context.
-_base_ = ['./cast-s_segformer-head_pascal-context.py']
+_base_ = ['./cast-s_hierarchy-mlp-head_pascal-context.py']
 model = dict(
     backbone=dict(
         arch='base',
