@@ -3,8 +3,8 @@ import pytest
 import torch
 from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels, tiny_cast
 
+from cast_analysis.host_reads import HostReadCounter
 from cast_mm.models.layers import level_assignments
-from cast_mm.utils import HostReadCounter
 
 
 def _maps_backbone(**kwargs):
