@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import DefaultScope

@@ -71,9 +71,15 @@ def test_pipeline_is_timed_per_transform_on_synthetic_files(tmp_path, name, data
 
 def test_one_worker_thread_sets_and_restores_torch_and_opencv_threads():
     torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
-    with one_worker_thread():
-        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
-    assert (torch.get_num_threads(), cv2.getNumThreads()) == (torch_threads, cv2_threads)
+    torch.set_num_threads(2)
+    cv2.setNumThreads(2)
+    try:
+        with one_worker_thread():
+            assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (2, 2)
+    finally:
+        torch.set_num_threads(torch_threads)
+        cv2.setNumThreads(cv2_threads)
 
 
 def test_wrapping_transforms_are_named_with_what_they_wrap():

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, blurred_noise, write_tiny_backbone
+from helpers import REPO, TINY_ARCH, TINY_CLUSTERS, blurred_noise, write_tiny_backbone
+from helpers.seg import CONFIGS, shrink_seg_config
 from mmengine.config import Config
-from seg_helpers import CONFIGS, shrink_seg_config
 
 from cast_mm.datasets.transforms import (CheckImage, SEEDSSuperpixels, three_channel_image,
                                          uint8_image)

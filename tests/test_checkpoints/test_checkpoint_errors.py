@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
@@ -152,7 +152,7 @@ def test_init_model_refuses_a_segmenter_vit_checkpoint(files):
 
 
 def test_the_cast_weights_check_honours_strict_false():
-    from conftest import tiny_cast
+    from helpers import tiny_cast
     model = tiny_cast()
     state = model.state_dict()
     partial = {k: v for k, v in state.items() if not k.startswith('pools.')}

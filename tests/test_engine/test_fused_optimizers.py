@@ -11,7 +11,7 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn as nn
-from conftest import REPO
+from helpers import REPO
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 

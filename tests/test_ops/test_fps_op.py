@@ -1,13 +1,13 @@
 """The farthest point sampling custom op: DGL semantics, backends, kernels, tracing."""
 import importlib
-import os
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO, subprocess_env
 
+from cast_analysis import cast_like_points
 from cast_mm.ops import extension, farthest_point_sampling
 from cast_mm.ops.farthest_point_sampling import SLICE_BYTES, fps_cpu, fps_torch, slices_per_item
 
@@ -86,15 +86,6 @@ def test_compiles_without_graph_break():
 
     compiled = torch.compile(pick, fullgraph=True, backend='eager')
     assert torch.equal(compiled(points), pick(points))
-
-
-def cast_like_points(batch, num_tokens, channels, num_padded, seed=0):
-    """[mean token, tokens] with the last ``num_padded`` tokens replaced by the mean (padding)."""
-    gen = torch.Generator().manual_seed(seed)
-    tokens = torch.randn(batch, num_tokens, channels, generator=gen)
-    mean = tokens[:, :num_tokens - num_padded].mean(dim=1, keepdim=True)
-    tokens[:, num_tokens - num_padded:] = mean
-    return torch.cat([mean, tokens], dim=1)
 
 
 @pytest.mark.parametrize('batch,num_tokens,k,num_padded', [(8, 196, 65, 20), (2, 1024, 321, 100),
@@ -257,7 +248,7 @@ def test_native_backend_uses_the_kernel_on_cpu_and_dgl_without_it(monkeypatch):
 # ------------------------------------------------------------------------------ Triton kernel
 def run_interpreted(code: str) -> None:
     """Run ``code`` in a process whose Triton kernels run through the interpreter on CPU."""
-    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=str(REPO))
+    env = subprocess_env(TRITON_INTERPRET='1')
     result = subprocess.run([sys.executable, '-c', code], cwd=str(REPO), env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -265,15 +256,9 @@ def run_interpreted(code: str) -> None:
 
 TRITON_CHECK = """
 import torch
+from cast_analysis.batches import cast_like_points
 from cast_mm.ops import farthest_point_sampling
 from cast_mm.ops.fps_triton import fps_triton
-
-def cast_like_points(batch, num_tokens, channels, num_padded, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    tokens = torch.randn(batch, num_tokens, channels, generator=gen)
-    mean = tokens[:, :num_tokens - num_padded].mean(dim=1, keepdim=True)
-    tokens[:, num_tokens - num_padded:] = mean
-    return torch.cat([mean, tokens], dim=1)
 """
 
 

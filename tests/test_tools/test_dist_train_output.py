@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
-from resume_helpers import free_port
+from helpers import REPO, free_port
 
 DEMO = osp.join(REPO, 'configs', 'cast', 'cast-s_demo.py')
 #: The demo as shipped, for 2 iterations of 2 images per process (then evaluated on 2 images

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import load_tool
-from weights_helpers import DEIT, file_bytes, loopback_hub, to_official_deit
+from helpers import load_tool
+from helpers.hub import DEIT, file_bytes, loopback_hub, to_official_deit
 
 from cast_mm.apis import HierarchyExtractor, extract_hierarchy
 

@@ -9,10 +9,10 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from helpers import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from helpers.seg import CONFIGS, dataset_root_for, shrink_seg_config
 from mmengine.config import Config
 from mmengine.runner import Runner
-from seg_helpers import CONFIGS, dataset_root_for, shrink_seg_config
 
 from cast_mm.models import CAST
 

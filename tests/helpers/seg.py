@@ -5,12 +5,10 @@ from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
 from mmengine.config import Config
 
 from cast_mm.datasets import generate_demo_ade20k
-
-CONFIGS = osp.join(REPO, 'configs', 'cast')
+from . import CONFIGS, TINY_ARCH, TINY_CLUSTERS
 
 
 def _trains_a_segmentor(name: str) -> bool:

@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO
+from helpers import REPO
 
 from cast_mm.models.layers import resize_pos_grid
 from cast_mm.utils import load_tool_config, prepare_deterministic_environment

@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
+from helpers import REPO, TINY_ARCH, TINY_CLUSTERS
+from helpers.seg import CONFIGS, make_ade20k
 from mmengine.config import Config
-from seg_helpers import CONFIGS, make_ade20k
 
 # What every downstream config below adds to shrink the model and data for a CPU test.
 SHRINK = f"""

@@ -14,7 +14,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, SHARED
+from helpers import REPO, SHARED
 
 FIXTURE = osp.join(SHARED, 'fixtures', 'official_train_step_public.pt')
 CONFIGS = ['cast-s_ade20k.py', 'cast-s_pascal-context.py', 'cast-b_ade20k.py',

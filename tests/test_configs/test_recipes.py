@@ -15,7 +15,7 @@ from typing import Any, Dict, List
 
 import pytest
 import torch.nn as nn
-from conftest import REPO, TINY_ARCH
+from helpers import REPO, TINY_ARCH
 from mmengine.config import Config
 
 CONFIGS = osp.join(REPO, 'configs', 'cast')

@@ -2,7 +2,7 @@
 import os.path as osp
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 from mmengine.config import Config
 
 import cast_mm  # noqa: F401

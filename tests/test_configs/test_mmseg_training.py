@@ -4,12 +4,13 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from typing import Optional
 
 import pytest
-from conftest import REPO
+from helpers import REPO
+from helpers.seg import CONFIGS, SEG_CONFIGS, dataset_root_for, make_ade20k, shrink_seg_config
 from mmengine.config import Config
 from mmengine.runner import Runner
-from seg_helpers import CONFIGS, SEG_CONFIGS, dataset_root_for, make_ade20k, shrink_seg_config
 
 
 def test_all_segmentation_configs_are_covered():
@@ -42,7 +43,46 @@ def test_official_recipe_numbers():
     assert ctx.train_dataloader.dataset.type == 'PascalContextDataset'
 
 
-@pytest.mark.parametrize('name', SEG_CONFIGS)
+def cast_s_twin(name: str) -> Optional[str]:
+    """The CAST-S config a CAST-B config is built on (the same recipe, a wider model)."""
+    twin = name.replace('cast-b_', 'cast-s_', 1)
+    return twin if name.startswith('cast-b_') and twin in SEG_CONFIGS else None
+
+
+#: The configs trained below: one per distinct tiny model. A CAST-B config shrinks to its
+#: CAST-S twin's tiny model (test_cast_b_config_shrinks_to_its_cast_s_twin), and the demo
+#: config is trained until it learns (test_readme.py).
+TRAINED = [name for name in SEG_CONFIGS if cast_s_twin(name) is None and 'demo' not in name]
+
+
+def flatten(node, prefix: str = '') -> dict:
+    """A nested config as ``{'model.backbone.arch': value, ...}``."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    flat = {}
+    for key, value in node.items():
+        flat.update(flatten(value, f'{prefix}.{key}' if prefix else key))
+    return flat
+
+
+@pytest.mark.parametrize('name', [name for name in SEG_CONFIGS if cast_s_twin(name)])
+def test_cast_b_config_shrinks_to_its_cast_s_twin(name, tmp_path):
+    """The CAST-B config differs from its CAST-S twin only in the width of the model (what the
+    recipe test pins) and the weights it starts from, so the twin's training covers it."""
+    cfg, twin = (Config.fromfile(osp.join(CONFIGS, n)) for n in (name, cast_s_twin(name)))
+    mine, theirs = flatten(cfg.to_dict()), flatten(twin.to_dict())
+    missing = object()
+    differences = {key for key in mine.keys() | theirs.keys()
+                   if mine.get(key, missing) != theirs.get(key, missing)}
+    assert differences <= {'model.backbone.arch', 'model.backbone.init_cfg.checkpoint',
+                           'model.decode_head.in_channels', 'model.decode_head.channels',
+                           'model.decode_head.num_heads'}, differences
+    assert cfg.model.backbone.arch == 'base' and 'model.backbone.arch' in differences
+    shrunk = [shrink_seg_config(c, str(tmp_path)).to_dict() for c in (cfg, twin)]
+    assert shrunk[0] == shrunk[1]
+
+
+@pytest.mark.parametrize('name', TRAINED)
 def test_config_trains_two_iterations_and_evaluates(name, tmp_path):
     cfg = Config.fromfile(osp.join(CONFIGS, name))
     shrink_seg_config(cfg, str(tmp_path / 'work'), dataset_root_for(name, tmp_path))
@@ -51,7 +91,7 @@ def test_config_trains_two_iterations_and_evaluates(name, tmp_path):
     assert runner.iter == 2
     assert osp.exists(tmp_path / 'work' / 'iter_2.pth')
     # evaluated once, at the end: the score exists and is a number (a config whose evaluation
-    # does not run or finds no class leaves it out or NaN); tools/demo.py is checked to learn
+    # does not run or finds no class leaves it out or NaN); the demo is checked to learn
     assert math.isfinite(runner.message_hub.get_scalar('val/mIoU').current())
 
 
