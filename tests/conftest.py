@@ -47,9 +47,9 @@ def one_torch_thread():
 def tiny_seg_model_cfg(tmp_path_factory):
     """The model config of ``cast-s_ade20k.py`` shrunk to a tiny CAST (a fresh copy per use is
     the caller's: ``cfg.copy()``)."""
-    from helpers.seg import CONFIGS, shrink_seg_config
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
+    from helpers import load_config
+    from helpers.seg import shrink_seg_config
+    cfg = load_config('cast-s_ade20k.py')
     return shrink_seg_config(cfg, str(tmp_path_factory.mktemp('work'))).model
 
 

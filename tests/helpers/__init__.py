@@ -9,6 +9,8 @@ preemption tests) and :mod:`helpers.hub` (a loopback stand-in for the weights' h
 in the official layouts). ``pytest.ini`` puts ``tests/`` on the path; a subprocess gets the same
 path from :func:`subprocess_env`.
 """
+import copy
+import functools
 import glob
 import importlib.util
 import os
@@ -36,6 +38,20 @@ PYTHONPATH = (TESTS, osp.join(REPO, 'tools', 'analysis'))
 #: A CAST small enough for CPU tests.
 TINY_ARCH = dict(embed_dims=48, depths=(1, 1, 1, 1), num_heads=4)
 TINY_CLUSTERS = (16, 8, 4, 2)
+
+
+@functools.lru_cache(maxsize=None)
+def _read_config(path: str, import_custom_modules: bool):
+    from mmengine.config import Config
+    return Config.fromfile(path, import_custom_modules=import_custom_modules)
+
+
+def load_config(name: str, import_custom_modules: bool = True):
+    """``Config.fromfile`` of a shipped config (``name``: a file of configs/cast) or of a path,
+    read once per session (reading one takes about 0.1 s, and tests read each many times); each
+    call returns a copy of its own, which the caller may change."""
+    path = osp.abspath(name if osp.sep in name else osp.join(CONFIGS, name))
+    return copy.deepcopy(_read_config(path, import_custom_modules))
 
 
 def tiny_cast(mode: str = 'classification', init: bool = True, **kwargs):

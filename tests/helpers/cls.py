@@ -1,11 +1,9 @@
 """Shrinking the mmpretrain configs for CPU tests, and a tiny ImageNet layout."""
-import os.path as osp
-
 import cv2
 import numpy as np
 from mmengine.config import Config
 
-from . import CONFIGS, TINY_CLUSTERS
+from . import TINY_CLUSTERS, load_config
 
 #: The tiny CAST of the classification configs (3 heads: the MoCo-v3 pooling's head count).
 TINY_CLS_ARCH = dict(embed_dims=48, depths=(1, 1, 1, 1), num_heads=3)
@@ -45,7 +43,7 @@ def shrink_cls_pipeline(node):
 def tiny_cls_config(name: str, root, work_dir, **model) -> Config:
     """The named config of configs/cast/ with a tiny model and the image folder ``root``
     (:func:`make_image_folder`); ``model`` is merged into the model config."""
-    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    cfg = load_config(name)
     cfg.work_dir = str(work_dir)
     cfg.merge_from_dict(dict(model=dict(backbone=dict(
         num_clusters=TINY_CLUSTERS, img_size=CLS_SIZE, pool_num_heads=3), **model)))

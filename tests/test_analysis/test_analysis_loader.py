@@ -6,6 +6,7 @@ import os.path as osp
 import cv2
 import pytest
 import torch
+from helpers import load_config
 
 from cast_analysis.loader import (CONFIG_DIR, SAMPLE_LAYOUTS, one_worker_thread, sample_layout,
                                   time_pipeline, training_configs, transform_name, write_samples)
@@ -16,12 +17,11 @@ def config(name):
 
 
 def test_every_training_config_is_in_one_group_and_twins_share_it():
-    from mmengine.config import Config
     groups = training_configs()
     grouped = [path for group in groups for path in group.configs]
     assert len(grouped) == len(set(grouped))
     for path in sorted(glob.glob(osp.join(CONFIG_DIR, '*.py'))):
-        has_loader = Config.fromfile(path).get('train_dataloader') is not None
+        has_loader = load_config(path).get('train_dataloader') is not None
         assert (path in grouped) == has_loader, path
     assert config('cast-s_partimagenet.py') not in grouped  # evaluation only
     by_config = {path: group for group in groups for path in group.configs}

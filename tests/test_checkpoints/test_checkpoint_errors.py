@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers import REPO
+from helpers import REPO, load_config
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
@@ -32,7 +32,7 @@ class _RunsCode:
 
 def seg_config(case: dict) -> Config:
     """The demo segmentation config at the size of a fixture case (learned positions)."""
-    cfg = Config.fromfile(CONFIG)
+    cfg = load_config(CONFIG)
     official = case['config']
     cfg.model.backbone.update(
         arch=dict(embed_dims=official['embed_dim'], depths=official['depth'],

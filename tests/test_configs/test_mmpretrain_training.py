@@ -171,9 +171,8 @@ def test_loss_step_under_autocast(kind, dtype, image_folder, tmp_path):
                               head=dict(predictor=dict(in_channels=32, hid_channels=64,
                                                        out_channels=32)))
         cfg.train_dataloader.batch_size = 3
-    runner = Runner.from_cfg(cfg)
-    model = runner.model
-    data = model.data_preprocessor(next(iter(runner.build_dataloader(cfg.train_dataloader))),
+    model = MODELS.build(cfg.model)
+    data = model.data_preprocessor(next(iter(Runner.build_dataloader(cfg.train_dataloader))),
                                    True)
     with torch.autocast('cpu', dtype=dtype):
         losses = model(**data, mode='loss')

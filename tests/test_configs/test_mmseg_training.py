@@ -1,14 +1,12 @@
 """Every segmentation config trains, evaluates, resumes and runs distributed (tiny CAST, CPU)."""
 import math
-import os
 import os.path as osp
-import subprocess
 import sys
 from typing import Optional
 
 import pytest
-from helpers import REPO
-from helpers.seg import CONFIGS, SEG_CONFIGS, dataset_root_for, make_ade20k, shrink_seg_config
+from helpers import REPO, cpu_training_env, free_port, load_config, run_checked
+from helpers.seg import SEG_CONFIGS, dataset_root_for, make_ade20k, shrink_seg_config
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -24,7 +22,7 @@ def test_all_segmentation_configs_are_covered():
 
 
 def test_official_recipe_numbers():
-    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
+    cfg = load_config('cast-s_ade20k.py')
     assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=1e-3, momentum=0.9, nesterov=True,
                                                weight_decay=0., fused=True)
     assert cfg.param_scheduler[0].power == 0.9 and cfg.param_scheduler[0].eta_min == 1e-5
@@ -35,7 +33,7 @@ def test_official_recipe_numbers():
     assert cfg.model.backbone.init_cfg.checkpoint == (
         'https://huggingface.co/twke/CAST/resolve/main/snapshots/deit/imagenet1k/cast_small/'
         'best_checkpoint.pth')
-    ctx = Config.fromfile(osp.join(CONFIGS, 'cast-s_pascal-context.py'))
+    ctx = load_config('cast-s_pascal-context.py')
     assert ctx.model.decode_head.num_classes == 60
     assert ctx.train_cfg.max_iters == 80128 and ctx.train_dataloader.batch_size == 2
     assert ctx.model.test_cfg == dict(mode='slide', crop_size=(480, 480), stride=(448, 448),
@@ -69,7 +67,7 @@ def flatten(node, prefix: str = '') -> dict:
 def test_cast_b_config_shrinks_to_its_cast_s_twin(name, tmp_path):
     """The CAST-B config differs from its CAST-S twin only in the width of the model (what the
     recipe test pins) and the weights it starts from, so the twin's training covers it."""
-    cfg, twin = (Config.fromfile(osp.join(CONFIGS, n)) for n in (name, cast_s_twin(name)))
+    cfg, twin = (load_config(n) for n in (name, cast_s_twin(name)))
     mine, theirs = flatten(cfg.to_dict()), flatten(twin.to_dict())
     missing = object()
     differences = {key for key in mine.keys() | theirs.keys()
@@ -82,9 +80,9 @@ def test_cast_b_config_shrinks_to_its_cast_s_twin(name, tmp_path):
     assert shrunk[0] == shrunk[1]
 
 
-@pytest.mark.parametrize('name', TRAINED)
-def test_config_trains_two_iterations_and_evaluates(name, tmp_path):
-    cfg = Config.fromfile(osp.join(CONFIGS, name))
+def train_two_iterations_and_evaluate(name: str, tmp_path) -> Config:
+    """Train the shrunk config 2 iterations; its config, for a resumption."""
+    cfg = load_config(name)
     shrink_seg_config(cfg, str(tmp_path / 'work'), dataset_root_for(name, tmp_path))
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -93,19 +91,19 @@ def test_config_trains_two_iterations_and_evaluates(name, tmp_path):
     # evaluated once, at the end: the score exists and is a number (a config whose evaluation
     # does not run or finds no class leaves it out or NaN); the demo is checked to learn
     assert math.isfinite(runner.message_hub.get_scalar('val/mIoU').current())
+    return cfg
 
 
-def test_resume_continues_from_the_checkpoint(tmp_path):
-    root = make_ade20k(str(tmp_path / 'ade'))
-    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
-    shrink_seg_config(cfg, str(tmp_path / 'work'), root, iters=2)
-    cfg.train_cfg.val_interval = 100
-    Runner.from_cfg(cfg).train()
-    resumed_cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
-    shrink_seg_config(resumed_cfg, str(tmp_path / 'work'), root, iters=3)
-    resumed_cfg.train_cfg.val_interval = 100
-    resumed_cfg.resume = True
-    runner = Runner.from_cfg(resumed_cfg)
+@pytest.mark.parametrize('name', [name for name in TRAINED if name != 'cast-s_ade20k.py'])
+def test_config_trains_two_iterations_and_evaluates(name, tmp_path):
+    train_two_iterations_and_evaluate(name, tmp_path)
+
+
+def test_ade20k_config_trains_evaluates_and_resumes(tmp_path):
+    cfg = train_two_iterations_and_evaluate('cast-s_ade20k.py', tmp_path)
+    cfg.train_cfg.update(max_iters=3, val_interval=100)
+    cfg.resume = True
+    runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 3
     logs = sorted((tmp_path / 'work').glob('*/*.log'))
@@ -113,31 +111,20 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_dist_train_and_dist_test_two_processes_with_gloo(tmp_path):
+def test_dist_test_two_processes_with_gloo(tmp_path):
+    """tools/dist_test.sh (its subprocess smoke test) evaluates a checkpoint in two processes;
+    tools/dist_train.sh is run by tests/test_tools/test_dist_train_output.py."""
     root = make_ade20k(str(tmp_path / 'ade'))
     config = tmp_path / 'tiny_ade20k.py'
-    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
-    shrink_seg_config(cfg, str(tmp_path / 'work'), root)
-    cfg.train_dataloader.batch_size = 1
+    cfg = load_config('cast-s_ade20k.py')
+    shrink_seg_config(cfg, str(tmp_path / 'work'), root, iters=1)
+    cfg.train_cfg.val_interval = 100
     cfg.dump(str(config))
-    port = 29500 + 2 * (os.getpid() % 1000)
-
-    def launch(script, *args):
-        env = dict(os.environ, PORT=str(port + (script == 'dist_test.sh')), OMP_NUM_THREADS='1',
-                   PYTHON=sys.executable)
-        done = subprocess.run(['bash', osp.join(REPO, 'tools', script), str(config), *args],
-                              capture_output=True, text=True, env=env, cwd=str(tmp_path),
-                              timeout=600)
-        assert done.returncode == 0, done.stderr[-4000:]
-        return done
-
-    trained = launch('dist_train.sh', '2')
-    # one image per process: the class embeddings' gradient must reach DDP dense
-    assert 'Grad strides do not match' not in trained.stderr
-    log = next((tmp_path / 'work').glob('*/*.log')).read_text()
-    assert 'Distributed training: True' in log and 'GPU number: 2' in log
-    checkpoint = tmp_path / 'work' / 'iter_2.pth'
-    assert osp.exists(checkpoint)
-    launch('dist_test.sh', str(checkpoint), '2', '--work-dir', str(tmp_path / 'test'))
-    test_logs = list((tmp_path / 'test').glob('*/*.log'))
-    assert test_logs and 'mIoU' in test_logs[0].read_text()
+    Runner.from_cfg(cfg).train()
+    checkpoint = tmp_path / 'work' / 'iter_1.pth'
+    env = dict(cpu_training_env(), PORT=str(free_port()), PYTHON=sys.executable)
+    run_checked(['bash', osp.join(REPO, 'tools', 'dist_test.sh'), str(config), str(checkpoint),
+                 '2', '--work-dir', str(tmp_path / 'test')], env, cwd=str(tmp_path))
+    test_log = next((tmp_path / 'test').glob('*/*.log')).read_text()
+    assert 'Distributed training: True' in test_log and 'GPU number: 2' in test_log
+    assert 'mIoU' in test_log

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, load_tool
-from helpers.seg import CONFIGS, shrink_seg_config
+from helpers import REPO, load_config, load_tool
+from helpers.seg import shrink_seg_config
 
 
 def readme_python_blocks():
@@ -58,9 +58,8 @@ LEARN_FLOOR = 25.0
 def test_demo_recipe_learns_far_above_an_untrained_model(tmp_path):
     """cast-s_demo.py (the recipe, data and pipeline of the demo) on a tiny CAST at 64-pixel
     crops: a few iterations lift the validation mIoU far above the untrained model's."""
-    from mmengine.config import Config
     from mmengine.runner import Runner
-    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_demo.py'))
+    cfg = load_config('cast-s_demo.py')
     batch_size = cfg.train_dataloader.batch_size
     shrink_seg_config(cfg, str(tmp_path / 'work'), str(tmp_path / 'demo'), iters=LEARN_ITERS)
     cfg.train_dataloader.batch_size = batch_size

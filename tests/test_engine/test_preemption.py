@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import pytest
 import torch
-from helpers import CONFIGS, assert_bit_equal, cpu_training_env, free_port, run_checked
+from helpers import CONFIGS, assert_bit_equal, cpu_training_env, free_port, load_config, run_checked
 from helpers.training import make_runner
 from mmengine.hooks import Hook
 
@@ -339,11 +339,9 @@ def test_every_shipped_training_config_has_the_guarantees():
     """Resumable loop and sampler (per-sample seeded augmentation), atomic checkpoints, the
     preemption hook and a process-group timeout of minutes, in every config that trains."""
     import glob
-
-    from mmengine.config import Config
     trained = 0
     for path in sorted(glob.glob(osp.join(CONFIGS, '*.py'))):
-        cfg = Config.fromfile(path)
+        cfg = load_config(path)
         if not cfg.get('train_cfg') or not cfg.get('train_dataloader'):
             continue  # evaluation-only configs
         trained += 1
