@@ -110,7 +110,7 @@ def test_every_cast_mm_config_lists_the_setup_entry():
     missing = []
     for name in sorted(os.listdir(folder)):
         if name.endswith('.py'):
-            cfg = load_config(name, import_custom_modules=False)
+            cfg = load_config(name)
             if 'cast_mm.env' not in cfg.get('custom_imports', {}).get('imports', []):
                 missing.append(name)
     assert not missing, f'{missing} do not inherit configs/_base_/cast_env.py'

@@ -525,7 +525,7 @@ def test_every_config_has_a_row():
     test_evaluation_only_config_builds; a config in neither fails."""
     names = set(_config_names())
     missing = names - set(ROWS) - EVALUATION_ONLY
-    assert not missing, f'configs without an official-recipe row in tests/test_recipes.py: ' \
+    assert not missing, f'configs without an official-recipe row in ROWS (this file): ' \
                         f'{sorted(missing)}'
     assert not (set(ROWS) | EVALUATION_ONLY) - names, 'rows for configs that do not exist'
     for name in EVALUATION_ONLY:
