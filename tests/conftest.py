@@ -1,94 +1,17 @@
-import importlib.util
+"""Fixtures and hooks of the whole suite (helpers live in the ``helpers`` package)."""
 import os.path as osp
-import sys
-import types
 
-import numpy as np
 import pytest
 import torch
-
-#: The tests folder (shared helpers and this conftest live here; tests sit in sub-folders that
-#: mirror the package, configs and repository-level tests at the top).
-TESTS = osp.dirname(osp.abspath(__file__))
-REPO = osp.dirname(TESTS)
-#: The shared folder sits beside the repository (CI clones main with shared/ next to it).
-SHARED = osp.join(osp.dirname(REPO), 'shared')
-PUBLIC_FIXTURE = osp.join(SHARED, 'fixtures', 'official_parity_public.pt')
-
-#: A CAST small enough for CPU tests.
-TINY_ARCH = dict(embed_dims=48, depths=(1, 1, 1, 1), num_heads=4)
-TINY_CLUSTERS = (16, 8, 4, 2)
+from helpers import PUBLIC_FIXTURE
 
 
-def tiny_cast(mode: str = 'classification', init: bool = True, **kwargs):
-    """A tiny CAST (:data:`TINY_ARCH`, 64 x 64 positions), built after seeding torch with 0;
-    with ``init`` its weights are initialised and it is in eval mode. ``kwargs`` go to CAST."""
-    from cast_mm.models import CAST
-    torch.manual_seed(0)
-    model = CAST(arch=TINY_ARCH, mode=mode, num_clusters=TINY_CLUSTERS, img_size=64, **kwargs)
-    if not init:
-        return model
-    model.init_weights()
-    return model.eval()
-
-
-def photo(height: int = 64, width: int = 64) -> np.ndarray:
-    """A BGR uint8 photograph (scikit-image's astronaut) resized to ``height x width``."""
-    import cv2
-    from skimage import data
-    return cv2.resize(data.astronaut()[..., ::-1], (width, height))
-
-
-def blurred_noise(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth random uint8 image ``height x width x 3`` (Gaussian-blurred noise)."""
-    import cv2
-    rng = np.random.default_rng(seed)
-    return cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (5, 5), 2)
-
-
-def grid_superpixels(batch: int, height: int, width: int, cell: int = 8) -> torch.Tensor:
-    """Square-cell superpixel maps ``(B, H, W)``: ids row-major over ``cell x cell`` blocks."""
-    rows = torch.arange(height).div(cell, rounding_mode='floor')
-    cols = torch.arange(width).div(cell, rounding_mode='floor')
-    ids = rows[:, None] * ((width + cell - 1) // cell) + cols[None, :]
-    return ids.expand(batch, height, width).clone()
-
-
-def load_tool(path: str) -> types.ModuleType:
-    """``tools/<path>.py`` (``path`` like ``'hierarchy_explorer'`` or ``'analysis/benchmark'``)
-    imported as a module named after its file, not run as ``__main__``, so that a test calls its
-    functions and ``main(argv)`` in-process. The analysis tools import their library,
-    ``cast_analysis``, from their own folder, which ``pytest.ini`` puts on the path as running
-    the script does."""
-    file = osp.join(REPO, 'tools', f'{path}.py')
-    name = osp.splitext(osp.basename(file))[0]
-    module = sys.modules.get(name)
-    if module is not None and getattr(module, '__file__', None) == file:
-        return module
-    spec = importlib.util.spec_from_file_location(name, file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
-
-
-def write_tiny_backbone(root) -> tuple:
-    """A bare tiny CAST config and a checkpoint of random weights (``backbone.*`` keys), as
-    ``tools/visualize_hierarchy.py IMAGE CONFIG CHECKPOINT`` takes them: (config, checkpoint,
-    the model holding those weights)."""
-    config = root / 'tiny.py'
-    config.write_text(f"model = dict(type='cast_mm.CAST', arch={TINY_ARCH!r}, "
-                      f"num_clusters={TINY_CLUSTERS!r}, img_size=64, pos_embed='sincos', "
-                      "mask_padding=True)\n")
-    model = tiny_cast(init=False, pos_embed='sincos', mask_padding=True)
-    checkpoint = root / 'tiny.pth'
-    torch.save({'state_dict': {f'backbone.{k}': v for k, v in model.state_dict().items()}},
-               checkpoint)
-    return config, checkpoint, model
+def pytest_addoption(parser):
+    parser.addoption(
+        '--interruption-matrix', action='store_true',
+        help='run every case of the interruption matrix (tests/test_engine/test_preemption.py: '
+        '{SIGTERM, SIGKILL} x {1, 2 processes} x {iteration-, epoch-based} x {0, 2 loader '
+        'workers}); without it a few cases run (docs/reliability.md)')
 
 
 @pytest.fixture(scope='session')
@@ -108,13 +31,25 @@ def cast_mm_environment():
     cast_mm.setup_env()
 
 
+@pytest.fixture(scope='session', autouse=True)
+def one_torch_thread():
+    """Tests run tiny models, whose operators are too small to gain from intra-op threads; on a
+    busy machine a second thread mostly waits for a core, and every operator waits for it (a
+    20-iteration tiny training took 145 s with 2 threads and 15 s with 1 on a 2-core machine
+    at load 7). Tests that are about threads set their own count and restore this one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='session')
 def tiny_seg_model_cfg(tmp_path_factory):
     """The model config of ``cast-s_ade20k.py`` shrunk to a tiny CAST (a fresh copy per use is
     the caller's: ``cfg.copy()``)."""
-    from mmengine.config import Config
-    from seg_helpers import CONFIGS, shrink_seg_config
-    cfg = Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py'))
+    from helpers import load_config
+    from helpers.seg import shrink_seg_config
+    cfg = load_config('cast-s_ade20k.py')
     return shrink_seg_config(cfg, str(tmp_path_factory.mktemp('work'))).model
 
 

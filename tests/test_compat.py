@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO, load_config, subprocess_env
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import DefaultScope
@@ -67,7 +67,7 @@ else:
 
 def _process_state(arg: str) -> dict:
     proc = subprocess.run([sys.executable, '-c', _STATE, arg], capture_output=True, text=True,
-                          cwd=REPO, timeout=600, env=dict(os.environ, PYTHONPATH=REPO))
+                          cwd=REPO, timeout=600, env=subprocess_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -112,7 +112,7 @@ def test_every_cast_mm_config_lists_the_setup_entry():
     missing = []
     for name in sorted(os.listdir(folder)):
         if name.endswith('.py'):
-            cfg = Config.fromfile(osp.join(folder, name), import_custom_modules=False)
+            cfg = load_config(name)
             if 'cast_mm.env' not in cfg.get('custom_imports', {}).get('imports', []):
                 missing.append(name)
     assert not missing, f'{missing} do not inherit configs/_base_/cast_env.py'

@@ -32,7 +32,7 @@ import os.path as osp
 from typing import Iterator
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 import cast_mm
 
@@ -58,6 +58,9 @@ FORBIDDEN_THIRD_PARTY = {
     'ops': ('mmengine', 'mmcv', 'mmseg', 'mmpretrain'),
     'superpixels': ('mmcv', 'mmseg', 'mmpretrain'),
 }
+#: Packages no file of cast_mm imports: the explorer's (``requirements/demo.txt``, installed
+#: with ``--demo`` only), which belong to ``tools/hierarchy_explorer.py``.
+TOOLS_ONLY = ('gradio', 'playwright')
 
 
 def allowed(layer_of: str, target: str) -> bool:
@@ -148,6 +151,16 @@ def test_the_check_sees_function_level_and_relative_imports(tmp_path):
     assert {'cast_mm.apis', 'cast_mm.engine'} <= set(imported_modules(str(sample)))
     assert not allowed('models', 'apis') and allowed('apis', 'models')
     assert not allowed('datasets', 'evaluation') and not allowed('engine', '__init__')
+
+
+def test_nothing_in_cast_mm_imports_the_explorer_packages(tmp_path):
+    wrong = [f'{osp.relpath(path, REPO)} imports {module}' for path in cast_mm_files()
+             for module in imported_modules(path) if module.split('.')[0] in TOOLS_ONLY]
+    assert not wrong, wrong
+    assert 'gradio' in set(imported_modules(osp.join(TOOLS, 'hierarchy_explorer.py')))
+    sample = tmp_path / 'sample.py'
+    sample.write_text('def page():\n    import gradio.components as gc\n')
+    assert 'gradio.components' in set(imported_modules(str(sample)))
 
 
 def test_nothing_in_cast_mm_imports_the_analysis_library():

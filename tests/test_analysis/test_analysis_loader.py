@@ -6,6 +6,7 @@ import os.path as osp
 import cv2
 import pytest
 import torch
+from helpers import load_config
 
 from cast_analysis.loader import (CONFIG_DIR, SAMPLE_LAYOUTS, one_worker_thread, sample_layout,
                                   time_pipeline, training_configs, transform_name, write_samples)
@@ -16,12 +17,11 @@ def config(name):
 
 
 def test_every_training_config_is_in_one_group_and_twins_share_it():
-    from mmengine.config import Config
     groups = training_configs()
     grouped = [path for group in groups for path in group.configs]
     assert len(grouped) == len(set(grouped))
     for path in sorted(glob.glob(osp.join(CONFIG_DIR, '*.py'))):
-        has_loader = Config.fromfile(path).get('train_dataloader') is not None
+        has_loader = load_config(path).get('train_dataloader') is not None
         assert (path in grouped) == has_loader, path
     assert config('cast-s_partimagenet.py') not in grouped  # evaluation only
     by_config = {path: group for group in groups for path in group.configs}
@@ -71,9 +71,15 @@ def test_pipeline_is_timed_per_transform_on_synthetic_files(tmp_path, name, data
 
 def test_one_worker_thread_sets_and_restores_torch_and_opencv_threads():
     torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
-    with one_worker_thread():
-        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
-    assert (torch.get_num_threads(), cv2.getNumThreads()) == (torch_threads, cv2_threads)
+    torch.set_num_threads(2)
+    cv2.setNumThreads(2)
+    try:
+        with one_worker_thread():
+            assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (2, 2)
+    finally:
+        torch.set_num_threads(torch_threads)
+        cv2.setNumThreads(cv2_threads)
 
 
 def test_wrapping_transforms_are_named_with_what_they_wrap():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from conftest import tiny_cast
+from helpers import tiny_cast
 
 from cast_mm.apis import (HierarchyExtractor, extract_hierarchy, hierarchy_from_features,
                           superpixels_to_tokens)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, photo
+from helpers import REPO, TINY_ARCH, TINY_CLUSTERS, photo
 from mmengine.dataset import Compose
 from mmengine.registry import TRANSFORMS, DefaultScope
 

@@ -1,5 +1,4 @@
 """mmpretrain's inference APIs with a cast_mm config and a converted official DeiT checkpoint."""
-import importlib.util
 import os.path as osp
 from typing import Union
 
@@ -7,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO, load_tool
 from mmengine.config import Config
 from mmengine.dataset import Compose, default_collate
 from mmpretrain.apis import ImageClassificationInferencer, get_model, inference_model
@@ -27,11 +26,7 @@ def converted_deit(public_fixture, tmp_path_factory):
     src, dst = root / 'best_checkpoint.pth', root / 'cast_deit.pth'
     case = public_fixture['cases']['deit_cls']
     torch.save(case['checkpoint'], src)
-    spec = importlib.util.spec_from_file_location(
-        'cast_official_to_mm', osp.join(REPO, 'tools', 'model_converters',
-                                        'cast_official_to_mm.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('model_converters/cast_official_to_mm')
     assert tool.main([str(src), str(dst), '--classes', *CLASSES]) == 0  # no --trust-pickle
     return case['config'], str(dst)
 

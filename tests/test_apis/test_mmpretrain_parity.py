@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO
 from mmengine.config import Config
 from mmengine.dataset import default_collate, pseudo_collate
 

@@ -5,7 +5,9 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import photo
+from helpers import photo
+from helpers.hub import segmenter_model_cfg
+from helpers.seg import CONFIGS, make_ade20k, shrink_seg_config
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
@@ -13,8 +15,6 @@ from mmengine.structures import PixelData
 from mmseg.apis import MMSegInferencer, inference_model, init_model
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from seg_helpers import CONFIGS, make_ade20k, shrink_seg_config
-from weights_helpers import segmenter_model_cfg
 
 from cast_analysis.parity import compare_outputs
 from cast_mm.checkpoints import convert_official_checkpoint

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_ARCH, TINY_CLUSTERS, blurred_noise, load_tool, write_tiny_backbone
+from helpers import TINY_ARCH, TINY_CLUSTERS, blurred_noise, load_tool, write_tiny_backbone
+from helpers.seg import CONFIGS, shrink_seg_config
 from mmengine.config import Config
-from seg_helpers import CONFIGS, shrink_seg_config
 
 from cast_mm.datasets.transforms import CheckImage, SEEDSSuperpixels
 from cast_mm.utils.images import three_channel_image, uint8_image

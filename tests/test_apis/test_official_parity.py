@@ -4,7 +4,7 @@ import sys
 
 import pytest
 import torch
-from conftest import PUBLIC_FIXTURE, REPO
+from helpers import REPO, load_tool, subprocess_env
 
 from cast_analysis.parity import check_case, compare_outputs
 
@@ -35,17 +35,25 @@ def test_comparison_fails_loudly_on_drift():
     assert not any(row.ok for row in missing)
 
 
-@pytest.mark.slow
-def test_checker_cli_exit_codes(tmp_path, public_fixture):
-    script = f'{REPO}/tools/analysis/check_official_parity.py'
-    ok = subprocess.run([sys.executable, script, PUBLIC_FIXTURE], capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert '4/4 cases at parity' in ok.stdout
-    # A drifted reference must make the checker exit 1 and name the quantity.
+def one_case_fixture(public_fixture, path, drift=0.0):
+    """The public fixture's DeiT case alone, its reference logits moved by ``drift``."""
     case = dict(public_fixture['cases']['deit_cls'])
-    case['outputs'] = dict(case['outputs'], logits=case['outputs']['logits'] + 1e-2)
-    drifted = tmp_path / 'drifted.pt'
-    torch.save(dict(public_fixture, cases={'deit_cls': case}), drifted)
-    bad = subprocess.run([sys.executable, script, str(drifted)], capture_output=True, text=True)
-    assert bad.returncode == 1
+    case['outputs'] = dict(case['outputs'], logits=case['outputs']['logits'] + drift)
+    torch.save(dict(public_fixture, cases={'deit_cls': case}), path)
+    return str(path)
+
+
+def test_checker_exits_0_at_parity(public_fixture, tmp_path, capsys):
+    check = load_tool('analysis/check_official_parity').main
+    assert check([one_case_fixture(public_fixture, tmp_path / 'deit.pt')]) == 0
+    assert '1/1 cases at parity' in capsys.readouterr().out
+
+
+@pytest.mark.slow  # the tool's subprocess smoke test: a process importing the whole stack
+def test_checker_command_exits_1_and_names_the_drifted_quantity(tmp_path, public_fixture):
+    # A drifted reference must make the checker exit 1 and name the quantity.
+    drifted = one_case_fixture(public_fixture, tmp_path / 'drifted.pt', drift=1e-2)
+    bad = subprocess.run([sys.executable, f'{REPO}/tools/analysis/check_official_parity.py',
+                          drifted], capture_output=True, text=True, env=subprocess_env())
+    assert bad.returncode == 1, bad.stderr
     assert 'FAIL deit_cls         logits' in bad.stdout

@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO, load_config
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
@@ -32,7 +32,7 @@ class _RunsCode:
 
 def seg_config(case: dict) -> Config:
     """The demo segmentation config at the size of a fixture case (learned positions)."""
-    cfg = Config.fromfile(CONFIG)
+    cfg = load_config(CONFIG)
     official = case['config']
     cfg.model.backbone.update(
         arch=dict(embed_dims=official['embed_dim'], depths=official['depth'],
@@ -152,7 +152,7 @@ def test_init_model_refuses_a_segmenter_vit_checkpoint(files):
 
 
 def test_the_cast_weights_check_honours_strict_false():
-    from conftest import tiny_cast
+    from helpers import tiny_cast
     model = tiny_cast()
     state = model.state_dict()
     partial = {k: v for k, v in state.items() if not k.startswith('pools.')}

@@ -12,11 +12,11 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from helpers.hub import (COCO, DEIT, MOCO, file_bytes, load_in_process_group, loopback_hub,
+                         segmenter_model_cfg, to_official_deit)
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
-from weights_helpers import (COCO, DEIT, MOCO, file_bytes, load_in_process_group, loopback_hub,
-                             segmenter_model_cfg, to_official_deit)
 
 import cast_mm  # noqa: F401
 from cast_analysis.parity import _run, build_official_model, compare_outputs, normalise_images

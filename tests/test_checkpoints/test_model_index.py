@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers import REPO
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.apis import ModelHub, get_model

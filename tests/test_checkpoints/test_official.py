@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO, load_tool, subprocess_env
 
 from cast_mm.checkpoints import (UnknownCheckpointLayout, convert_official_checkpoint,
                                  detect_layout, read_checkpoint)
@@ -89,7 +89,7 @@ def test_official_namespace_loads_safely_and_code_needs_explicit_trust(public_fi
     assert marker.exists()
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # the tool's subprocess smoke test: a process importing the whole stack
 def test_command_line_converter(public_fixture, tmp_path):
     src = tmp_path / 'deit.pth'
     torch.save(dict(public_fixture['cases']['deit_cls']['checkpoint'],
@@ -97,7 +97,7 @@ def test_command_line_converter(public_fixture, tmp_path):
     dst = tmp_path / 'out' / 'cast.pth'
     done = subprocess.run([sys.executable, CONVERTER, str(src), str(dst),
                            '--classes', *[f'c{i}' for i in range(7)]],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=subprocess_env())
     assert done.returncode == 0, done.stderr
     assert "layout 'deit'" in done.stdout
     out = torch.load(dst, weights_only=True)
@@ -105,23 +105,27 @@ def test_command_line_converter(public_fixture, tmp_path):
     assert out['meta']['cast_mm']['source_layout'] == 'deit'
     assert out['state_dict']['head.fc.weight'].shape == (7, 96)
 
+
+def test_converter_refuses_what_it_cannot_convert_safely(public_fixture, tmp_path, capsys):
+    convert = load_tool('model_converters/cast_official_to_mm').main
+    dst = tmp_path / 'out' / 'cast.pth'
     junk = tmp_path / 'junk.pth'
     torch.save({'foo': torch.zeros(1)}, junk)
-    bad = subprocess.run([sys.executable, CONVERTER, str(junk), str(dst)], capture_output=True,
-                         text=True)
-    assert bad.returncode == 1 and "top-level keys are ['foo']" in bad.stderr
+    assert convert([str(junk), str(dst)]) == 1
+    assert "top-level keys are ['foo']" in capsys.readouterr().err
 
     marker = tmp_path / 'ran'
     evil = tmp_path / 'evil.pth'
     torch.save({'model': {}, 'args': _RunsCode(marker)}, evil)
+    src = tmp_path / 'deit.pth'
+    torch.save(public_fixture['cases']['deit_cls']['checkpoint'], src)
     truncated = tmp_path / 'truncated.pth'
     truncated.write_bytes(src.read_bytes()[:1000])
     for path, message in ((evil, '--trust-pickle'), (truncated, 'truncated or corrupt')):
-        refused = subprocess.run([sys.executable, CONVERTER, str(path), str(dst)],
-                                 capture_output=True, text=True)
-        assert refused.returncode == 1 and message in refused.stderr, refused.stderr
-        assert str(path) in refused.stderr
-    assert not marker.exists()
+        assert convert([str(path), str(dst)]) == 1
+        err = capsys.readouterr().err
+        assert message in err and str(path) in err, err
+    assert not marker.exists() and not dst.exists()
 
 
 def test_moco_projector_and_predictor_become_nonlinear_neck_weights(public_fixture):

@@ -5,7 +5,7 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_CLUSTERS, grid_superpixels
+from helpers import REPO, TINY_CLUSTERS, grid_superpixels
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmpretrain.registry import TRANSFORMS as MMPRETRAIN_TRANSFORMS

@@ -9,9 +9,9 @@ import sys
 import textwrap
 
 import pytest
-from conftest import REPO, TESTS
+from helpers import REPO, cpu_training_env
+from helpers.training import make_runner
 from mmengine.logging import MMLogger
-from resume_helpers import make_runner
 
 from cast_mm.checkpoints import checkpoint_problem, read_checkpoint
 from cast_mm.engine import find_resumable_checkpoint
@@ -69,7 +69,7 @@ KILL_IN_SAVE = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {tests!r})
     from mmengine.fileio import LocalBackend
-    from resume_helpers import make_runner
+    from helpers.training import make_runner
 
     import cast_mm
     cast_mm.setup_env()  # as tools/train.py (a Runner built without a config reads none)
@@ -94,10 +94,10 @@ KILL_IN_SAVE = textwrap.dedent("""
 @pytest.mark.slow
 def test_kill_during_save_keeps_the_previous_checkpoint(tmp_path):
     script = tmp_path / 'kill_in_save.py'
-    script.write_text(KILL_IN_SAVE.format(tests=TESTS))
+    script.write_text(KILL_IN_SAVE)
     work_dir = tmp_path / 'work'
     proc = subprocess.run([sys.executable, str(script), str(work_dir)], capture_output=True,
-                          timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                          timeout=300, env=cpu_training_env())
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     # max_keep_ckpts=1: MMEngine would have removed iter_2.pth before writing iter_4.pth.
     assert (work_dir / 'iter_2.pth').exists() and not (work_dir / 'iter_4.pth').exists()
@@ -120,7 +120,7 @@ def test_train_tool_resumes_from_the_newest_readable_checkpoint(tmp_path):
     options = ['--cfg-options', 'train_cfg.val_interval=1000',
                'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=2',
                'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False']
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+    env = cpu_training_env()
     subprocess.run(base + options + ['train_cfg.max_iters=2'], check=True, env=env,
                    capture_output=True, timeout=600, cwd=str(tmp_path))
     newest = work_dir / 'iter_2.pth'

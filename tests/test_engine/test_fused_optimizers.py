@@ -11,8 +11,7 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn as nn
-from conftest import REPO
-from mmengine.config import Config
+from helpers import REPO, load_config
 from mmengine.optim import build_optim_wrapper
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'cast', '*.py')))
@@ -33,7 +32,7 @@ class TinyModel(nn.Module):
 
 def training_optimizers():
     for path in CONFIGS:
-        cfg = Config.fromfile(path)
+        cfg = load_config(path)
         if cfg.get('optim_wrapper') is not None and cfg.get('train_cfg') is not None:
             yield pytest.param(cfg.optim_wrapper, id=osp.basename(path))
 

@@ -1,6 +1,10 @@
-"""Checkpoint on a preemption signal, restart after a dead rank, and the matrix
+"""Checkpoint on a preemption signal, restart after a dead rank, and the interruption matrix
 {SIGKILL, SIGTERM} x {1, 2 processes} x {iteration-, epoch-based} x {0, 2 loader workers}: every
-interrupted run resumes to weights bit-equal to an uninterrupted run's, with the same losses."""
+interrupted run resumes to weights bit-equal to an uninterrupted run's, with the same losses.
+
+The default run takes four cells of the matrix (a SIGTERM and a SIGKILL, of one process and of
+two processes); ``--interruption-matrix`` runs all sixteen (docs/reliability.md).
+"""
 import json
 import multiprocessing
 import os
@@ -11,19 +15,17 @@ import signal
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 import pytest
 import torch
-from conftest import TESTS
+from helpers import CONFIGS, assert_bit_equal, cpu_training_env, free_port, load_config, run_checked
+from helpers.training import make_runner
 from mmengine.hooks import Hook
-from resume_helpers import free_port, make_runner
-from test_resume import assert_bit_equal, cpu_env, run_checked
 
 from cast_mm.checkpoints import read_checkpoint
 from cast_mm.engine import PREEMPTED_EXIT_CODE, PreemptionCheckpointHook
 from cast_mm.engine.hooks.atomic_checkpoint_hook import PREEMPTION_FILENAME_TMPL
-
-HELPER = osp.join(TESTS, 'resume_helpers.py')
 
 
 class SignalSelfHook(Hook):
@@ -125,35 +127,72 @@ def test_shielded_loader_worker_ignores_other_senders_and_ends_cleanly_when_stop
 #: 4 iterations per epoch in one process, 2 per rank in two).
 ITERS, EPOCHS = 8, 3
 INTERVAL = 2  # regular checkpoints every 2 iterations (a SIGKILL resumes from the last one)
+#: Seed of the interruption points (the iteration after which the signal is sent, and the
+#: moment inside the next one); each cell draws from ``random.Random(f'{seed}:{cell}')``.
+SEED = int(os.environ.get('CAST_MM_INTERRUPTION_SEED', '0'))
 _references = {}
+
+
+class Cell(NamedTuple):
+    """One case of the matrix."""
+    signum: signal.Signals
+    nproc: int
+    by_epoch: bool
+    workers: int
+
+    @property
+    def name(self) -> str:
+        return (f'{self.signum.name}-{self.nproc}p-{"epoch" if self.by_epoch else "iter"}-'
+                f'{self.workers}w')
+
+
+#: The cells of the default run: SIGTERM and SIGKILL, one process and two, in pairs that share
+#: an uninterrupted reference run. The SIGTERM of one process goes to its loader workers too;
+#: the SIGKILL of one of two processes makes torchrun restart the group. What the other cells
+#: add (the epoch loop in one process, the iteration loop in two, workers everywhere) the
+#: in-process tests of test_resume.py and test_sample_seeding.py show.
+DEFAULT_CELLS = ('SIGTERM-1p-iter-2w', 'SIGKILL-1p-iter-0w', 'SIGTERM-2p-epoch-0w',
+                 'SIGKILL-2p-epoch-0w')
+
+
+def matrix(full: bool):
+    """Every cell with ``full``, else :data:`DEFAULT_CELLS`."""
+    cells = [Cell(signum, nproc, by_epoch, workers)
+             for signum in (signal.SIGTERM, signal.SIGKILL) for nproc in (1, 2)
+             for by_epoch in (False, True) for workers in (0, 2)]
+    return [cell for cell in cells if full or cell.name in DEFAULT_CELLS]
+
+
+def pytest_generate_tests(metafunc):
+    if 'cell' in metafunc.fixturenames:
+        cells = matrix(metafunc.config.getoption('interruption_matrix'))
+        metafunc.parametrize('cell', cells, ids=[cell.name for cell in cells])
 
 
 def total_iters(nproc, by_epoch):
     return EPOCHS * 4 // nproc if by_epoch else ITERS
 
 
-def helper_args(work_dir, by_epoch, workers, *extra):
-    return [HELPER, str(work_dir), str(EPOCHS if by_epoch else ITERS), '--record', '--sleep',
-            '0.05', '--workers', str(workers), '--interval', str(INTERVAL),
-            *(['--by-epoch'] if by_epoch else []), *extra]
-
-
 def command(work_dir, nproc, by_epoch, workers, *extra, restarts=0):
-    """One process started directly, or ``nproc`` processes under torchrun (gloo)."""
+    """One process started directly, or ``nproc`` processes under torchrun (gloo), training
+    with :mod:`helpers.training`."""
+    args = [str(work_dir), str(EPOCHS if by_epoch else ITERS), '--record', '--sleep', '0.05',
+            '--workers', str(workers), '--interval', str(INTERVAL),
+            *(['--by-epoch'] if by_epoch else []), *extra]
     if nproc == 1:
-        return [sys.executable, *helper_args(work_dir, by_epoch, workers, *extra)]
+        return [sys.executable, '-m', 'helpers.training', *args]
     log_dir = f'{work_dir}_torchrun_logs_{time.monotonic_ns()}'
     # The rendezvous of tools/dist_train.sh (with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, see
     # run_env).
     return [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc),
             '--rdzv-backend', 'c10d', '--rdzv-endpoint', f'127.0.0.1:{free_port()}',
             '--max-restarts', str(restarts), '--log-dir', log_dir, '--redirects', '3',
-            *helper_args(work_dir, by_epoch, workers, *extra, '--launcher', 'pytorch')]
+            '-m', 'helpers.training', *args, '--launcher', 'pytorch']
 
 
 def run_env():
     """The environment of tools/dist_train.sh: a restarted group gets a store of its own."""
-    return dict(cpu_env(), TORCH_DISABLE_SHARE_RDZV_TCP_STORE='1')
+    return cpu_training_env(TORCH_DISABLE_SHARE_RDZV_TCP_STORE='1')
 
 
 def read_losses(work_dir):
@@ -202,14 +241,18 @@ def report(case, **numbers):
             f.write(line + '\n')
 
 
+def test_default_cells_are_cells_of_the_matrix():
+    names = [cell.name for cell in matrix(full=True)]
+    assert len(names) == len(set(names)) == 16 and set(DEFAULT_CELLS) <= set(names)
+    default = matrix(full=False)
+    assert {cell.signum for cell in default} == {signal.SIGTERM, signal.SIGKILL}
+    assert {(cell.signum, cell.nproc) for cell in default} == {
+        (signum, nproc) for signum in (signal.SIGTERM, signal.SIGKILL) for nproc in (1, 2)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize('workers', [0, 2])
-@pytest.mark.parametrize('by_epoch', [False, True], ids=['iter', 'epoch'])
-@pytest.mark.parametrize('nproc', [1, 2])
-@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGKILL], ids=['SIGTERM', 'SIGKILL'])
-def test_interrupted_run_resumes_bit_equal(tmp_path, tmp_path_factory, signum, nproc, by_epoch,
-                                           workers):
-    """Start a run, interrupt it at a random moment after a random iteration, resume it.
+def test_interrupted_run_resumes_bit_equal(tmp_path, tmp_path_factory, cell):
+    """Start a run, interrupt it at a seeded moment after a seeded iteration, resume it.
 
     SIGTERM: one process gets it with its loader workers (its process group, as Slurm signals a
     job); of two processes only rank 1 gets it, and both stop after the same iteration. The run
@@ -218,12 +261,13 @@ def test_interrupted_run_resumes_bit_equal(tmp_path, tmp_path_factory, signum, n
     rank 1 is killed and torchrun (``--max-restarts 1``) restarts the group, which resumes from
     the last complete checkpoint by itself.
     """
-    case = f'{signum.name} {nproc}p {"epoch" if by_epoch else "iter"} {workers}w'
+    signum, nproc, by_epoch, workers = cell
+    case = f'{cell.name} (CAST_MM_INTERRUPTION_SEED={SEED})'
     expected_weights, expected_losses = reference(tmp_path_factory, nproc, by_epoch)
     total = total_iters(nproc, by_epoch)
     work_dir = tmp_path / 'run'
     restarts = 1 if signum == signal.SIGKILL and nproc == 2 else 0
-    rng = random.Random()
+    rng = random.Random(f'{SEED}:{cell.name}')
     at = rng.randint(INTERVAL + 1, total - 3)
     log = tmp_path / 'interrupted_run.log'
     with open(log, 'w') as output:
@@ -232,7 +276,7 @@ def test_interrupted_run_resumes_bit_equal(tmp_path, tmp_path_factory, signum, n
                                 start_new_session=True)
     try:
         first_pid = wait_for_iteration(work_dir, proc, at)
-        time.sleep(rng.uniform(0, 0.05))  # a random moment inside the next iteration
+        time.sleep(rng.uniform(0, 0.05))  # a moment inside the next iteration
         target = int((work_dir / f'pid_rank{nproc - 1}').read_text())
         sent = time.monotonic()
         if nproc == 1:
@@ -251,7 +295,7 @@ def test_interrupted_run_resumes_bit_equal(tmp_path, tmp_path_factory, signum, n
             checkpoint = (work_dir / 'last_checkpoint').read_text()
             # Nothing trained is lost: the checkpoint holds the last finished iteration.
             assert checkpoint.endswith((PREEMPTION_FILENAME_TMPL.format(trained),
-                                        f'iter_{trained}.pth')), (checkpoint, trained)
+                                        f'iter_{trained}.pth')), (case, checkpoint, trained)
             run_checked(command(work_dir, nproc, by_epoch, workers, '--resume'), run_env(),
                         timeout=300)
             assert min(read_losses(work_dir)[-1][1]) == trained + 1  # nothing trained again
@@ -269,14 +313,19 @@ def test_interrupted_run_resumes_bit_equal(tmp_path, tmp_path_factory, signum, n
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     runs = read_losses(work_dir)
-    assert len(runs) == 2 and runs[0][0] == first_pid, [pid for pid, _ in runs]
+    assert len(runs) == 2 and runs[0][0] == first_pid, (case, [pid for pid, _ in runs])
     (_, before), (_, after) = runs
     resumed_from = min(after) - 1
-    assert resumed_from >= INTERVAL and max(after) == total
+    assert resumed_from >= INTERVAL and max(after) == total, case
     for losses in (before, after):  # the same losses as the uninterrupted run, to the bit
-        assert {i: expected_losses[i] for i in losses} == losses
+        assert {i: expected_losses[i] for i in losses} == losses, case
     assert_bit_equal(torch.load(work_dir / 'final_weights.pth', weights_only=True),
                      expected_weights)
+    # Every rank's RNG states and the sampler's world size travel in the checkpoints.
+    state = read_checkpoint((work_dir / 'last_checkpoint').read_text())['resume_state']
+    assert len(state['rng']) == nproc and state['sampler']['world_size'] == nproc
+    if nproc == 2:
+        assert not torch.equal(state['rng'][0]['torch'], state['rng'][1]['torch'])
     # The hook's own account (one process: its log): checkpoint time, signal to saved.
     saved = re.search(r'written in ([\d.]+) s, ([\d.]+) s after the signal', log.read_text())
     report(case, signal_after_iteration=at, killed_run_trained=max(before),
@@ -290,11 +339,9 @@ def test_every_shipped_training_config_has_the_guarantees():
     """Resumable loop and sampler (per-sample seeded augmentation), atomic checkpoints, the
     preemption hook and a process-group timeout of minutes, in every config that trains."""
     import glob
-
-    from mmengine.config import Config
     trained = 0
-    for path in sorted(glob.glob(osp.join(osp.dirname(TESTS), 'configs', 'cast', '*.py'))):
-        cfg = Config.fromfile(path)
+    for path in sorted(glob.glob(osp.join(CONFIGS, '*.py'))):
+        cfg = load_config(path)
         if not cfg.get('train_cfg') or not cfg.get('train_dataloader'):
             continue  # evaluation-only configs
         trained += 1

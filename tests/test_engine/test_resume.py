@@ -1,59 +1,13 @@
 """Resumption: no replay of trained batches, the same batches and RNG states as an
 uninterrupted run (bit-equal weights with dropout and drop path on), safe loading."""
-import glob
-import os
-import os.path as osp
-import signal
-import subprocess
-import sys
-import time
-
 import pytest
 import torch
-from conftest import TESTS
-from resume_helpers import RandomImages, free_port, make_runner
+from helpers import assert_bit_equal
+from helpers.training import RandomImages, make_runner, train
 
 from cast_mm.checkpoints import read_checkpoint
 from cast_mm.engine import (ResumableDefaultSampler, ResumableInfiniteSampler, get_rng_states,
                             preserved_rng_states, set_rng_states)
-
-HELPER = osp.join(TESTS, 'resume_helpers.py')
-
-
-def assert_bit_equal(state, expected):
-    assert state.keys() == expected.keys()
-    for key, value in expected.items():
-        assert torch.equal(state[key], value), f'{key} differs'
-
-
-def run_checked(command, env, timeout=600, log_dir=None):
-    """Run ``command``; when it fails, the assertion shows the tail of its output and of the
-    per-process logs ``torch.distributed.run`` wrote under ``log_dir``."""
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        children = ''
-        if log_dir is not None:
-            for log in sorted(glob.glob(osp.join(str(log_dir), '**', 'stderr.log'),
-                                        recursive=True)):
-                with open(log, errors='replace') as f:
-                    children += f'\n--- {log} (tail)\n{f.read()[-4000:]}'
-        raise AssertionError(
-            f'{" ".join(map(str, command))} exited with {proc.returncode}\n'
-            f'--- stdout (tail)\n{proc.stdout[-2000:]}\n--- stderr (tail)\n'
-            f'{proc.stderr[-3000:]}{children}')
-    return proc
-
-
-def cpu_env():
-    """The environment of a CPU training subprocess (also on machines with GPUs, which may have
-    fewer devices than the test starts processes)."""
-    return dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-
-
-def train(work_dir, **kwargs):
-    runner = make_runner(work_dir, **kwargs)
-    runner.train()
-    return runner
 
 
 @pytest.mark.parametrize('by_epoch, stop, total', [
@@ -120,67 +74,6 @@ def test_checkpoint_carries_rng_and_sampler_state(tmp_path):
     assert len(state['rng']) == 1 and set(state['rng'][0]) >= {'torch', 'numpy', 'python'}
     assert state['sampler'] == dict(type='ResumableInfiniteSampler', seed=state['sampler']['seed'],
                                     shuffle=True, world_size=1, epoch=0, batch_size=2)
-
-
-@pytest.mark.slow
-def test_killed_training_resumes_bit_equal(tmp_path):
-    """SIGKILL a real training process in iteration 6 (checkpoints every 2 iterations), resume
-    it, and compare with an uninterrupted process: the weights are equal to the last bit."""
-    env = cpu_env()
-    full, split = tmp_path / 'full', tmp_path / 'split'
-    run_checked([sys.executable, HELPER, str(full), '8'], env, timeout=300)
-    proc = subprocess.Popen([sys.executable, HELPER, str(split), '8', '--hang-before', '5'],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while not (split / 'hanging').exists():
-            assert proc.poll() is None, 'the training exited before iteration 6'
-            assert time.monotonic() < deadline, 'the training did not reach iteration 6'
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        proc.kill()
-    assert (split / 'last_checkpoint').read_text().endswith('iter_4.pth')
-    run_checked([sys.executable, HELPER, str(split), '8', '--resume'], env, timeout=300)
-    expected = torch.load(full / 'final_weights.pth', weights_only=True)
-    assert_bit_equal(torch.load(split / 'final_weights.pth', weights_only=True), expected)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('by_epoch', [False, True])
-def test_two_process_resume_is_bit_equal(tmp_path, by_epoch):
-    """DDP on CPU (gloo, 2 processes), each rank with its own RNG states and data shard; the
-    resumed run finishes like one that was never stopped.
-
-    Iteration-based: 6 iterations, stopped at 3. Epoch-based: 3 epochs of 2 batches per rank,
-    resumed from ``iter_3.pth``, i.e. inside the second epoch (checkpoints every 3 iterations).
-    """
-    env = cpu_env()
-
-    def run(work_dir, iters, *extra):
-        # A port free now, not a fixed one: other tests and runs on the machine may hold any.
-        # Each process's stdout and stderr go to its own file under log_dir (-r 3).
-        log_dir = tmp_path / 'torchrun_logs' / f'{work_dir.name}_{iters}'
-        mode = ['--by-epoch', '--interval', '3'] if by_epoch else []
-        run_checked([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-                     '--master_addr', '127.0.0.1', '--master_port', str(free_port()),
-                     '--log-dir', str(log_dir), '--redirects', '3', HELPER, str(work_dir),
-                     str(iters), '--launcher', 'pytorch', *mode, *extra], env, log_dir=log_dir)
-
-    full, split = tmp_path / 'full', tmp_path / 'split'
-    run(full, 3 if by_epoch else 6)
-    run(split, 2 if by_epoch else 3)
-    if by_epoch:  # resume from the checkpoint inside epoch 2, not the one at its end
-        (split / 'iter_4.pth').unlink()
-        (split / 'last_checkpoint').write_text(str(split / 'iter_3.pth'))
-    checkpoint = read_checkpoint(str(split / 'iter_3.pth'))
-    states = checkpoint['resume_state']['rng']
-    assert len(states) == 2 and not torch.equal(states[0]['torch'], states[1]['torch'])
-    assert checkpoint['resume_state']['sampler']['world_size'] == 2
-    run(split, 3 if by_epoch else 6, '--resume')
-    assert_bit_equal(torch.load(split / 'final_weights.pth', weights_only=True),
-                     torch.load(full / 'final_weights.pth', weights_only=True))
 
 
 @pytest.mark.parametrize('sampler_type', [ResumableInfiniteSampler, ResumableDefaultSampler])

@@ -6,9 +6,9 @@ import random
 import numpy as np
 import pytest
 import torch
+from helpers import assert_bit_equal
+from helpers.training import RandomImages, make_runner
 from mmengine.dataset import worker_init_fn as mmengine_worker_init_fn
-from resume_helpers import RandomImages, make_runner
-from test_resume import assert_bit_equal
 
 from cast_mm.engine import (ResumableDefaultSampler, ResumableInfiniteSampler, SampledIndex,
                             SampleSeededDataset, seed_sample_rngs)

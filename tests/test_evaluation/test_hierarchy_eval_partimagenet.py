@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
+from helpers import REPO, TINY_ARCH, TINY_CLUSTERS, run_test
 from mmengine.config import Config
-from test_hierarchy_eval_voc import run_test
 
 from cast_mm.datasets import LoadPartImageNetMasks, PartImageNetDataset
 from cast_mm.evaluation import OpenVocabSegmentLabeler, PartImageNetMetric

@@ -5,10 +5,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
+from helpers import REPO, TINY_ARCH, TINY_CLUSTERS, run_test
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmengine.runner import Runner
 from PIL import Image
 
 from cast_mm.datasets import PrototypeRetrievalDataset
@@ -130,12 +129,6 @@ def retrieval_config(voc_root, work_dir, top_k):
         split.pipeline[3].num_superpixels = 48
     cfg.test_evaluator.update(device='cpu', top_k=top_k)
     return cfg
-
-
-def run_test(cfg):
-    """``Runner.test()`` without leaving its default scope behind for later tests."""
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        return Runner.from_cfg(cfg).test()
 
 
 def test_retrieval_dataset_tags_roles(voc_root, tmp_path):

@@ -1,8 +1,8 @@
 """CAST backbone: arch zoo, modes, batch padding, sharp edges, input checks, tracing."""
 import pytest
 import torch
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
-from conftest import tiny_cast as tiny
+from helpers import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from helpers import tiny_cast as tiny
 
 from cast_mm.models import CAST
 

@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO
+from helpers import REPO
 from mmengine.config import Config
 
 from cast_mm.models import CAST, SuperpixelEncoderDecoder, SuperpixelMaskTransformerHead
@@ -93,10 +93,10 @@ class Records(logging.Handler):
     ({'model.backbone.fused_attn': False},
      "fast profile except backbone.fused_attn=False;")])
 def test_building_a_model_logs_one_short_line_naming_its_profile(profile, expected, tmp_path):
+    from helpers.seg import CONFIGS, shrink_seg_config
     from mmengine.logging import MMLogger
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
-    from seg_helpers import CONFIGS, shrink_seg_config
     cfg = shrink_seg_config(Config.fromfile(osp.join(CONFIGS, 'cast-s_ade20k.py')),
                             str(tmp_path))
     cfg.merge_from_dict(profile if isinstance(profile, dict) else

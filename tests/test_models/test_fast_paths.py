@@ -2,8 +2,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_ARCH, grid_superpixels
-from conftest import tiny_cast as tiny
+from helpers import TINY_ARCH, grid_superpixels
+from helpers import tiny_cast as tiny
 
 from cast_analysis.parity import check_case
 from cast_mm.models import CAST

@@ -1,7 +1,7 @@
 """CAST's feature maps for mmseg's stock heads: the painting rule, strides, gradients, errors."""
 import pytest
 import torch
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels, tiny_cast
+from helpers import TINY_ARCH, TINY_CLUSTERS, grid_superpixels, tiny_cast
 
 from cast_analysis.host_reads import HostReadCounter
 from cast_mm.models.layers import level_assignments

@@ -4,7 +4,7 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from helpers import REPO, TINY_ARCH, TINY_CLUSTERS, grid_superpixels
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData

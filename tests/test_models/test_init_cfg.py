@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
-from conftest import tiny_cast
+from helpers import tiny_cast
 
 from cast_mm.models import SuperpixelMaskTransformer
 from cast_mm.registry import MODELS

@@ -1,7 +1,7 @@
 """The decode heads read CASTFeatures and give per-pixel scores constant on superpixels."""
 import pytest
 import torch
-from conftest import grid_superpixels, tiny_cast
+from helpers import grid_superpixels, tiny_cast
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 

@@ -10,11 +10,11 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_ARCH, TINY_CLUSTERS, photo
+from helpers import TINY_ARCH, TINY_CLUSTERS, photo
+from helpers.seg import CONFIGS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
-from seg_helpers import CONFIGS
 
 from cast_mm.datasets import PackSuperpixelSegInputs, SEEDSSuperpixels
 from cast_mm.models.segmentors.superpixel_encoder_decoder import HEAD_PACKAGES, UNSUPPORTED_HEADS
@@ -220,8 +220,8 @@ def test_a_neck_needs_a_head_that_reads_feature_maps():
 @pytest.mark.slow
 def test_config_inheriting_the_segmenter_recipe_takes_uperhead(tmp_path):
     """The first thing an mmseg user tries: a familiar head in place of ours."""
+    from helpers.seg import make_ade20k, shrink_seg_config
     from mmengine.runner import Runner
-    from seg_helpers import make_ade20k, shrink_seg_config
     config = tmp_path / 'cast_uperhead.py'
     config.write_text(
         f"_base_ = [{osp.join(CONFIGS, 'cast-s_ade20k.py')!r}]\n"
@@ -237,8 +237,8 @@ def test_config_inheriting_the_segmenter_recipe_takes_uperhead(tmp_path):
 @pytest.mark.slow
 def test_test_time_augmentation_with_uperhead(tmp_path):
     """What ``tools/test.py --tta`` runs: mmseg's SegTTAModel over scales and flips."""
+    from helpers.seg import make_ade20k, shrink_seg_config
     from mmengine.runner import Runner
-    from seg_helpers import make_ade20k, shrink_seg_config
     cfg = shrink_seg_config(Config.fromfile(osp.join(CONFIGS, 'cast-s_upernet_ade20k.py')),
                             str(tmp_path / 'work'), make_ade20k(str(tmp_path / 'ade')))
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline

@@ -1,7 +1,7 @@
 """Decode losses computed per superpixel equal mmseg's pixel-level losses, value and gradient."""
 import pytest
 import torch
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels, tiny_cast
+from helpers import TINY_ARCH, TINY_CLUSTERS, grid_superpixels, tiny_cast
 from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 from mmseg.models.losses import CrossEntropyLoss, DiceLoss, accuracy

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import photo
+from helpers import photo
 from mmcv.transforms import BaseTransform
 from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData

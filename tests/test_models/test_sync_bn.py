@@ -1,6 +1,5 @@
 """Synchronised batch norm of CAST: plain BN in one process, global statistics across processes."""
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -8,7 +7,7 @@ import textwrap
 import pytest
 import torch
 import torch.nn as nn
-from conftest import TESTS, TINY_ARCH, TINY_CLUSTERS
+from helpers import TINY_ARCH, TINY_CLUSTERS, cpu_training_env
 
 from cast_mm.models import CAST
 from cast_mm.models.utils import MaskedSyncBatchNorm, build_batch_norm, norm_segment_tokens
@@ -79,8 +78,7 @@ WORKER = textwrap.dedent('''
     import torch
     import torch.distributed as dist
     import torch.nn as nn
-    sys.path.insert(0, {tests!r})
-    from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+    from helpers import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
     from cast_mm.models import CAST
     from cast_mm.models.utils import MaskedSyncBatchNorm
 
@@ -88,7 +86,7 @@ WORKER = textwrap.dedent('''
     dist.init_process_group('gloo', init_method='file://' + out_dir + '/rendezvous',
                             rank=rank, world_size=world)
     torch.manual_seed(0)
-    result = {{}}
+    result = {}
     # A bare layer: rank r holds rows r::2 of one batch (3 and 2 rows of a 5-row batch).
     x = torch.randn(5, 4, dtype=torch.float64) * torch.arange(1., 5.) + 2.
     weight = torch.randn(5, 4, dtype=torch.float64)
@@ -107,8 +105,8 @@ WORKER = textwrap.dedent('''
         images = torch.randn(1, 3, 64, 64) * (1 + rank)
         feats = model.forward_features(images, grid_superpixels(1, 64, 64))
         feats.fused_tokens.sum().backward()
-        result[norm] = {{name: buf.tolist() for name, buf in model.named_buffers()
-                         if 'running_mean' in name}}
+        result[norm] = {name: buf.tolist() for name, buf in model.named_buffers()
+                        if 'running_mean' in name}
     with open(out_dir + '/rank%d.json' % rank, 'w') as f:
         json.dump(result, f)
     dist.destroy_process_group()
@@ -120,8 +118,8 @@ def ranks(tmp_path_factory):
     """One training step in each of 2 gloo processes (CPU), their results per rank."""
     out = tmp_path_factory.mktemp('two_ranks')
     script = out / 'worker.py'
-    script.write_text(WORKER.format(tests=TESTS))
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+    script.write_text(WORKER)
+    env = cpu_training_env()
     procs = [subprocess.Popen([sys.executable, str(script), str(rank), str(out)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env) for rank in range(2)]

@@ -1,7 +1,7 @@
 """Activation checkpointing of the CAST blocks (``with_cp=True``) changes no gradient."""
 import pytest
 import torch
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from helpers import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
 
 from cast_mm.models import CAST
 

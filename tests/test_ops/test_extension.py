@@ -1,11 +1,10 @@
 """The compiled operators are optional: without cast_mm.ops._C the package runs the fallbacks and
 says so."""
-import os
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from helpers import REPO, subprocess_env
 
 WITHOUT_EXTENSION = """
 import sys
@@ -26,7 +25,7 @@ assert not hasattr(torch.ops.cast_mm, 'fps_cpu')
 
 @pytest.mark.slow  # a process importing the whole stack
 def test_the_package_works_without_the_extension_and_says_so():
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = subprocess_env()
     result = subprocess.run([sys.executable, '-c', WITHOUT_EXTENSION], cwd=str(REPO), env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

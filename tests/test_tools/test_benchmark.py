@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, load_tool
+from helpers import REPO, load_tool
 
 from cast_analysis import (ModelSpec, Settings, load_config, model_specs, peak_memory, read_json,
                            superpixel_count, task_batch)
@@ -57,16 +57,27 @@ def test_help_names_every_section(capsys):
         assert section in printed
 
 
-def test_kernels_section_times_each_kernel_against_its_torch_formulation():
-    from cast_analysis.benchmark import Options, section_kernels
+def test_kernels_section_tabulates_each_kernel_against_its_torch_formulation(monkeypatch):
+    """The section's arithmetic and table on fabricated timings (nothing is timed)."""
+    from cast_analysis import benchmark
     from cast_analysis.report import new_run
+    timed = []
+
+    def fabricated(fns, settings, options, repeats=None):
+        timed.append(sorted(fns))
+        return {'kernel': 0.002, 'torch': 0.0125}, None
+
+    monkeypatch.setattr(benchmark, '_times', fabricated)
     run = new_run('benchmark', 'test', 'cpu', {})
-    section_kernels(run, Settings(smoke=True), Options(warmup=0, repeats=1, memory=False))
-    table = [t for t in run['tables'] if t['section'] == 'kernels']
-    assert len(table) == 1 and len(table[0]['rows']) == 2
-    for key in ('kernels/fps/197x8', 'kernels/fps/1025x2'):
-        result = run['results'][key]
-        assert result['kernel_ms'] > 0 and result['torch_ms'] > 0, key
+    benchmark.section_kernels(run, Settings(smoke=True),
+                              benchmark.Options(warmup=0, repeats=1, memory=False))
+    assert timed == [['kernel', 'torch']] * len(benchmark.FPS_CASES)
+    table, = [t for t in run['tables'] if t['section'] == 'kernels']
+    for (batch, points, samples), row in zip(benchmark.FPS_CASES, table['rows']):
+        assert row[0] == f'FPS {points}->{samples - 1} x{batch}'
+        assert row[2:] == ['2.00', '12.50', '6.2x']
+        results = run['results'][f'kernels/fps/{points}x{batch}']
+        assert results == dict(kernel_ms=2.0, torch_ms=12.5)
 
 
 def test_upernet_models_are_ours_and_mmseg_deit_s_on_the_same_head():

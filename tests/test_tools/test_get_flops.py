@@ -3,7 +3,7 @@ import os.path as osp
 
 import torch
 import torch.nn.functional as F
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, load_tool
+from helpers import REPO, TINY_ARCH, TINY_CLUSTERS, load_tool
 
 from cast_analysis.flops import TensorForward, model_complexity, sdpa_flop_jit
 

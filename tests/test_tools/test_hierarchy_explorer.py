@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import load_tool
-from weights_helpers import DEIT, file_bytes, loopback_hub, to_official_deit
+from helpers import load_tool
+from helpers.hub import DEIT, file_bytes, loopback_hub, to_official_deit
 
 from cast_mm.apis import HierarchyExtractor
 
@@ -28,7 +28,7 @@ TINY_CLASSIFIER = (
 @pytest.fixture(scope='module')
 def tiny_page(tmp_path_factory):
     """The explorer's page logic on a tiny DeiT classifier (random weights), and its config."""
-    from conftest import REPO
+    from helpers import REPO
     tool = load_tool('hierarchy_explorer')
     root = tmp_path_factory.mktemp('explorer')
     config = root / 'tiny_deit.py'

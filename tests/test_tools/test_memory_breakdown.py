@@ -1,7 +1,7 @@
 """tools/analysis/memory_breakdown.py attributes a train step's saved tensors to their modules."""
 
 import pytest
-from conftest import load_tool
+from helpers import load_tool
 
 from cast_analysis import Settings
 from cast_analysis.saved_tensors import breakdown

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import load_tool
+from helpers import load_tool
 
 from cast_analysis import resume as resume_time
 

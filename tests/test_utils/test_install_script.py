@@ -4,7 +4,7 @@ import os.path as osp
 import subprocess
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 SCRIPT = osp.join(REPO, 'tools', 'install.sh')
 

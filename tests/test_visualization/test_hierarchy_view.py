@@ -1,13 +1,10 @@
 """Interactive hierarchy view helpers: nested colours, click paths, panel geometry, .npz files."""
 import io
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 
 from cast_mm.apis import SegmentHierarchy, hierarchy_arrays, save_hierarchy
 from cast_mm.visualization import (HierarchyView, caption_bar_height, hierarchy_palettes,
@@ -160,17 +157,3 @@ def test_npz_file_round_trips_the_hierarchy():
                                                 'parents_1', 'superpixel_ids'}
     with pytest.raises(ValueError, match='does not match'):
         hierarchy_arrays(hierarchy, image=image[:4])
-
-
-@pytest.mark.slow  # imports every module of the package in a fresh interpreter
-def test_package_never_imports_gradio():
-    code = ('import importlib, pkgutil, sys\n'
-            'import cast_mm\n'
-            'for info in pkgutil.walk_packages(cast_mm.__path__, "cast_mm."):\n'
-            '    importlib.import_module(info.name)\n'
-            'loaded = sorted(m for m in sys.modules if m.split(".")[0] == "gradio")\n'
-            'print("gradio modules:", loaded)\n'
-            'sys.exit(1 if loaded else 0)\n')
-    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True,
-                          text=True, env={**__import__('os').environ, 'PYTHONPATH': REPO})
-    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, load_tool, write_tiny_backbone
+from helpers import REPO, TINY_ARCH, TINY_CLUSTERS, load_tool, write_tiny_backbone
+from helpers.hub import DEIT, file_bytes, loopback_hub, to_official_deit
 from mmengine.registry import VISUALIZERS
-from weights_helpers import DEIT, file_bytes, loopback_hub, to_official_deit
 
 from cast_mm.apis import SegmentHierarchy, extract_hierarchy
 from cast_mm.engine import HierarchyVisualizationHook

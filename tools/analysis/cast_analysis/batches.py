@@ -6,7 +6,7 @@ official presets, then its packing transform). Segmentation labels are regions o
 photographs (a coarse segmentation into 150 classes with an ignored band along region
 borders); classification labels are fixed classes.
 """
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -82,14 +82,16 @@ def superpixel_count(batch: Dict) -> int:
                else int(s.superpixels.max()) for s in batch['data_samples']) + 1
 
 
-def cast_like_points(batch: int, num_points: int, channels: int = 384) -> torch.Tensor:
-    """Farthest-point-sampling input as CAST builds it: ``[mean token, tokens]`` with 10% of the
-    tokens padded (equal to the mean)."""
-    gen = torch.Generator().manual_seed(0)
-    tokens = torch.randn(batch, num_points - 1, channels, generator=gen)
-    num_padded = (num_points - 1) // 10
-    mean = tokens[:, :-num_padded].mean(dim=1, keepdim=True)
-    tokens[:, -num_padded:] = mean
+def cast_like_points(batch: int, num_tokens: int, channels: int = 384,
+                     num_padded: Optional[int] = None, seed: int = 0) -> torch.Tensor:
+    """Farthest-point-sampling input as CAST builds it, ``(batch, num_tokens + 1, channels)``:
+    ``[mean token, tokens]`` with the last ``num_padded`` tokens (default: 10%) padded, i.e.
+    equal to the mean of the others."""
+    num_padded = num_tokens // 10 if num_padded is None else num_padded
+    gen = torch.Generator().manual_seed(seed)
+    tokens = torch.randn(batch, num_tokens, channels, generator=gen)
+    mean = tokens[:, :num_tokens - num_padded].mean(dim=1, keepdim=True)
+    tokens[:, num_tokens - num_padded:] = mean
     return torch.cat([mean, tokens], dim=1)
 
 

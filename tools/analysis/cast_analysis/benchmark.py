@@ -473,7 +473,7 @@ def section_fps(run: Dict, settings: Settings, options: Options) -> None:
     device = settings.torch_device
     rows = []
     for batch, num_points, num_samples in FPS_CASES:
-        points = cast_like_points(batch, num_points)
+        points = cast_like_points(batch, num_points - 1)  # the mean token is the first point
         on_device = points.to(device)
         fns = {'native': lambda: farthest_point_sampling(on_device, num_samples),
                'dgl': lambda: farthest_point_sampling(points, num_samples, backend='dgl')}
@@ -502,7 +502,7 @@ def section_kernels(run: Dict, settings: Settings, options: Options) -> None:
     device = settings.torch_device
     rows = []
     for batch, num_points, num_samples in FPS_CASES:
-        points = cast_like_points(batch, num_points).to(device)
+        points = cast_like_points(batch, num_points - 1).to(device)
         fns = {'kernel': lambda: farthest_point_sampling(points, num_samples),
                'torch': lambda: fps_torch(points, num_samples, 0)}
         times, _ = _times(fns, settings, options)

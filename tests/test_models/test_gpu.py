@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from helpers import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from helpers.seg import CONFIGS, dataset_root_for, shrink_seg_config
 from mmengine.config import Config
 from mmengine.runner import Runner
-from seg_helpers import CONFIGS, dataset_root_for, shrink_seg_config
 
 from cast_mm.models import CAST
 from cast_mm.models.utils import MaskedSyncBatchNorm
@@ -113,7 +113,7 @@ def test_masked_sync_bn_on_nccl_equals_batch_norm(monkeypatch, tmp_path):
 def test_cuda_random_state_is_saved_and_restored_by_checkpoints(tmp_path):
     """Dropout on CUDA draws from the CUDA generator: a resumed run equals an uninterrupted
     one only if checkpoints carry that generator's state."""
-    from resume_helpers import make_runner
+    from helpers.training import make_runner
 
     def train(work_dir, max_iters, resume=False):
         runner = make_runner(work_dir, max_iters=max_iters, resume=resume, drop=0.2)

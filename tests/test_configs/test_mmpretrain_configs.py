@@ -1,8 +1,7 @@
 """The full-size models of configs/cast/ have the official architectures (official counts)."""
-import os.path as osp
 
 import pytest
-from conftest import REPO
+from helpers import load_config
 from mmengine.config import Config
 
 import cast_mm  # noqa: F401
@@ -16,7 +15,7 @@ pytestmark = pytest.mark.usefixtures('mmpretrain_scope')
 
 
 def config(name: str) -> Config:
-    return Config.fromfile(osp.join(REPO, 'configs', 'cast', name))
+    return load_config(name)
 
 
 def count(module, trainable: bool = False) -> int:

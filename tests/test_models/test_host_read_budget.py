@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-from conftest import REPO
+from helpers import REPO
+from helpers.seg import CONFIGS, dataset_root_for, shrink_seg_config
 from mmengine.config import Config
 from mmengine.runner import Runner
-from seg_helpers import CONFIGS, dataset_root_for, shrink_seg_config
 
 from cast_analysis.host_reads import HostReadCounter
 from cast_mm.models.utils import MaskedSyncBatchNorm
@@ -118,7 +118,7 @@ def test_segmentation_train_step_reads_at_most_two_values(name, synchronised_bn,
 @pytest.mark.slow
 def test_classification_train_step_reads_at_most_two_values(synchronised_bn, tmp_path,
                                                             mmpretrain_scope):
-    from test_mmpretrain_training import TINY, _shrink
+    from helpers.cls import TINY_CLS_ARCH, shrink_cls_pipeline
     root = tmp_path / 'images'
     rng = np.random.default_rng(0)
     for label, cls_name in enumerate(['n0001', 'n0002']):
@@ -130,15 +130,15 @@ def test_classification_train_step_reads_at_most_two_values(synchronised_bn, tmp
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'cast', 'cast-s_8xb128_in1k.py'))
     cfg.work_dir = str(tmp_path / 'work')
     backbone = cfg.model.backbone
-    backbone.update(arch=TINY, num_clusters=(16, 8, 4, 2), img_size=64, pool_num_heads=3,
-                    init_cfg=None, drop_rate=0.1,
+    backbone.update(arch=TINY_CLS_ARCH, num_clusters=(16, 8, 4, 2), img_size=64,
+                    pool_num_heads=3, init_cfg=None, drop_rate=0.1,
                     norm_cfg=dict(type='cast_mm.MaskedSyncBN'))
-    cfg.model.head.update(num_classes=2, in_channels=TINY['embed_dims'])
+    cfg.model.head.update(num_classes=2, in_channels=TINY_CLS_ARCH['embed_dims'])
     cfg.model.data_preprocessor = dict(cfg.data_preprocessor, num_classes=2)
     loader = cfg.train_dataloader
     loader.update(batch_size=4, num_workers=0, persistent_workers=False)
     loader.dataset = dict(type='CustomDataset', data_root=str(root), data_prefix='train',
-                          pipeline=_shrink(loader.dataset.pipeline))
+                          pipeline=shrink_cls_pipeline(loader.dataset.pipeline))
     _assert_train_step_within_budget(cfg, synchronised_bn)
 
 

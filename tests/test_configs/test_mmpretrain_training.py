@@ -6,11 +6,11 @@ synthetic JPEGs in class folders under ``tmp_path``.
 import copy
 import os.path as osp
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_CLUSTERS, grid_superpixels
+from helpers import grid_superpixels
+from helpers.cls import CLS_SIZE, make_image_folder, tiny_cls_config
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -19,71 +19,13 @@ from mmpretrain.structures import DataSample
 import cast_mm  # noqa: F401
 from cast_mm.registry import MODELS
 
-TINY = dict(embed_dims=48, depths=(1, 1, 1, 1), num_heads=3)
-SIZE = 64
-
 pytestmark = pytest.mark.usefixtures('mmpretrain_scope')
 
 
 @pytest.fixture(scope='module')
 def image_folder(tmp_path_factory):
     """``train/`` and ``val/`` with two class folders of three 80 x 96 JPEGs each."""
-    root = tmp_path_factory.mktemp('tiny_imagenet')
-    rng = np.random.default_rng(0)
-    for split in ('train', 'val'):
-        for label, name in enumerate(['n0001', 'n0002']):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(3):
-                img = rng.integers(0, 60, (80, 96, 3), dtype=np.uint8)
-                img[:, :48] += np.uint8(120 * label + 40 * i)  # some structure for SEEDS
-                cv2.imwrite(str(folder / f'{i}.jpg'), img)
-    return root
-
-
-def _shrink(node):
-    """Replace the 224 / 256 px sizes of a pipeline by 64 / 72 px, recursively."""
-    if isinstance(node, dict):
-        out = {k: _shrink(v) for k, v in node.items()}
-        if out.get('scale') == 224 or out.get('crop_size') == 224:
-            out.update({k: SIZE for k in ('scale', 'crop_size') if k in out})
-        elif out.get('scale') == 256:
-            out['scale'] = SIZE + 8
-        return out
-    if isinstance(node, (list, tuple)):
-        return type(node)(_shrink(v) for v in node)
-    return node
-
-
-def tiny_config(name: str, root, work_dir, **model) -> Config:
-    """The named config of configs/cast/ with a tiny model and data under ``root``."""
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'cast', name))
-    cfg.work_dir = str(work_dir)
-    cfg.merge_from_dict(dict(model=dict(backbone=dict(
-        num_clusters=TINY_CLUSTERS, img_size=SIZE, pool_num_heads=3), **model)))
-    cfg.model.backbone.arch = TINY
-    if cfg.model.backbone.get('init_cfg') is not None:
-        cfg.model.backbone.init_cfg = None
-    splits = [('train_dataloader', 'train')]
-    if 'val_dataloader' in cfg:
-        splits.append(('val_dataloader', 'val'))
-    for key, split in splits:
-        loader = cfg[key]
-        loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-        dataset = dict(type='CustomDataset', data_root=str(root), data_prefix=split,
-                       pipeline=_shrink(loader.dataset.pipeline))
-        if key == 'train_dataloader' and cfg.model.type.endswith('MoCoV3'):
-            dataset['with_label'] = False
-        loader.dataset = dataset
-    if 'val_dataloader' in cfg:
-        cfg.test_dataloader = cfg.val_dataloader
-        cfg.val_evaluator = cfg.test_evaluator = dict(type='Accuracy', topk=(1, ))
-    cfg.train_cfg.max_epochs = 1
-    cfg.param_scheduler = []
-    cfg.default_hooks.logger.interval = 1
-    cfg.log_level = 'WARNING'
-    cfg.randomness = dict(seed=0)
-    return cfg
+    return make_image_folder(tmp_path_factory.mktemp('tiny_imagenet'))
 
 
 class CountIters(Hook):
@@ -110,8 +52,8 @@ def run(cfg: Config, resume: bool = False):
 
 
 def deit_config(image_folder, work_dir) -> Config:
-    cfg = tiny_config('cast-s_8xb128_in1k.py', image_folder, work_dir,
-                      head=dict(num_classes=2, in_channels=48))
+    cfg = tiny_cls_config('cast-s_8xb128_in1k.py', image_folder, work_dir,
+                          head=dict(num_classes=2, in_channels=48))
     cfg.model.data_preprocessor = dict(cfg.data_preprocessor, num_classes=2)
     cfg.train_dataloader.batch_size = 3  # 6 images: 2 iterations
     return cfg
@@ -139,10 +81,10 @@ def test_supervised_training_mixup_eval_and_resume(image_folder, tmp_path):
 
 
 def test_mocov3_two_iterations(image_folder, tmp_path):
-    cfg = tiny_config('cast-s_mocov3-100e_8xb32_in1k.py', image_folder, tmp_path,
-                      neck=dict(in_channels=48, hid_channels=64, out_channels=32),
-                      head=dict(predictor=dict(in_channels=32, hid_channels=64,
-                                               out_channels=32)))
+    cfg = tiny_cls_config('cast-s_mocov3-100e_8xb32_in1k.py', image_folder, tmp_path,
+                          neck=dict(in_channels=48, hid_channels=64, out_channels=32),
+                          head=dict(predictor=dict(in_channels=32, hid_channels=64,
+                                                   out_channels=32)))
     cfg.train_dataloader.batch_size = 3
     runner, counter = run(cfg)
     assert counter.iters == 2 and np.isfinite(counter.loss)
@@ -154,10 +96,10 @@ def test_mocov3_two_iterations(image_folder, tmp_path):
 
 
 def test_mocov3_coco_config_two_iterations(image_folder, tmp_path):
-    cfg = tiny_config('cast-s_mocov3-400e_8xb32_coco.py', image_folder, tmp_path / 'coco',
-                      neck=dict(in_channels=48, hid_channels=64, out_channels=32),
-                      head=dict(predictor=dict(in_channels=32, hid_channels=64,
-                                               out_channels=32)))
+    cfg = tiny_cls_config('cast-s_mocov3-400e_8xb32_coco.py', image_folder, tmp_path / 'coco',
+                          neck=dict(in_channels=48, hid_channels=64, out_channels=32),
+                          head=dict(predictor=dict(in_channels=32, hid_channels=64,
+                                                   out_channels=32)))
     cfg.train_dataloader.batch_size = 3
     assert cfg.model.backbone.out_type == 'fused_mean'
     assert cfg.train_dataloader.dataset.with_label is False
@@ -167,16 +109,16 @@ def test_mocov3_coco_config_two_iterations(image_folder, tmp_path):
 
 def test_linear_probe_keeps_backbone_frozen(image_folder, tmp_path):
     # a MoCo-v3 pre-training checkpoint of this repository initialises the probe's encoder
-    pre_cfg = tiny_config('cast-s_mocov3-100e_8xb32_in1k.py', image_folder, tmp_path / 'pre',
-                          neck=dict(in_channels=48, hid_channels=64, out_channels=32),
-                          head=dict(predictor=dict(in_channels=32, hid_channels=64,
-                                                   out_channels=32)))
+    pre_cfg = tiny_cls_config('cast-s_mocov3-100e_8xb32_in1k.py', image_folder, tmp_path / 'pre',
+                              neck=dict(in_channels=48, hid_channels=64, out_channels=32),
+                              head=dict(predictor=dict(in_channels=32, hid_channels=64,
+                                                       out_channels=32)))
     pretrained = MODELS.build(pre_cfg.model)
     pretrained.init_weights()
     torch.save(dict(state_dict=pretrained.state_dict()), tmp_path / 'pre.pth')
 
-    cfg = tiny_config('cast-s_mocov3-100e-pre_8xb128-linear-probe-90e_in1k.py', image_folder,
-                      tmp_path / 'probe', head=dict(num_classes=2, in_channels=48))
+    cfg = tiny_cls_config('cast-s_mocov3-100e-pre_8xb128-linear-probe-90e_in1k.py', image_folder,
+                          tmp_path / 'probe', head=dict(num_classes=2, in_channels=48))
     cfg.model.data_preprocessor = dict(cfg.data_preprocessor, num_classes=2)
     cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'pre.pth'),
                                        prefix='backbone.')
@@ -196,14 +138,15 @@ def test_linear_probe_keeps_backbone_frozen(image_folder, tmp_path):
 def test_mocov3_pairs_each_view_with_its_superpixels(image_folder, tmp_path):
     """The loss is symmetric in the two views, so swapping views together with their maps
     gives the same loss, while swapping the views alone does not."""
-    cfg = tiny_config('cast-s_mocov3-100e_8xb32_in1k.py', image_folder, tmp_path,
-                      neck=dict(in_channels=48, hid_channels=64, out_channels=32),
-                      head=dict(predictor=dict(in_channels=32, hid_channels=64,
-                                               out_channels=32)))
+    cfg = tiny_cls_config('cast-s_mocov3-100e_8xb32_in1k.py', image_folder, tmp_path,
+                          neck=dict(in_channels=48, hid_channels=64, out_channels=32),
+                          head=dict(predictor=dict(in_channels=32, hid_channels=64,
+                                                   out_channels=32)))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).eval()  # eval: no dropout, BN with running statistics
-    views = [torch.randn(2, 3, SIZE, SIZE), torch.randn(2, 3, SIZE, SIZE)]
-    cells = [grid_superpixels(2, SIZE, SIZE, cell=8), grid_superpixels(2, SIZE, SIZE, cell=4)]
+    views = [torch.randn(2, 3, CLS_SIZE, CLS_SIZE), torch.randn(2, 3, CLS_SIZE, CLS_SIZE)]
+    cells = [grid_superpixels(2, CLS_SIZE, CLS_SIZE, cell=8),
+             grid_superpixels(2, CLS_SIZE, CLS_SIZE, cell=4)]
 
     def loss(order, map_order):
         samples = [DataSample(superpixels=torch.stack([cells[v][i] for v in map_order]))
@@ -223,14 +166,13 @@ def test_loss_step_under_autocast(kind, dtype, image_folder, tmp_path):
     if kind == 'deit':
         cfg = deit_config(image_folder, tmp_path)
     else:
-        cfg = tiny_config('cast-s_mocov3-100e_8xb32_in1k.py', image_folder, tmp_path,
-                          neck=dict(in_channels=48, hid_channels=64, out_channels=32),
-                          head=dict(predictor=dict(in_channels=32, hid_channels=64,
-                                                   out_channels=32)))
+        cfg = tiny_cls_config('cast-s_mocov3-100e_8xb32_in1k.py', image_folder, tmp_path,
+                              neck=dict(in_channels=48, hid_channels=64, out_channels=32),
+                              head=dict(predictor=dict(in_channels=32, hid_channels=64,
+                                                       out_channels=32)))
         cfg.train_dataloader.batch_size = 3
-    runner = Runner.from_cfg(cfg)
-    model = runner.model
-    data = model.data_preprocessor(next(iter(runner.build_dataloader(cfg.train_dataloader))),
+    model = MODELS.build(cfg.model)
+    data = model.data_preprocessor(next(iter(Runner.build_dataloader(cfg.train_dataloader))),
                                    True)
     with torch.autocast('cpu', dtype=dtype):
         losses = model(**data, mode='loss')

@@ -1,22 +1,23 @@
-"""A tiny CAST training for the resume and checkpoint tests; also runnable as a script.
+"""A tiny CAST training for the resume, checkpoint and preemption tests; also run as a script.
 
-``python tests/resume_helpers.py WORK_DIR MAX_ITERS [--resume] [--hang-before N] [--by-epoch]
-[--interval K] [--workers N] [--record]`` trains (or resumes) in WORK_DIR and writes the final
-weights to WORK_DIR/final_weights.pth (``--by-epoch``: MAX_ITERS epochs; checkpoints every K
-iterations). ``--hang-before N`` writes WORK_DIR/hanging and blocks when iteration N starts, so a
-test can kill the process at a known point; ``--launcher pytorch`` runs under
-``torch.distributed.run`` (gloo), and a restarted group resumes by itself as ``tools/train.py``
-does. ``--record`` writes each process's pid to WORK_DIR/pid_rank<R> and appends rank 0's loss
-of every iteration to WORK_DIR/losses.jsonl (see :class:`RecordHook`).
+``python -m helpers.training WORK_DIR MAX_ITERS [--resume] [--hang-before N] [--by-epoch]
+[--interval K] [--workers N] [--record]`` (in the environment of
+:func:`helpers.subprocess_env`) trains (or resumes) in WORK_DIR and writes the final weights to
+WORK_DIR/final_weights.pth (``--by-epoch``: MAX_ITERS epochs; checkpoints every K iterations).
+``--hang-before N`` writes WORK_DIR/hanging and blocks when iteration N starts, so a test can
+kill the process at a known point; ``--launcher pytorch`` runs under ``torch.distributed.run``
+(gloo), and a restarted group resumes by itself as ``tools/train.py`` does. ``--record`` writes
+each process's pid to WORK_DIR/pid_rank<R> and appends rank 0's loss of every iteration to
+WORK_DIR/losses.jsonl (see :class:`RecordHook`).
 """
 import argparse
 import json
 import os
 import os.path as osp
 import random
-import socket
 import sys
 import time
+from typing import List
 
 import numpy as np
 import torch
@@ -33,16 +34,10 @@ import cast_mm
 from cast_mm.engine import find_resumable_checkpoint, restart_count
 from cast_mm.models import CAST
 from cast_mm.utils import close_distributed, setup_cpu_distributed
+from . import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels  # noqa: E402
-
-
-def free_port() -> int:
-    """A TCP port of localhost that no process listens on now (for ``--master_port``)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+#: The command that runs :func:`main` (with :func:`helpers.cpu_training_env`).
+COMMAND = [sys.executable, '-m', 'helpers.training']
 
 
 class TinyCASTClassifier(BaseModel):
@@ -176,8 +171,15 @@ def make_runner(work_dir, max_iters=6, resume=False, load_from=None, by_epoch=Fa
             model_wrapper_cfg=launch_cfg.model_wrapper_cfg))
 
 
-def main():
-    parser = argparse.ArgumentParser()
+def train(work_dir, **kwargs) -> Runner:
+    """:func:`make_runner`, trained."""
+    runner = make_runner(work_dir, **kwargs)
+    runner.train()
+    return runner
+
+
+def main(argv: List[str] = None):
+    parser = argparse.ArgumentParser(prog='python -m helpers.training')
     parser.add_argument('work_dir')
     parser.add_argument('max_iters', type=int)
     parser.add_argument('--resume', action='store_true')
@@ -189,7 +191,7 @@ def main():
     parser.add_argument('--record', action='store_true', help='pid files and a loss record')
     parser.add_argument('--sleep', type=float, default=0.0,
                         help='seconds of pause after each iteration (with --record)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cast_mm.setup_env()  # as tools/train.py (a Runner built without a config reads none)
     resume, load_from = args.resume or restart_count() > 0, None
     if resume:  # as tools/train.py resumes

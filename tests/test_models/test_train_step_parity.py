@@ -14,7 +14,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import REPO, SHARED
+from helpers import SHARED, load_config
 
 FIXTURE = osp.join(SHARED, 'fixtures', 'official_train_step_public.pt')
 CONFIGS = ['cast-s_ade20k.py', 'cast-s_pascal-context.py', 'cast-b_ade20k.py',
@@ -33,14 +33,13 @@ def fixture():
 
 def build_from_config(name, official, literal, mask_padding):
     """The config's segmentor with the fixture's model size, float64, converted weights."""
-    from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
     from cast_mm.checkpoints import convert_official_checkpoint
     from cast_mm.models.execution_profile import LITERAL
     from cast_mm.registry import MODELS
 
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'cast', name))
+    cfg = load_config(name)
     size = official['config']
     decoder = size['decoder']
     backbone = cfg.model.backbone

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from helpers import REPO, TINY_ARCH, TINY_CLUSTERS, grid_superpixels
+from helpers.seg import CONFIGS, shrink_seg_config
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
-from seg_helpers import CONFIGS, shrink_seg_config
 
 from cast_mm.models import CAST
 

@@ -5,14 +5,11 @@ bfloat16, which exercises the same code: every op of the forward either runs in 
 or is kept in float32 on purpose, outside autocast (superpixels, float64 farthest point
 sampling, token pooling, synchronised BN statistics, segment losses).
 """
-import os.path as osp
 
 import pytest
 import torch
-from conftest import TINY_ARCH, TINY_CLUSTERS, grid_superpixels
-from mmengine.config import Config
-from mmengine.runner import Runner
-from seg_helpers import CONFIGS, dataset_root_for, shrink_seg_config
+from helpers import TINY_ARCH, TINY_CLUSTERS, grid_superpixels, load_config
+from helpers.seg import dataset_root_for, model_and_batch, shrink_seg_config
 
 from cast_mm.models import CAST
 
@@ -42,12 +39,9 @@ def test_backbone_forward_and_backward_under_autocast(mode, token_pooling, fused
 @pytest.mark.parametrize('name', ['cast-s_ade20k.py', 'cast-s_hierarchy-mlp-head_ade20k.py',
                                   'cast-s_voc-finetune.py'])
 def test_segmentor_loss_step_under_autocast(name, dtype, tmp_path):
-    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    cfg = load_config(name)
     shrink_seg_config(cfg, str(tmp_path / 'work'), dataset_root_for(name, tmp_path))
-    runner = Runner.from_cfg(cfg)
-    model = runner.model
-    batch = next(iter(runner.build_dataloader(cfg.train_dataloader)))
-    data = model.data_preprocessor(batch, True)
+    model, data = model_and_batch(cfg)
     with torch.autocast('cpu', dtype=dtype):
         losses = model(**data, mode='loss')
     loss, _ = model.parse_losses(losses)

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 DOC = osp.join(REPO, 'docs', 'hierarchy.md')
 

@@ -15,9 +15,9 @@ from typing import Any, Dict, List
 
 import pytest
 import torch.nn as nn
-from conftest import REPO, TINY_ARCH
+from helpers import REPO, TINY_ARCH, load_config
+from helpers.seg import shrink_head
 from mmengine.config import Config
-from seg_helpers import shrink_head
 
 CONFIGS = osp.join(REPO, 'configs', 'cast')
 
@@ -85,7 +85,7 @@ def _reduces_zero_label(dataset: Dict) -> bool:
 
 def recipe_values(name: str) -> Dict[str, Any]:
     """The recipe values of a config, read from ``Config.fromfile`` (no model is built)."""
-    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    cfg = load_config(name)
     model = cfg.model
     backbone = model.backbone
     loader = cfg.train_dataloader
@@ -160,7 +160,7 @@ def built_values(name: str) -> Dict[str, Any]:
     from mmengine.registry import DefaultScope
 
     from cast_mm.registry import MODELS
-    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    cfg = load_config(name)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         return _built_values(cfg, MODELS)
 
@@ -604,11 +604,11 @@ def test_every_config_has_a_row():
     test_evaluation_only_config_builds; a config in neither fails."""
     names = set(_config_names())
     missing = names - set(ROWS) - EVALUATION_ONLY
-    assert not missing, f'configs without an official-recipe row in tests/test_recipes.py: ' \
+    assert not missing, f'configs without an official-recipe row in ROWS (this file): ' \
                         f'{sorted(missing)}'
     assert not (set(ROWS) | EVALUATION_ONLY) - names, 'rows for configs that do not exist'
     for name in EVALUATION_ONLY:
-        cfg = Config.fromfile(osp.join(CONFIGS, name))
+        cfg = load_config(name)
         assert 'train_dataloader' not in cfg and 'optim_wrapper' not in cfg, \
             f'{name} trains: give it a row in ROWS'
 
@@ -639,7 +639,7 @@ def test_evaluation_only_config_builds(name):
 
     from cast_mm.models import CAST
     from cast_mm.registry import MODELS
-    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    cfg = load_config(name)
     if 'backbone' in cfg.model:  # a segmentor or classifier; else the bare backbone
         cfg.model.backbone.init_cfg = None
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'cast_mm')):

@@ -5,16 +5,14 @@ from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
-from conftest import REPO, TINY_ARCH, TINY_CLUSTERS
 from mmengine.config import Config
 
 from cast_mm.datasets import generate_demo_ade20k
-
-CONFIGS = osp.join(REPO, 'configs', 'cast')
+from . import CONFIGS, TINY_ARCH, TINY_CLUSTERS, load_config
 
 
 def _trains_a_segmentor(name: str) -> bool:
-    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    cfg = load_config(name)
     return 'train_dataloader' in cfg and cfg.model.type.endswith('SuperpixelEncoderDecoder')
 
 
@@ -118,6 +116,19 @@ def shrink_seg_config(cfg: Config, work_dir: str, data_root: Optional[str] = Non
     cfg.default_hooks.logger.interval = 1
     cfg.env_cfg.cudnn_benchmark = False
     return cfg
+
+
+def model_and_batch(cfg: Config) -> tuple:
+    """The model of ``cfg`` and one preprocessed training batch, built in the config's scope as
+    a runner builds them (without the rest of a runner)."""
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+
+    from cast_mm.registry import MODELS
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+        batch = next(iter(Runner.build_dataloader(cfg.train_dataloader)))
+    return model, model.data_preprocessor(batch, True)
 
 
 def dataset_root_for(config_name: str, tmp_path) -> Optional[str]:

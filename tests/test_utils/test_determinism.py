@@ -1,15 +1,15 @@
 """Deterministic mode (``randomness=dict(deterministic=True)``): what CAST does for it.
 
-The CUDA run itself is in tests/test_gpu.py; here, on CPU: the environment torch needs is set
-from the config before the runner is built, and the position/feature resize that CUDA cannot
-differentiate deterministically takes the matrix route with the same result.
+The CUDA run itself is in tests/test_models/test_gpu.py; here, on CPU: the environment torch
+needs is set from the config before the runner is built, and the position/feature resize that
+CUDA cannot differentiate deterministically takes the matrix route with the same result.
 """
 import os
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO
+from helpers import REPO
 
 from cast_mm.models.layers import resize_pos_grid
 from cast_mm.utils import load_tool_config, prepare_deterministic_environment
