@@ -309,6 +309,8 @@ class HierarchyExtractor:
 
     # ----------------------------------------------------------------------- both
     def _forward(self, inputs: Tensor, superpixels: Tensor) -> CASTFeatures:
+        if not any(module.training for module in self.backbone.modules()):
+            return self.backbone.forward_features(inputs, superpixels)  # already in eval mode
         was_training = self.backbone.training
         self.backbone.eval()
         try:

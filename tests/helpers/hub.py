@@ -159,3 +159,53 @@ def load_in_process_group(rank: int, world_size: int, init_file: str, env: dict,
     with open(osp.join(results, f'rank{rank}.txt'), 'w') as f:
         f.write(out)
     dist.destroy_process_group()
+
+
+def _sequential_mlp(state_dict, prefix, official_prefix) -> dict:
+    """``NonLinearNeck`` weights (``fc{i}``, ``bn{i}``) as the official ``nn.Sequential``
+    (Linear ``3i``, BatchNorm ``3i + 1``, ReLU)."""
+    out = {}
+    for key, value in state_dict.items():
+        match = re.match(rf'^{re.escape(prefix)}(fc|bn)(\d+)\.(.*)$', key)
+        if match:
+            kind, index, rest = match.groups()
+            out[f'{official_prefix}{3 * int(index) + (kind == "bn")}.{rest}'] = value
+    return out
+
+
+def to_official_moco(state_dict, depths) -> dict:
+    """A cast_mm MoCo-v3 model's weights in the official pre-training layout
+    (``{'state_dict': module.base_encoder.* / module.predictor.*}``): the ``cast`` names of a
+    classification-mode encoder (``blocks.*`` and their ``blocksN.*`` aliases, a zero
+    ``pe_token``, the final norm) or the ``cast_seg`` names of a segmentation-mode one
+    (``blocksN.*`` only, ``block_fusion``); the projector as the encoder's ``head.N``. The
+    momentum encoder is left out (the converter drops it)."""
+    starts = [sum(depths[:i]) for i in range(len(depths))]
+    segmentation = any(k.startswith('backbone.fusion.') for k in state_dict)
+    encoder = OrderedDict()
+    for key, value in state_dict.items():
+        if not key.startswith('backbone.'):
+            continue
+        key = key[len('backbone.'):]
+        if key.startswith('stem.'):
+            encoder['patch_embed.' + key[len('stem.'):]] = value
+        elif key.startswith('pools.'):
+            stage, rest = re.match(r'^pools\.(\d+)\.(.*)$', key).groups()
+            encoder[f'pool{int(stage) + 1}.pool_block.{rest}'] = value
+        elif key.startswith('blocks.'):
+            index, rest = re.match(r'^blocks\.(\d+)\.(.*)$', key).groups()
+            stage = max(s for s in range(len(depths)) if starts[s] <= int(index))
+            encoder[f'blocks{stage + 1}.{int(index) - starts[stage]}.{rest}'] = value
+            if not segmentation:
+                encoder[key] = value
+        elif key.startswith('fusion.norm.'):
+            encoder['block_fusion.proj_blocks.0.norm.' + key[len('fusion.norm.'):]] = value
+        elif key.startswith('fusion.proj.'):
+            encoder['block_fusion.proj_blocks.2.' + key[len('fusion.proj.'):]] = value
+        else:
+            encoder[key] = value
+    encoder['pe_token'] = torch.zeros_like(encoder['cls_token'])
+    encoder.update(_sequential_mlp(state_dict, 'neck.', 'head.'))
+    state = OrderedDict(('module.base_encoder.' + k, v) for k, v in encoder.items())
+    state.update(_sequential_mlp(state_dict, 'head.predictor.', 'module.predictor.'))
+    return dict(state_dict=state, epoch=100, arch='cast_small')

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import load_tool
-from helpers.hub import DEIT, file_bytes, loopback_hub, to_official_deit
+from helpers.hub import DEIT, file_bytes, loopback_hub, to_official_deit, to_official_moco
 
 from cast_mm.apis import HierarchyExtractor
 
@@ -58,7 +58,7 @@ def test_page_shows_what_the_inferencer_sees(tiny_page, tmp_path):
     top5 = expected.pred_score.topk(5).indices.tolist()
     assert list(state['top5']) == [IMAGENET_CATEGORIES[i] for i in top5]
     assert state['image'].shape == (224, 224, 3)
-    saved = np.load(state['npz'])
+    saved = np.load(explorer.write_npz(state))
     np.testing.assert_array_equal(saved['superpixels'], state['superpixels'])
     np.testing.assert_array_equal(saved['label_maps'][0],
                                   state['hierarchy'].label_maps[0].numpy())
@@ -72,6 +72,7 @@ def test_visitors_keep_their_own_images(tiny_page, tmp_path):
     first_figure = explorer.render(first, 0.5, True)
     second = explorer.compute(tool.example_image('coffee'), ['example'], label, tool.SEEDS, 0)
     second_figure = explorer.render(second, 0.5, True)
+    explorer.write_npz(first), explorer.write_npz(second)
     assert explorer.click(first, (224 + 4 + 100, 200))
     explorer.render(first, 0.5, True)
     # the first visitor's image, picture files and hierarchy are untouched by the second's
@@ -299,3 +300,59 @@ def test_explorer_tool_and_inferencer_agree_on_the_official_model(hub, tmp_path,
     for level in (0, 4):
         picture = cv2.imread(str(tmp_path / 'vis' / f'photo_level{level}.png'))[..., ::-1]
         np.testing.assert_array_equal(picture, drawing.levels[level])
+
+
+def _test_pipeline_superpixels(cfg, path):
+    """The superpixels the config's test pipeline computes for the file ``path``."""
+    from mmengine.dataset import Compose
+    from mmengine.registry import TRANSFORMS, DefaultScope
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope') or 'cast_mm'):
+        pipeline = Compose([TRANSFORMS.build(step) for step in cfg.test_pipeline])
+    return pipeline(dict(img_path=path))['data_samples'].superpixels.numpy()
+
+
+def _official_stand_in(name, tmp_path):
+    """A model of ``name``'s config with weights unlike its initialisation, and the bytes of
+    its official-layout file (the layout :data:`OFFICIAL_FILES` gives the name's weights)."""
+    from cast_mm.apis import init_model
+    from cast_mm.checkpoints import OFFICIAL_FILES, model_info
+    path = model_info(name)['weights'].partition('/resolve/main/')[2]
+    torch.manual_seed(1)
+    source = init_model(model_info(name)['config'])
+    with torch.no_grad():
+        for param in source.parameters():
+            param.add_(0.02 * torch.randn_like(param))
+    convert = dict(deit=to_official_deit, moco=to_official_moco)[OFFICIAL_FILES[path].layout]
+    return source, path, file_bytes(convert(source.state_dict(), source.backbone.depths),
+                                    tmp_path)
+
+
+@pytest.mark.slow  # every offered model built twice on a 2-core CPU (CAST-B among them)
+@pytest.mark.parametrize('name', load_tool('hierarchy_explorer').selectable_models())
+def test_every_offered_model_by_name_shows_what_its_config_sees(name, hub, tmp_path,
+                                                                mmpretrain_scope):
+    """Each model the page offers, by name with stand-in official weights from a loopback
+    server: the page runs the weights of the file (converted when loaded), its superpixels
+    are the config's test pipeline's and a classifier's top 5 are
+    ``ImageClassificationInferencer(name)``'s."""
+    from mmpretrain import ImageClassificationInferencer
+    source, weights, body = _official_stand_in(name, tmp_path)
+    hub.serve(weights, body)
+    photo = _photo_file(tmp_path)
+    tool = load_tool('hierarchy_explorer')
+    explorer = tool.Explorer(tool.ModelCache('cpu'), str(tmp_path / 'out'))
+    os.makedirs(explorer.out_dir)
+    state = explorer.compute(photo, [], name, tool.SEEDS, 0)
+    loaded = explorer.models.get(name).model
+    weights = loaded.state_dict()
+    for key, value in source.state_dict().items():  # the file has no momentum encoder
+        assert key.startswith('momentum_encoder.') or torch.equal(weights[key], value), key
+    np.testing.assert_array_equal(state['superpixels'],
+                                  _test_pipeline_superpixels(loaded.cfg, photo))
+    if name.split('_')[1].startswith('mocov3'):
+        assert state['top5'] is None  # no classifier
+        return
+    expected = ImageClassificationInferencer(name)(photo, return_datasamples=True)[0]
+    np.testing.assert_array_equal(state['superpixels'], expected.superpixels.numpy())
+    top5 = expected.pred_score.topk(5).indices.tolist()
+    assert list(state['top5']) == [explorer.models.get(name).classes[i] for i in top5]
