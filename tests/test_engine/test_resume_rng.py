@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 import torch
-from resume_helpers import make_runner
+from helpers.training import make_runner
 
 
 def _draws():
