@@ -67,7 +67,6 @@ def test_no_readable_checkpoint(tmp_path, warnings_logged):
 
 KILL_IN_SAVE = textwrap.dedent("""
     import os, signal, sys
-    sys.path.insert(0, {tests!r})
     from mmengine.fileio import LocalBackend
     from helpers.training import make_runner
 
