@@ -85,6 +85,21 @@ def test_visitors_keep_their_own_images(tiny_page, tmp_path):
     assert set(vars(explorer)) == {'models', 'out_dir'}
 
 
+def test_page_handlers_give_each_visitor_the_state_of_their_own_upload(tiny_page, tmp_path):
+    """The page's upload handler, as Gradio calls it for two visitors (each with an empty
+    session state): the second visitor's state and picture are of the second image."""
+    tool, explorer, label, _ = tiny_page
+    os.makedirs(explorer.out_dir, exist_ok=True)
+    demo = tool.build_demo(explorer, [label], label)
+    on_upload = next(block.fn for block in demo.fns.values() if block.fn.__name__ == 'on_upload')
+    files = [_photo_file(tmp_path, 'a.png'), _photo_file(tmp_path, 'b.png', (120, 90))]
+    first, second = (next(on_upload(file, label, tool.SEEDS, 0, 0.5, True, None))[4]
+                     for file in files)
+    expected = explorer.compute(files[1], [], label, tool.SEEDS, 0)['image']
+    assert not np.array_equal(first['image'], second['image'])
+    np.testing.assert_array_equal(second['image'], expected)
+
+
 def test_settings_rerun_the_visitors_own_image(tiny_page, tmp_path):
     tool, explorer, label, _ = tiny_page
     os.makedirs(explorer.out_dir, exist_ok=True)
